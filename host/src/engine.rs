@@ -1,0 +1,22 @@
+//! The one wasmtime configuration every part of mpwasm uses.
+//!
+//! A precompiled component is tied to the exact `Config` that produced it, so
+//! the parent (which compiles and caches) and every worker process (which
+//! loads from the cache) must build their engine here. The engine's
+//! compatibility hash is part of the cache key ([`crate::load`]).
+
+use wasmtime::{Config, Engine};
+
+/// Builds the engine shared by compilation and worker processes.
+///
+/// # Errors
+///
+/// Fails only if wasmtime rejects the configuration (a build problem).
+pub(crate) fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    // No component-model async: it roughly doubles the cost of a host call
+    // and mpwasm's host functions block in their own process instead.
+    config.concurrency_support(false);
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+    Engine::new(&config)
+}

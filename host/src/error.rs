@@ -1,0 +1,165 @@
+//! Error types: one per kind of operation, all convertible into [`Error`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a guest file could not be loaded. `Display` is one line naming the
+/// file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The guest file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is larger than [`crate::limits::MAX_GUEST_FILE_BYTES`].
+    #[error("{}: too large for a guest ({size} bytes; the limit is {limit})", path.display())]
+    TooLarge {
+        /// The guest file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file does not start with the wasm magic bytes.
+    #[error("{}: not a WebAssembly file (no \\0asm header)", path.display())]
+    NotWasm {
+        /// The guest file.
+        path: PathBuf,
+    },
+    /// The file is wasm but malformed (truncated, invalid, ...).
+    #[error("{}: invalid WebAssembly: {reason}", path.display())]
+    Invalid {
+        /// The guest file.
+        path: PathBuf,
+        /// What the validator or componentizer said.
+        reason: String,
+    },
+    /// Valid wasm that does not target mpwasm's `worker` world.
+    #[error("{}: not an mpwasm guest: {reason}", path.display())]
+    WrongWorld {
+        /// The guest file.
+        path: PathBuf,
+        /// What is missing or extra.
+        reason: String,
+    },
+    /// The compiled-component cache could not be used.
+    #[error("cache {}: {source}", path.display())]
+    Cache {
+        /// The cache file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// wasmtime itself failed (not the guest's fault).
+    #[error("wasmtime: {0}")]
+    Engine(String),
+}
+
+/// What kind of failure a [`TaskError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum TaskErrorKind {
+    /// The guest exports no task of that name.
+    UnknownTask,
+    /// The input could not be decoded as the task's argument type.
+    BadInput,
+    /// The task panicked.
+    Panic,
+    /// The task returned `Err(e)`.
+    Failed,
+    /// The task's result could not be encoded, or the guest sent a result the
+    /// host could not decode.
+    BadOutput,
+    /// The instance trapped outside a Rust panic (`unreachable`, out-of-bounds
+    /// access, stack overflow, abort).
+    Trap,
+    /// The worker process died while holding the task.
+    WorkerLost,
+}
+
+impl fmt::Display for TaskErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TaskErrorKind::UnknownTask => "unknown task",
+            TaskErrorKind::BadInput => "bad input",
+            TaskErrorKind::Panic => "panicked",
+            TaskErrorKind::Failed => "failed",
+            TaskErrorKind::BadOutput => "bad output",
+            TaskErrorKind::Trap => "trapped",
+            TaskErrorKind::WorkerLost => "worker lost",
+        })
+    }
+}
+
+/// One input's failure, as Python's pool re-raises a worker's exception.
+///
+/// Only that input failed; the rest of the job carried on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    /// Position of the failed input in the job (0-based).
+    pub index: u64,
+    /// What kind of failure.
+    pub kind: TaskErrorKind,
+    /// The message: the panic text, the `Err` value, the trap.
+    pub message: String,
+    /// The wasm backtrace, with function names, for panics and traps.
+    pub backtrace: Option<String>,
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "task {} {}: {}", self.index, self.kind, self.message)
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+/// The error type of [`Pool`](crate::Pool) operations.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The guest file could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A task failed; the other inputs were processed.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    /// A worker process could not be started.
+    #[error("cannot start worker process: {0}")]
+    Spawn(String),
+    /// An argument could not be encoded for the guest.
+    #[error("cannot encode task argument: {0}")]
+    Encode(String),
+    /// The pool was closed: it takes no new work.
+    #[error("pool is closed")]
+    Closed,
+    /// The pool was terminated while the work was pending.
+    #[error("pool was terminated")]
+    Terminated,
+    /// A timed wait ran out (Python's `multiprocessing.TimeoutError`).
+    #[error("timed out")]
+    Timeout,
+    /// The value of an [`AsyncResult`](crate::AsyncResult) was already taken.
+    #[error("result already taken")]
+    Taken,
+    /// The guest exports no task of that name.
+    #[error("the guest has no task named `{name}` (it has: {})", available.join(", "))]
+    UnknownTask {
+        /// The name asked for.
+        name: String,
+        /// The tasks the guest does export.
+        available: Vec<String>,
+    },
+    /// A builder option was invalid.
+    #[error("invalid pool option: {0}")]
+    Config(String),
+}
+
+/// `Result` with mpwasm's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

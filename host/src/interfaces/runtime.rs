@@ -1,0 +1,47 @@
+//! `mpwasm:runtime/runtime`: identity, logging, panic reports.
+
+use crate::bindings::{runtime, types};
+use crate::limits::MAX_LOG_BYTES;
+use crate::worker::child::{failure, WorkerState};
+
+impl types::Host for WorkerState {}
+
+impl runtime::Host for WorkerState {
+    fn worker(&mut self) -> runtime::WorkerInfo {
+        self.info.clone()
+    }
+
+    fn cpu_count(&mut self) -> u32 {
+        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    }
+
+    fn log(&mut self, level: runtime::Level, message: String) {
+        let message = truncate(&message, MAX_LOG_BYTES);
+        let id = self.info.id;
+        match level {
+            runtime::Level::Trace => tracing::trace!(target: "guest", worker = id, "{message}"),
+            runtime::Level::Debug => tracing::debug!(target: "guest", worker = id, "{message}"),
+            runtime::Level::Info => tracing::info!(target: "guest", worker = id, "{message}"),
+            runtime::Level::Warn => tracing::warn!(target: "guest", worker = id, "{message}"),
+            runtime::Level::Error => tracing::error!(target: "guest", worker = id, "{message}"),
+        }
+    }
+
+    fn report_panic(&mut self, message: String, completed: Vec<Result<Vec<u8>, types::TaskError>>) {
+        let message = truncate(&message, MAX_LOG_BYTES).to_string();
+        let completed = completed.into_iter().map(|o| o.map_err(failure)).collect();
+        self.panic = Some((message, completed));
+    }
+}
+
+/// The longest prefix of `s` within `max` bytes, on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

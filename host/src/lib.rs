@@ -1,0 +1,88 @@
+//! Python's `multiprocessing`, rebuilt for WebAssembly: pools of sandboxed
+//! worker processes running a wasm guest.
+//!
+//! Write tasks in Rust with the `mpwasm-guest` SDK, build them for
+//! `wasm32-wasip1`, and map over them from the shell (`mpwasm pool`) or from
+//! Rust with this crate:
+//!
+//! ```no_run
+//! fn main() -> mpwasm::Result<()> {
+//!     // Worker processes re-run this program: let them in first.
+//!     mpwasm::init();
+//!     let pool = mpwasm::Pool::builder("pool_square.wasm").processes(4).build()?;
+//!     let squares: Vec<i64> = pool.map("square", 1..=5i64)?;
+//!     println!("{squares:?}"); // [1, 4, 9, 16, 25]
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What happens
+//!
+//! 1. **Loading** ([`Cache::load`]): the guest file is componentized if it is
+//!    a core module, checked against mpwasm's WIT world, compiled once and
+//!    cached on disk.
+//! 2. **Worker processes**: each worker is a separate OS process (this
+//!    program, or the `mpwasm` binary, started again in worker mode) that
+//!    maps the cached component and holds one wasmtime instance. It has no
+//!    filesystem, environment or network, its stdin is closed, and it dies
+//!    with its parent.
+//! 3. **The wire** (`wire`): parent and worker exchange length-prefixed
+//!    bincode frames over a socketpair. Frames from a worker are bounded and
+//!    decoded defensively: a hostile worker can only end itself.
+//! 4. **The scheduler** ([`Pool`]): chunks of inputs go to whichever worker
+//!    is free; results come back in input order ([`Pool::map`],
+//!    [`Pool::imap`]) or as they complete ([`Pool::imap_unordered`]).
+//!
+//! # Failures
+//!
+//! A task that panics, returns `Err`, or traps fails only its own input: the
+//! others run, and the error ([`TaskError`]) carries the message and, for
+//! panics and traps, the wasm backtrace. A worker process that dies fails only
+//! the inputs it held ([`TaskErrorKind::WorkerLost`]) and is replaced.
+//!
+//! # Compared with Python
+//!
+//! | Python | mpwasm |
+//! |---|---|
+//! | `Pool(processes=4)` | `Pool::builder(guest).processes(4).build()?` |
+//! | `pool.map(f, xs)` | `pool.map("f", xs)?` |
+//! | `pool.starmap(f, pairs)` | `pool.starmap("f", pairs)?` |
+//! | `pool.imap(f, xs)` / `imap_unordered` | `pool.imap("f", xs)` / `imap_unordered` |
+//! | `pool.apply(f, (x,))` | `pool.apply("f", x)?` |
+//! | `r = pool.map_async(f, xs); r.get(timeout=5)` | `pool.map_async("f", xs)?.get(Some(secs(5)))?` |
+//! | `pool.close(); pool.join()` | `pool.close(); pool.join()?` |
+//! | `pool.terminate()` / leaving `with` | `pool.terminate()` / dropping the pool |
+
+mod bindings;
+mod engine;
+mod error;
+mod interfaces;
+pub mod limits;
+mod load;
+mod pool;
+mod sys;
+pub mod wire;
+mod worker;
+
+pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
+pub use load::{Cache, CompiledGuest};
+pub use pool::{AsyncResult, Imap, Pool, PoolBuilder, Stream};
+pub use wire::Codec;
+
+/// Runs this process as an mpwasm worker if it was started as one, and
+/// exits; returns at once otherwise.
+///
+/// A [`Pool`] starts its worker processes by running the current executable
+/// again (unless [`PoolBuilder::worker_program`] names another), so a program
+/// that embeds mpwasm calls this first thing in `main`, before anything with
+/// side effects — the counterpart of Python's `if __name__ == "__main__"`.
+/// The `mpwasm` binary does this too.
+pub fn init() {
+    if let Some(code) = worker::child::run_if_worker() {
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! Every size mpwasm accepts from a guest, a worker process or an input
+//! file, as named constants. Anything larger is refused, never allocated.
+
+/// Largest guest file `mpwasm` will read (256 MiB).
+pub const MAX_GUEST_FILE_BYTES: u64 = 256 << 20;
+
+/// Largest frame accepted on a parent/worker channel (256 MiB). A length
+/// prefix above it ends the connection: the peer is broken or hostile.
+pub const MAX_FRAME_BYTES: u32 = 256 << 20;
+
+/// Largest chunk the pool sends in one frame, in payload bytes (32 MiB); a
+/// chunk is cut short of its item count when its inputs reach this size.
+pub const MAX_CHUNK_BYTES: usize = 32 << 20;
+
+/// Longest guest log message kept (64 KiB); the rest is cut.
+pub const MAX_LOG_BYTES: usize = 64 << 10;
+
+/// Largest chunk size the pool picks by itself when the input length is
+/// unknown (streaming `imap`, `mpwasm pool` from a pipe).
+pub const MAX_AUTO_CHUNK: usize = 4096;

@@ -1,0 +1,247 @@
+//! Loading: from a guest file to a precompiled component in the cache.
+//!
+//! `mpwasm` accepts a wasm32-wasip1 core module (what `cargo build --target
+//! wasm32-wasip1` makes) or a component. A core module is componentized with
+//! `wit-component` and the WASI preview1 adapter of the same wasmtime
+//! release. The component is checked against the `worker` world, compiled
+//! once, and written to the cache under a key made of the file's content hash,
+//! the engine's compatibility hash and the mpwasm and wasmtime versions.
+//! Worker processes only ever `deserialize_file` (mmap) the cached artifact:
+//! starting a worker never compiles.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::bindings::TASKS_EXPORT;
+use crate::error::LoadError;
+use crate::limits::MAX_GUEST_FILE_BYTES;
+
+/// Interfaces a guest may import from this host, by prefix.
+const PROVIDED_IMPORTS: &[&str] = &[
+    "wasi:",
+    "mpwasm:runtime/runtime@0.1.0",
+    "mpwasm:runtime/types@0.1.0",
+];
+
+/// A guest compiled for mpwasm's engine and stored in the cache.
+#[derive(Debug, Clone)]
+pub struct CompiledGuest {
+    source: PathBuf,
+    artifact: PathBuf,
+    compile_time: Option<Duration>,
+}
+
+impl CompiledGuest {
+    /// The guest file it was compiled from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The precompiled component in the cache, which workers map.
+    pub fn artifact(&self) -> &Path {
+        &self.artifact
+    }
+
+    /// How long compiling took, or `None` if the cache already had it.
+    pub fn compile_time(&self) -> Option<Duration> {
+        self.compile_time
+    }
+}
+
+/// The on-disk cache of precompiled components.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    /// A cache in `dir` (created when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache { dir: dir.into() }
+    }
+
+    /// The default cache: `$MPWASM_CACHE_DIR`, else `$XDG_CACHE_HOME/mpwasm`,
+    /// else `~/.cache/mpwasm`, else a folder in the temp directory.
+    pub fn default_location() -> Self {
+        let env = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let dir = env("MPWASM_CACHE_DIR")
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mpwasm")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache").join("mpwasm")))
+            .unwrap_or_else(|| std::env::temp_dir().join("mpwasm-cache"));
+        Cache { dir }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Loads `path`, compiling and caching it unless the cache has it.
+    ///
+    /// # Errors
+    ///
+    /// A [`LoadError`] naming the file: unreadable, not wasm, invalid, not
+    /// targeting mpwasm's world, or the cache cannot be written.
+    pub fn load(&self, path: &Path) -> Result<CompiledGuest, LoadError> {
+        let engine = crate::engine::engine().map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let bytes = read_guest(path)?;
+        let artifact = self
+            .dir
+            .join(format!("{}.cwasm", cache_key(&engine, &bytes)));
+        if artifact.is_file() {
+            tracing::debug!(artifact = %artifact.display(), "cache hit");
+            return Ok(CompiledGuest {
+                source: path.to_path_buf(),
+                artifact,
+                compile_time: None,
+            });
+        }
+        let start = Instant::now();
+        let component = componentize(path, &bytes)?;
+        let compiled = engine
+            .precompile_component(&component)
+            .map_err(|e| invalid(path, e))?;
+        check_world(path, &engine, &compiled)?;
+        write_atomically(&self.dir, &artifact, &compiled)?;
+        let compile_time = start.elapsed();
+        tracing::debug!(artifact = %artifact.display(), ?compile_time, "compiled");
+        Ok(CompiledGuest {
+            source: path.to_path_buf(),
+            artifact,
+            compile_time: Some(compile_time),
+        })
+    }
+}
+
+fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let read_err = |source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    if size > MAX_GUEST_FILE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            limit: MAX_GUEST_FILE_BYTES,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Content hash + everything the compiled artifact depends on.
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    let mut compat = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let mut h = blake3::Hasher::new();
+    h.update(bytes);
+    h.update(concat!("mpwasm ", env!("CARGO_PKG_VERSION"), "\0").as_bytes());
+    h.update(&compat.finish().to_le_bytes());
+    h.update(wasmtime_version().as_bytes());
+    h.finalize().to_hex()[..32].to_string()
+}
+
+/// The wasmtime release this binary links (part of the cache key).
+fn wasmtime_version() -> &'static str {
+    "wasmtime 48.0.8"
+}
+
+/// A core module becomes a component (with the preview1 adapter); a
+/// component passes through.
+fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    // Byte 4..8: version and layer. Core modules are version 1, layer 0.
+    let is_core = bytes.get(4..8) == Some(&[1, 0, 0, 0]);
+    if !is_core {
+        return Ok(bytes.to_vec());
+    }
+    use wasi_preview1_component_adapter_provider as adapter;
+    wit_component::ComponentEncoder::default()
+        .module(bytes)
+        .and_then(|e| {
+            e.validate(true).adapter(
+                adapter::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                adapter::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
+        .and_then(|mut e| e.encode())
+        .map_err(|e| LoadError::Invalid {
+            path: path.to_path_buf(),
+            reason: one_line(&format!("{e:#}")),
+        })
+}
+
+/// Checks that the component exports the task dispatcher and imports only
+/// what this host provides.
+fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), LoadError> {
+    // SAFETY: `compiled` was produced just now by `precompile_component` on
+    // an engine with the same configuration.
+    let component = unsafe { Component::deserialize(engine, compiled) }
+        .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+    let ty = component.component_type();
+    let wrong = |reason: String| LoadError::WrongWorld {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let exports_tasks = ty.exports(engine).any(|(name, item)| {
+        name == TASKS_EXPORT && matches!(item.ty, ComponentItem::ComponentInstance(_))
+    });
+    if !exports_tasks {
+        return Err(wrong(format!(
+            "it does not export `{TASKS_EXPORT}` (build it with the mpwasm-guest SDK)"
+        )));
+    }
+    if let Some((name, _)) = ty
+        .imports(engine)
+        .find(|(name, _)| !PROVIDED_IMPORTS.iter().any(|p| name.starts_with(p)))
+    {
+        return Err(wrong(format!(
+            "it imports `{name}`, which this version of mpwasm does not provide"
+        )));
+    }
+    Ok(())
+}
+
+fn write_atomically(dir: &Path, artifact: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let cache_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| LoadError::Cache { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(cache_err(dir))?;
+    let tmp = artifact.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(cache_err(&tmp))?;
+    f.write_all(bytes).map_err(cache_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, artifact).map_err(cache_err(artifact))
+}
+
+fn invalid(path: &Path, e: wasmtime::Error) -> LoadError {
+    LoadError::Invalid {
+        path: path.to_path_buf(),
+        reason: one_line(&format!("{e:#}")),
+    }
+}
+
+/// Folds a multi-line error chain into one line.
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

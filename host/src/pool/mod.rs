@@ -1,0 +1,624 @@
+//! The pool scheduler: [`Pool`], Python's `multiprocessing.Pool` for wasm
+//! guests.
+//!
+//! A pool owns `processes` worker processes, each driven by one host thread
+//! ([`driver`]). Work travels as chunks over one crossbeam channel that all
+//! drivers pull from, so a free worker always takes the next chunk; results
+//! come back on a per-job channel and are put in order by [`stream`].
+
+mod async_result;
+mod driver;
+mod stream;
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use async_result::AsyncResult;
+pub use stream::Stream;
+
+use crate::error::{Error, Result, TaskError, TaskErrorKind};
+use crate::load::{Cache, CompiledGuest};
+use crate::wire::Codec;
+use driver::{Driver, Job};
+use stream::Chunking;
+
+/// What the driver threads share.
+pub(crate) struct Shared {
+    guest: CompiledGuest,
+    program: PathBuf,
+    stdout_to_stderr: bool,
+    terminated: AtomicBool,
+    sockets: Mutex<Vec<Option<UnixStream>>>,
+}
+
+impl Shared {
+    fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    fn register_socket(&self, id: u32, socket: UnixStream) {
+        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
+        sockets[id as usize] = Some(socket);
+        if self.is_terminated() {
+            // terminate() ran while this worker was starting.
+            let _ = sockets[id as usize]
+                .as_ref()
+                .map(|s| s.shutdown(std::net::Shutdown::Both));
+        }
+    }
+}
+
+/// What pool handles and running jobs share.
+pub(crate) struct Inner {
+    shared: Arc<Shared>,
+    processes: usize,
+    chunksize: Option<usize>,
+    jobs: Mutex<Option<Sender<Job>>>,
+    /// Never carries a message; disconnects when the pool is terminated.
+    terminated: Receiver<()>,
+    terminate_tx: Mutex<Option<Sender<()>>>,
+    drivers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn submit(&self, job: Job) -> Result<()> {
+        if self.shared.is_terminated() {
+            return Err(Error::Terminated);
+        }
+        match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(jobs) => jobs.send(job).map_err(|_| Error::Terminated),
+            None => Err(Error::Closed),
+        }
+    }
+
+    fn stream<I>(
+        self: &Arc<Self>,
+        task: &str,
+        codec: Codec,
+        inputs: I,
+        chunking: Chunking,
+        ordered: bool,
+    ) -> Stream<I>
+    where
+        I: Iterator<Item = Vec<u8>>,
+    {
+        Stream::new(self.clone(), task, codec, inputs, chunking, ordered)
+    }
+
+    fn chunking_for(&self, len: Option<usize>) -> Chunking {
+        match (self.chunksize, len) {
+            (Some(n), _) => Chunking::Fixed(n),
+            (None, Some(len)) => Chunking::for_len(len, self.processes),
+            (None, None) => Chunking::Growing(1),
+        }
+    }
+
+    /// Queues every chunk of a `map` now; the results are read from the
+    /// returned stream.
+    fn start_map(self: &Arc<Self>, task: &str, inputs: Vec<Vec<u8>>) -> Result<MapStream> {
+        let chunking = self.chunking_for(Some(inputs.len()));
+        let mut stream = self
+            .stream(task, Codec::Bincode, inputs.into_iter(), chunking, true)
+            .unbounded();
+        stream.fill()?;
+        Ok(stream)
+    }
+
+    fn terminate(&self) {
+        self.shared.terminated.store(true, Ordering::Release);
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.terminate_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        for socket in self
+            .shared
+            .sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flatten()
+        {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn join(&self) {
+        let drivers = std::mem::take(&mut *self.drivers.lock().unwrap_or_else(|e| e.into_inner()));
+        for d in drivers {
+            let _ = d.join();
+        }
+    }
+}
+
+type MapStream = Stream<std::vec::IntoIter<Vec<u8>>>;
+
+/// Collects a `map`'s results in order; the first failure ends it.
+fn collect<R: DeserializeOwned>(stream: MapStream) -> Result<Vec<R>> {
+    let mut out = Vec::new();
+    for item in stream {
+        let (index, bytes) = item?;
+        out.push(decode(index, &bytes)?);
+    }
+    Ok(out)
+}
+
+/// Encodes one argument for the guest.
+fn encode<A: Serialize>(arg: &A) -> Result<Vec<u8>> {
+    bincode::serde::encode_to_vec(arg, bincode::config::standard())
+        .map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// Decodes one result from the guest (untrusted bytes).
+fn decode<R: DeserializeOwned>(index: u64, bytes: &[u8]) -> Result<R> {
+    match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
+        Ok((value, used)) if used == bytes.len() => Ok(value),
+        Ok(_) => Err(bad_output(index, "trailing bytes after the result".into())),
+        Err(e) => Err(bad_output(index, format!("cannot decode the result: {e}"))),
+    }
+}
+
+fn bad_output(index: u64, message: String) -> Error {
+    Error::Task(TaskError {
+        index,
+        kind: TaskErrorKind::BadOutput,
+        message,
+        backtrace: None,
+    })
+}
+
+/// Runs `work` on a thread of its own and hands back its result's handle.
+fn spawn_collector<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<AsyncResult<T>> {
+    let (promise, result) = async_result::pair();
+    std::thread::Builder::new()
+        .name("mpwasm-async".into())
+        .spawn(move || promise.fulfil(work()))
+        .map_err(|e| Error::Spawn(format!("cannot start a thread: {e}")))?;
+    Ok(result)
+}
+
+/// Options for a [`Pool`]; made by [`Pool::builder`].
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    guest: PathBuf,
+    processes: Option<usize>,
+    chunksize: Option<usize>,
+    program: Option<PathBuf>,
+    cache: Option<Cache>,
+    stdout_to_stderr: bool,
+}
+
+impl PoolBuilder {
+    /// Number of worker processes. Default: the machine's available
+    /// parallelism (Python's `os.cpu_count()`).
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// Inputs per chunk sent to a worker. Default: CPython's
+    /// `ceil(len / (4 * processes))` when the input length is known; for
+    /// streaming input, chunks start at 1 and double up to 4096.
+    pub fn chunksize(mut self, n: usize) -> Self {
+        self.chunksize = Some(n);
+        self
+    }
+
+    /// The program to start as a worker process. Default: the current
+    /// executable, which must call [`crate::init`] first thing in `main`.
+    /// Point it at the `mpwasm` binary to embed without that.
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Where compiled guests are cached. Default: [`Cache::default_location`].
+    pub fn cache(mut self, cache: Cache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Sends the guests' stdout to stderr (what `mpwasm pool` does, so its
+    /// stdout carries only results). Default: guests' stdout is inherited.
+    pub fn guest_stdout_to_stderr(mut self, yes: bool) -> Self {
+        self.stdout_to_stderr = yes;
+        self
+    }
+
+    /// Loads (compiling once into the cache) the guest and starts the
+    /// worker processes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Load`] for a guest that cannot be used, [`Error::Config`] for
+    /// zero processes or chunk size, [`Error::Spawn`] if the worker program
+    /// cannot be found or this process is itself a worker.
+    pub fn build(self) -> Result<Pool> {
+        if std::env::var_os(crate::worker::WORKER_ENV).is_some() {
+            return Err(Error::Spawn(
+                "this process was started as an mpwasm worker: call mpwasm::init() first thing in main".into(),
+            ));
+        }
+        let processes = match self.processes {
+            Some(0) => return Err(Error::Config("processes must be at least 1".into())),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.chunksize == Some(0) {
+            return Err(Error::Config("chunksize must be at least 1".into()));
+        }
+        let program = match self.program {
+            Some(p) => p,
+            None => std::env::current_exe()
+                .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
+        };
+        let cache = self.cache.unwrap_or_else(Cache::default_location);
+        let guest = cache.load(&self.guest)?;
+        let shared = Arc::new(Shared {
+            guest,
+            program,
+            stdout_to_stderr: self.stdout_to_stderr,
+            terminated: AtomicBool::new(false),
+            sockets: Mutex::new((0..processes).map(|_| None).collect()),
+        });
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+        let (terminate_tx, terminated) = crossbeam_channel::bounded(0);
+        let mut drivers = Vec::with_capacity(processes);
+        for id in 0..processes {
+            let driver = Driver::new(id as u32, shared.clone());
+            let jobs = jobs_rx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("mpwasm-worker-{id}"))
+                .spawn(move || driver.run(jobs))
+                .map_err(|e| Error::Spawn(format!("cannot start a driver thread: {e}")))?;
+            drivers.push(handle);
+        }
+        Ok(Pool {
+            inner: Arc::new(Inner {
+                shared,
+                processes,
+                chunksize: self.chunksize,
+                jobs: Mutex::new(Some(jobs_tx)),
+                terminated,
+                terminate_tx: Mutex::new(Some(terminate_tx)),
+                drivers: Mutex::new(drivers),
+            }),
+        })
+    }
+}
+
+/// A pool of sandboxed worker processes running one wasm guest (Python's
+/// `multiprocessing.Pool`).
+///
+/// Each worker is its own OS process with its own wasmtime instance. A task
+/// that panics or traps fails only its own input; a worker process that dies
+/// fails only the inputs it held and is replaced.
+///
+/// Dropping the pool terminates it, as leaving Python's `with Pool() as p:`
+/// block does: queued work is abandoned and the workers are stopped and
+/// reaped. Call [`close`](Pool::close) and [`join`](Pool::join) to let queued
+/// `*_async` work finish first.
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> mpwasm::Result<()> {
+/// let pool = mpwasm::Pool::builder("pool_square.wasm").processes(4).build()?;
+/// let squares: Vec<i64> = pool.map("square", [1i64, 2, 3, 4, 5])?;
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// # Ok(()) }
+/// ```
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl Pool {
+    /// Options for a pool running the guest at `guest` (a wasm32-wasip1
+    /// module or an mpwasm component).
+    pub fn builder(guest: impl AsRef<Path>) -> PoolBuilder {
+        PoolBuilder {
+            guest: guest.as_ref().to_path_buf(),
+            processes: None,
+            chunksize: None,
+            program: None,
+            cache: None,
+            stdout_to_stderr: false,
+        }
+    }
+
+    /// A pool with default options: see [`PoolBuilder::build`].
+    ///
+    /// # Errors
+    ///
+    /// As [`PoolBuilder::build`].
+    pub fn new(guest: impl AsRef<Path>) -> Result<Pool> {
+        Pool::builder(guest).build()
+    }
+
+    /// Number of worker processes.
+    pub fn processes(&self) -> usize {
+        self.inner.processes
+    }
+
+    /// The guest as loaded into the cache.
+    pub fn guest(&self) -> &CompiledGuest {
+        &self.inner.shared.guest
+    }
+
+    /// Names of the tasks the guest exports, asked of a worker process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]/[`Error::Terminated`], or [`Error::Spawn`] if no
+    /// worker could answer.
+    pub fn task_names(&self) -> Result<Vec<String>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.inner.submit(Job::Names(tx))?;
+        crossbeam_channel::select! {
+            recv(rx) -> r => r.map_err(|_| Error::Terminated)?,
+            recv(self.inner.terminated) -> _ => Err(Error::Terminated),
+        }
+    }
+
+    /// Checks that the guest exports `task`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTask`] listing the tasks it does export, or as
+    /// [`Pool::task_names`].
+    pub fn check_task(&self, task: &str) -> Result<()> {
+        let available = self.task_names()?;
+        if available.iter().any(|t| t == task) {
+            Ok(())
+        } else {
+            Err(Error::UnknownTask {
+                name: task.to_string(),
+                available,
+            })
+        }
+    }
+
+    /// Applies `task` to every input and returns the results in order
+    /// (Python's `Pool.map`). Blocks until all are done.
+    ///
+    /// # Errors
+    ///
+    /// The first failed input's [`Error::Task`] (the others still ran), an
+    /// [`Error::Encode`] for an input that cannot be encoded, or
+    /// [`Error::Closed`]/[`Error::Terminated`].
+    pub fn map<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let encoded = inputs
+            .into_iter()
+            .map(|a| encode(&a))
+            .collect::<Result<Vec<_>>>()?;
+        collect(self.inner.start_map(task, encoded)?)
+    }
+
+    /// [`map`](Pool::map) for tasks of several arguments, each input a tuple
+    /// (Python's `Pool.starmap`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map`].
+    pub fn starmap<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        self.map(task, inputs)
+    }
+
+    /// Runs `task` once on `arg` in a worker (Python's `Pool.apply`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map`].
+    pub fn apply<A, R>(&self, task: &str, arg: A) -> Result<R>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        let mut out = self.map(task, [arg])?;
+        Ok(out.pop().expect("one input, one output"))
+    }
+
+    /// Like [`map`](Pool::map) but returns at once; the results arrive in the
+    /// [`AsyncResult`] (Python's `Pool.map_async`).
+    ///
+    /// # Errors
+    ///
+    /// Only encoding errors and a closed pool are reported here; everything
+    /// else comes from [`AsyncResult::get`].
+    pub fn map_async<A, R>(
+        &self,
+        task: &str,
+        inputs: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let encoded = inputs
+            .into_iter()
+            .map(|a| encode(&a))
+            .collect::<Result<Vec<_>>>()?;
+        let stream = self.inner.start_map(task, encoded)?;
+        spawn_collector(move || collect(stream))
+    }
+
+    /// Like [`apply`](Pool::apply) but returns at once (Python's
+    /// `Pool.apply_async`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map_async`].
+    pub fn apply_async<A, R>(&self, task: &str, arg: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let stream = self.inner.start_map(task, vec![encode(&arg)?])?;
+        spawn_collector(move || {
+            collect(stream).map(|mut v: Vec<R>| v.pop().expect("one input, one output"))
+        })
+    }
+
+    /// Applies `task` lazily: inputs are pulled as workers free up and
+    /// results are yielded in input order (Python's `Pool.imap`). At most
+    /// `2 * processes + 1` chunks are in flight, so the input may be endless.
+    ///
+    /// A failed input yields its [`Error::Task`] and the iteration goes on.
+    pub fn imap<A, R, I>(&self, task: &str, inputs: I) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.typed_stream(task, inputs, true)
+    }
+
+    /// Like [`imap`](Pool::imap), in completion order (Python's
+    /// `Pool.imap_unordered`).
+    pub fn imap_unordered<A, R, I>(
+        &self,
+        task: &str,
+        inputs: I,
+    ) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        self.typed_stream(task, inputs, false)
+    }
+
+    fn typed_stream<A, R, I>(
+        &self,
+        task: &str,
+        inputs: I,
+        ordered: bool,
+    ) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+        I: IntoIterator<Item = A>,
+    {
+        let encode_error = Arc::new(Mutex::new(None));
+        let sink = encode_error.clone();
+        let inputs = inputs.into_iter().map_while(move |a| match encode(&a) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                None
+            }
+        });
+        let chunking = self.inner.chunking_for(None);
+        Imap {
+            stream: self
+                .inner
+                .stream(task, Codec::Bincode, inputs, chunking, ordered),
+            encode_error,
+            _result: std::marker::PhantomData,
+        }
+    }
+
+    /// The untyped form of [`imap`](Pool::imap) behind `mpwasm pool`: inputs
+    /// and results are raw payloads in `codec` (JSON text for the CLI), and
+    /// each result comes with its input's index.
+    pub fn imap_raw<I>(
+        &self,
+        task: &str,
+        codec: Codec,
+        inputs: I,
+        ordered: bool,
+    ) -> Stream<I::IntoIter>
+    where
+        I: IntoIterator<Item = Vec<u8>>,
+    {
+        let chunking = self.inner.chunking_for(None);
+        self.inner
+            .stream(task, codec, inputs.into_iter(), chunking, ordered)
+    }
+
+    /// Stops taking work; queued work still runs (Python's `Pool.close`).
+    pub fn close(&self) {
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    /// Stops the workers at once; pending work fails with
+    /// [`Error::Terminated`] (Python's `Pool.terminate`).
+    pub fn terminate(&self) {
+        self.inner.terminate();
+    }
+
+    /// Waits for the workers to exit after [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate) (Python's `Pool.join`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] if the pool is still open, as Python raises
+    /// `ValueError`.
+    pub fn join(&self) -> Result<()> {
+        if self
+            .inner
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+        {
+            return Err(Error::Config(
+                "join() called before close() or terminate()".into(),
+            ));
+        }
+        self.inner.join();
+        Ok(())
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.inner.terminate();
+        self.inner.join();
+    }
+}
+
+/// The iterator [`Pool::imap`] and [`Pool::imap_unordered`] return: one
+/// decoded result (or error) per input.
+pub struct Imap<R, I> {
+    stream: Stream<I>,
+    encode_error: Arc<Mutex<Option<Error>>>,
+    _result: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned, I: Iterator<Item = Vec<u8>>> Iterator for Imap<R, I> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        match self.stream.next() {
+            Some(Ok((index, bytes))) => Some(decode(index, &bytes)),
+            Some(Err(e)) => Some(Err(e)),
+            None => self
+                .encode_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .map(Err),
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The wire between the parent and a worker process: one frame format, one
+//! codec.
+//!
+//! A worker's stdin is one end of a Unix socketpair; the parent keeps the
+//! other. Both directions carry frames:
+//!
+//! ```text
+//! +----------------+------------------------------------+
+//! | length: u32 LE | bincode 2 (standard config) body   |
+//! +----------------+------------------------------------+
+//! ```
+//!
+//! The parent sends [`ToWorker`] frames: `Init` once, then `Run` or `Names`
+//! requests, one at a time. The worker answers each with one [`FromWorker`]
+//! frame (`Ready` for `Init`). Frames from a worker are untrusted: a length
+//! above [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES) or a body that
+//! does not decode ends that worker's connection, never the parent.
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::TaskErrorKind;
+use crate::limits::MAX_FRAME_BYTES;
+
+/// bincode's standard configuration, bounded by the frame limit.
+const CONFIG: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ MAX_FRAME_BYTES as usize }>,
+> = bincode::config::standard().with_limit::<{ MAX_FRAME_BYTES as usize }>();
+
+/// How payloads are encoded (mirrors the WIT `codec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Codec {
+    /// bincode 2, standard config.
+    Bincode,
+    /// JSON text.
+    Json,
+}
+
+/// What a worker needs to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Init {
+    /// The precompiled component to map.
+    pub artifact: std::path::PathBuf,
+    /// Index of the worker in its pool.
+    pub id: u32,
+    /// Process name shown to the guest.
+    pub name: String,
+    /// Send the guest's stdout to stderr (keeps `mpwasm pool`'s stdout clean).
+    pub stdout_to_stderr: bool,
+}
+
+/// Parent → worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ToWorker<'a> {
+    /// First frame: load the guest.
+    Init(Init),
+    /// Run `task` once per input.
+    Run {
+        /// Task name.
+        task: Cow<'a, str>,
+        /// Payload encoding.
+        codec: Codec,
+        /// Job-wide index of `inputs[0]`.
+        first_index: u64,
+        /// Encoded arguments.
+        inputs: Cow<'a, [Vec<u8>]>,
+    },
+    /// List the guest's tasks.
+    Names,
+}
+
+/// One input's outcome.
+pub type Outcome = Result<Vec<u8>, Failure>;
+
+/// A failed input, before the pool knows its job-wide index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: TaskErrorKind,
+    /// The message.
+    pub message: String,
+    /// The wasm backtrace, if any.
+    pub backtrace: Option<String>,
+}
+
+/// Worker → parent.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The guest is loaded and instantiated.
+    Ready {
+        /// The worker's OS pid.
+        pid: u32,
+    },
+    /// Loading failed; the worker exits after this.
+    InitFailed(String),
+    /// Every input ran; one outcome per input.
+    Done(Vec<Outcome>),
+    /// The whole call failed before running any input (e.g. unknown task).
+    Rejected(Failure),
+    /// The instance trapped part-way. `completed` are the outcomes of the
+    /// inputs before the trap; `panic` is the panic message when the guest
+    /// SDK reported one (then the input at `completed.len()` panicked).
+    Trapped {
+        /// Outcomes of the inputs that finished before the trap.
+        completed: Vec<Outcome>,
+        /// The panic message, if the trap was a reported panic.
+        panic: Option<String>,
+        /// The trap, as wasmtime describes it.
+        trap: String,
+        /// The wasm backtrace.
+        backtrace: Option<String>,
+    },
+    /// The guest's task names.
+    Names(Vec<String>),
+}
+
+/// Writes one frame.
+///
+/// # Errors
+///
+/// I/O errors, or a body larger than the frame limit.
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    let mut buf = vec![0u8; 4];
+    bincode::serde::encode_into_std_write(msg, &mut buf, CONFIG)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let len = u32::try_from(buf.len() - 4)
+        .ok()
+        .filter(|&n| n <= MAX_FRAME_BYTES)
+        .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "frame exceeds MAX_FRAME_BYTES")
+        })?;
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+    w.write_all(&buf)?;
+    w.flush()
+}
+
+/// Reads one frame. `Ok(None)` on a clean end of stream before a frame.
+///
+/// # Errors
+///
+/// I/O errors, a length above the frame limit, or a body that does not
+/// decode as `T` (all `InvalidData`): the peer must then be dropped.
+pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len} exceeds the limit of {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    // Read through `take` so a lying length never allocates more than what
+    // actually arrives.
+    let mut body = Vec::new();
+    r.take(u64::from(len)).read_to_end(&mut body)?;
+    if body.len() != len as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "truncated frame",
+        ));
+    }
+    match bincode::serde::decode_from_slice(&body, CONFIG) {
+        Ok((msg, used)) if used == body.len() => Ok(Some(msg)),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "trailing bytes in frame",
+        )),
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("undecodable frame: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let mut buf = Vec::new();
+        let inputs = vec![vec![1u8, 2], vec![]];
+        let msg = ToWorker::Run {
+            task: "square".into(),
+            codec: Codec::Json,
+            first_index: 7,
+            inputs: Cow::Borrowed(&inputs),
+        };
+        write_frame(&mut buf, &msg).unwrap();
+        let back: ToWorker = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        match back {
+            ToWorker::Run {
+                task,
+                codec,
+                first_index,
+                inputs: got,
+            } => {
+                assert_eq!((&*task, codec, first_index), ("square", Codec::Json, 7));
+                assert_eq!(&*got, &inputs[..]);
+            }
+            other => panic!("wrong frame {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clean_eof_is_none() {
+        let got: Option<FromWorker> = read_frame(&mut &[][..]).unwrap();
+        assert!(got.is_none());
+    }
+
+    #[test]
+    fn huge_length_prefix_is_refused_without_allocating() {
+        let frame = (1u32 << 30).to_le_bytes();
+        let err = read_frame::<_, FromWorker>(&mut &frame[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn lying_length_is_a_truncated_frame() {
+        let mut frame = 1000u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&[0; 10]);
+        let err = read_frame::<_, FromWorker>(&mut frame.as_slice()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn garbage_body_is_invalid_data() {
+        let mut frame = 8u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&[0xff; 8]);
+        let err = read_frame::<_, FromWorker>(&mut frame.as_slice()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn vec_length_claim_beyond_body_fails_cleanly() {
+        // `Done` with a claimed 2^40 outcomes and no bytes behind it.
+        let mut body = Vec::new();
+        body.push(2u8); // variant index of Done
+        body.push(253); // varint u64 marker
+        body.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        assert!(read_frame::<_, FromWorker>(&mut frame.as_slice()).is_err());
+    }
+}

@@ -1,0 +1,264 @@
+//! The worker process's side: load the guest, serve `Run` requests.
+
+use std::io::{BufReader, BufWriter};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::WORKER_ENV;
+use crate::bindings::{types, Worker, WorkerPre};
+use crate::error::TaskErrorKind;
+use crate::wire::{read_frame, write_frame, Codec, Failure, FromWorker, Init, Outcome, ToWorker};
+
+/// If this process was started as an mpwasm worker, runs the worker until
+/// its parent is done with it and returns the exit code; otherwise returns
+/// `None` at once.
+pub(crate) fn run_if_worker() -> Option<ExitCode> {
+    let parent: u32 = std::env::var(WORKER_ENV).ok()?.parse().ok()?;
+    Some(match serve(parent) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mpwasm worker {}: {e}", std::process::id());
+            ExitCode::FAILURE
+        }
+    })
+}
+
+fn serve(parent: u32) -> std::io::Result<()> {
+    crate::sys::die_with_parent(parent)?;
+    init_logging();
+    let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut reader = BufReader::new(socket.try_clone()?);
+    let mut writer = BufWriter::new(socket);
+    let Some(ToWorker::Init(init)) = read_frame(&mut reader)? else {
+        return Err(std::io::Error::other("expected an Init frame first"));
+    };
+    let mut instance = match GuestInstance::load(init) {
+        Ok(instance) => instance,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            write_frame(&mut writer, &FromWorker::InitFailed(msg.clone()))?;
+            return Err(std::io::Error::other(msg));
+        }
+    };
+    write_frame(
+        &mut writer,
+        &FromWorker::Ready {
+            pid: std::process::id(),
+        },
+    )?;
+    while let Some(request) = read_frame::<_, ToWorker>(&mut reader)? {
+        let reply = match request {
+            ToWorker::Run {
+                task,
+                codec,
+                first_index,
+                inputs,
+            } => instance.run(&task, codec, first_index, &inputs),
+            ToWorker::Names => instance.names(),
+            ToWorker::Init(_) => return Err(std::io::Error::other("second Init frame")),
+        };
+        write_frame(&mut writer, &reply)?;
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Everything a guest instance's host functions can reach.
+pub(crate) struct WorkerState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Who this worker is (the `runtime.worker` import).
+    pub(crate) info: crate::bindings::runtime::WorkerInfo,
+    /// Set by `runtime.report-panic` just before the instance traps.
+    pub(crate) panic: Option<(String, Vec<Outcome>)>,
+}
+
+impl WasiView for WorkerState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// One instance of the guest and the means to make a fresh one after a trap.
+struct GuestInstance {
+    engine: Engine,
+    pre: WorkerPre<WorkerState>,
+    init: Init,
+    store: Store<WorkerState>,
+    guest: Worker,
+}
+
+impl GuestInstance {
+    fn load(init: Init) -> wasmtime::Result<Self> {
+        let engine = crate::engine::engine()?;
+        // SAFETY: the artifact was written by `Cache::load` with the same
+        // engine configuration, atomically (temp file + rename), into the
+        // user's own cache directory; wasmtime checks its header and
+        // compatibility hash before use.
+        let component =
+            unsafe { wasmtime::component::Component::deserialize_file(&engine, &init.artifact)? };
+        let mut linker = Linker::<WorkerState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Worker::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let pre = WorkerPre::new(linker.instantiate_pre(&component)?)?;
+        let (store, guest) = instantiate(&engine, &pre, &init)?;
+        Ok(GuestInstance {
+            engine,
+            pre,
+            init,
+            store,
+            guest,
+        })
+    }
+
+    fn run(
+        &mut self,
+        task: &str,
+        codec: Codec,
+        first_index: u64,
+        inputs: &[Vec<u8>],
+    ) -> FromWorker {
+        let codec = match codec {
+            Codec::Bincode => types::Codec::Bincode,
+            Codec::Json => types::Codec::Json,
+        };
+        let tasks = self.guest.mpwasm_runtime_tasks();
+        match tasks.call_call(&mut self.store, task, codec, first_index, inputs) {
+            Ok(Ok(outcomes)) => {
+                FromWorker::Done(outcomes.into_iter().map(|o| o.map_err(failure)).collect())
+            }
+            Ok(Err(e)) => FromWorker::Rejected(failure(e)),
+            Err(trap) => {
+                let (panic, completed) = match self.store.data_mut().panic.take() {
+                    Some((message, completed)) => (Some(message), completed),
+                    None => (None, Vec::new()),
+                };
+                let reply = FromWorker::Trapped {
+                    completed,
+                    panic,
+                    trap: trap_message(&trap),
+                    backtrace: trap
+                        .downcast_ref::<wasmtime::WasmBacktrace>()
+                        .map(|bt| bt.to_string()),
+                };
+                self.reset();
+                reply
+            }
+        }
+    }
+
+    fn names(&mut self) -> FromWorker {
+        let tasks = self.guest.mpwasm_runtime_tasks();
+        match tasks.call_names(&mut self.store) {
+            Ok(names) => FromWorker::Names(names),
+            Err(trap) => {
+                self.reset();
+                FromWorker::Rejected(Failure {
+                    kind: TaskErrorKind::Trap,
+                    message: trap_message(&trap),
+                    backtrace: None,
+                })
+            }
+        }
+    }
+
+    /// A trapped instance cannot be entered again: start a fresh one.
+    fn reset(&mut self) {
+        match instantiate(&self.engine, &self.pre, &self.init) {
+            Ok((store, guest)) => {
+                self.store = store;
+                self.guest = guest;
+            }
+            Err(e) => {
+                // Instantiation worked moments ago; if it no longer does,
+                // this worker is useless. Exiting makes the pool replace it.
+                eprintln!(
+                    "mpwasm worker {}: cannot re-instantiate guest: {e:#}",
+                    std::process::id()
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn instantiate(
+    engine: &Engine,
+    pre: &WorkerPre<WorkerState>,
+    init: &Init,
+) -> wasmtime::Result<(Store<WorkerState>, Worker)> {
+    let mut wasi = WasiCtx::builder();
+    // Sandbox: no preopened directories, no environment, no arguments, stdin
+    // closed, no network — the builder's defaults, spelled out where they
+    // are switches.
+    wasi.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if init.stdout_to_stderr {
+        wasi.stdout(wasmtime_wasi::cli::stderr());
+    } else {
+        wasi.inherit_stdout();
+    }
+    wasi.inherit_stderr();
+    let state = WorkerState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        info: crate::bindings::runtime::WorkerInfo {
+            id: init.id,
+            pid: std::process::id(),
+            parent_pid: crate::sys::parent_pid(),
+            name: init.name.clone(),
+        },
+        panic: None,
+    };
+    let mut store = Store::new(engine, state);
+    let guest = pre.instantiate(&mut store)?;
+    Ok((store, guest))
+}
+
+fn trap_message(e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
+/// The guest's error for one input, in the wire's terms.
+pub(crate) fn failure(e: types::TaskError) -> Failure {
+    let (kind, message) = match e {
+        types::TaskError::UnknownTask(m) => {
+            (TaskErrorKind::UnknownTask, format!("no task named `{m}`"))
+        }
+        types::TaskError::BadInput(m) => (TaskErrorKind::BadInput, m),
+        types::TaskError::Panic(m) => (TaskErrorKind::Panic, m),
+        types::TaskError::Failed(m) => (TaskErrorKind::Failed, m),
+        types::TaskError::BadOutput(m) => (TaskErrorKind::BadOutput, m),
+    };
+    Failure {
+        kind,
+        message,
+        backtrace: None,
+    }
+}

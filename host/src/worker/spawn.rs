@@ -1,0 +1,114 @@
+//! The parent's side of a worker process: start it, talk to it, end it.
+
+use std::io::{self, BufReader, BufWriter};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use super::WORKER_ENV;
+use crate::wire::{read_frame, write_frame, FromWorker, Init, ToWorker};
+
+/// A running worker process and the parent's end of its socket.
+pub(crate) struct WorkerProcess {
+    child: Child,
+    pid: u32,
+    reader: BufReader<UnixStream>,
+    writer: BufWriter<UnixStream>,
+}
+
+impl WorkerProcess {
+    /// Starts `program` as a worker and sends it `init`. Does not wait for
+    /// it to load: see [`WorkerProcess::wait_ready`].
+    pub(crate) fn spawn(program: &Path, init: &Init) -> io::Result<Self> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let child = Command::new(program)
+            .env(WORKER_ENV, std::process::id().to_string())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+        let pid = child.id();
+        let mut worker = WorkerProcess {
+            child,
+            pid,
+            reader: BufReader::new(ours.try_clone()?),
+            writer: BufWriter::new(ours),
+        };
+        write_frame(&mut worker.writer, &ToWorker::Init(init.clone()))?;
+        Ok(worker)
+    }
+
+    /// Waits for the worker to report that the guest is instantiated.
+    ///
+    /// # Errors
+    ///
+    /// The worker's own description of what failed, or that it died.
+    pub(crate) fn wait_ready(&mut self) -> Result<(), String> {
+        match self.receive() {
+            Ok(FromWorker::Ready { .. }) => Ok(()),
+            Ok(FromWorker::InitFailed(msg)) => Err(msg),
+            Ok(other) => Err(format!("unexpected first frame {other:?}")),
+            Err(e) => Err(format!("worker exited while starting ({e})")),
+        }
+    }
+
+    /// Sends one request and waits for its reply.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors or a hostile frame: the worker must then be discarded.
+    pub(crate) fn request(&mut self, msg: &ToWorker<'_>) -> io::Result<FromWorker> {
+        write_frame(&mut self.writer, msg)?;
+        self.receive()
+    }
+
+    fn receive(&mut self) -> io::Result<FromWorker> {
+        read_frame(&mut self.reader)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::UnexpectedEof, "worker closed its channel")
+        })
+    }
+
+    /// The worker's OS pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A second handle on the socket, to cut it from another thread
+    /// (`Pool::terminate`).
+    pub(crate) fn socket(&self) -> io::Result<UnixStream> {
+        self.writer.get_ref().try_clone()
+    }
+}
+
+impl WorkerProcess {
+    /// Stops the worker (if it still runs), reaps it, and describes how it
+    /// ended: "exited with status N" or "was killed by signal N".
+    pub(crate) fn end(mut self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => Ok(status),
+            _ => {
+                let _ = self.child.kill();
+                self.child.wait()
+            }
+        };
+        match status {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("exited with status {code}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                _ => "ended".to_string(),
+            },
+            Err(e) => format!("could not be reaped: {e}"),
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    /// Ends the worker and reaps it: no zombie outlives its handle.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

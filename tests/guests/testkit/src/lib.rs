@@ -1,0 +1,97 @@
+//! Test guest: tasks whose behaviour the integration tests check from outside.
+
+use serde::{Deserialize, Serialize};
+
+/// Returns its input unchanged.
+#[mpwasm_guest::task]
+fn echo(v: String) -> String {
+    v
+}
+
+/// Panics on 13, doubles everything else.
+#[mpwasm_guest::task]
+fn unlucky(x: i64) -> i64 {
+    if x == 13 {
+        panic!("unlucky number {x}");
+    }
+    x * 2
+}
+
+/// Fails (without panicking) on negative numbers.
+#[mpwasm_guest::task]
+fn checked_sqrt(x: f64) -> Result<f64, String> {
+    if x < 0.0 {
+        Err(format!("cannot take the square root of {x}"))
+    } else {
+        Ok(x.sqrt())
+    }
+}
+
+/// Traps with a wasm `unreachable` that is not a Rust panic.
+#[mpwasm_guest::task]
+fn trap_on_zero(x: i64) -> i64 {
+    if x == 0 {
+        std::process::abort();
+    }
+    x
+}
+
+/// Who ran this input.
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    pid: u32,
+    parent_pid: u32,
+    worker: u32,
+    name: String,
+    task: String,
+    index: u64,
+}
+
+/// Reports the worker process and the task position that handled `_x`.
+#[mpwasm_guest::task]
+fn whoami(_x: i64) -> Identity {
+    let p = mpwasm_guest::current_process();
+    let t = mpwasm_guest::current_task().expect("inside a task");
+    mpwasm_guest::log(mpwasm_guest::Level::Info, &format!("whoami {}", t.index));
+    Identity {
+        pid: p.pid,
+        parent_pid: p.parent_pid,
+        worker: p.id,
+        name: p.name,
+        task: t.name,
+        index: t.index,
+    }
+}
+
+/// Adds two numbers (a two-argument task, for `starmap`).
+#[mpwasm_guest::task]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+/// Sleeps `ms` milliseconds, then returns it.
+#[mpwasm_guest::task]
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    ms
+}
+
+/// Tries to read a host file; the sandbox must refuse.
+#[mpwasm_guest::task]
+fn read_file(path: String) -> Result<String, String> {
+    std::fs::read_to_string(&path).map_err(|e| e.to_string())
+}
+
+/// Tries to read an environment variable; the sandbox has none.
+#[mpwasm_guest::task]
+fn env_var(name: String) -> Option<String> {
+    std::env::var(&name).ok()
+}
+
+/// Prints to stdout and stderr from inside a task.
+#[mpwasm_guest::task]
+fn shout(s: String) -> usize {
+    println!("out: {s}");
+    eprintln!("err: {s}");
+    s.len()
+}
