@@ -1,1 +1,209 @@
-fn main() {}
+//! Benchmarks W1, W2, W6 and W7 of `shared/BENCH.md`: each runs mpwasm and
+//! CPython's `multiprocessing` (and, where a target is relative to it, native
+//! Rust) in the same run, and prints both and their ratio. Medians of a few
+//! repetitions; the machine is shared and noisy, so only the ratios taken
+//! side by side mean much.
+//!
+//! Run with `make bench` (which builds the guests first).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const REPS: usize = 5;
+
+fn main() {
+    // Workers are this program started again.
+    mpwasm::init();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let guests = root.join("target/guests");
+    let square = guests.join("pool_square.wasm");
+    let primes = guests.join("primes.wasm");
+    for g in [&square, &primes] {
+        assert!(g.is_file(), "{} missing: run `make guests`", g.display());
+        mpwasm::Cache::default_location()
+            .load(g)
+            .expect("compile guest");
+    }
+    let py = root.join("bench/cpython_bench.py");
+    println!("| id | workload | mpwasm | CPython | ratio | native | target |");
+    println!("|---|---|---|---|---|---|---|");
+    w1(&square, &py);
+    w2(&primes, &py);
+    w6(&square, &py);
+    w7(&square, &py);
+}
+
+fn cpython(py: &PathBuf, which: &str) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(py)
+        .arg(which)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from cpython_bench.py")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+    let t = Instant::now();
+    let out = f();
+    (t.elapsed(), out)
+}
+
+/// W1: `Pool(2).map(square, range(200_000))`, including pool start.
+fn w1(square: &PathBuf, py: &PathBuf) {
+    let ours = median(
+        (0..REPS)
+            .map(|_| {
+                let (d, out) = time(|| {
+                    let pool = mpwasm::Pool::builder(square).processes(2).build().unwrap();
+                    pool.map::<i64, i64>("square", 0..200_000i64).unwrap()
+                });
+                assert_eq!(out[199_999], 199_999 * 199_999);
+                200_000.0 / d.as_secs_f64()
+            })
+            .collect(),
+    );
+    let theirs = median(
+        (0..REPS)
+            .map(|_| cpython(py, "w1")["tasks_per_s"].as_f64().unwrap())
+            .collect(),
+    );
+    println!(
+        "| W1 | tiny map, 200k tasks, 2 workers, incl. pool start | {:.2} M tasks/s | {:.2} M tasks/s | {:.1}× faster | – | ≥ 6 M tasks/s |",
+        ours / 1e6,
+        theirs / 1e6,
+        ours / theirs
+    );
+}
+
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n % 2 == 0 {
+        return n == 2;
+    }
+    let mut d = 3;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+fn chunks() -> Vec<(u64, u64)> {
+    let step = 2_000_000 / 64;
+    (0..64).map(|i| (i * step, (i + 1) * step)).collect()
+}
+
+/// The same computation in native Rust, on 2 threads pulling chunks.
+fn native_primes_2_threads() -> u64 {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let chunks = chunks();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut total = 0;
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&(lo, hi)) = chunks.get(i) else {
+                            return total;
+                        };
+                        total += (lo..hi).filter(|&n| is_prime(n)).count() as u64;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
+}
+
+/// W2: `Pool(2).starmap(count_primes, 64 chunks of [0, 2M))`.
+fn w2(primes: &PathBuf, py: &PathBuf) {
+    let ours = median(
+        (0..3)
+            .map(|_| {
+                let (d, total) = time(|| {
+                    let pool = mpwasm::Pool::builder(primes).processes(2).build().unwrap();
+                    pool.starmap::<(u64, u64), u64>("count_primes", chunks())
+                        .unwrap()
+                        .iter()
+                        .sum::<u64>()
+                });
+                assert_eq!(total, 148_933);
+                d.as_secs_f64()
+            })
+            .collect(),
+    );
+    let native = median(
+        (0..3)
+            .map(|_| {
+                let (d, total) = time(native_primes_2_threads);
+                assert_eq!(total, 148_933);
+                d.as_secs_f64()
+            })
+            .collect(),
+    );
+    let theirs = cpython(py, "w2")["secs"].as_f64().unwrap();
+    let serial = cpython(py, "w2serial")["secs"].as_f64().unwrap();
+    println!(
+        "| W2 | count_primes over 64 chunks of [0, 2M), 2 workers | {ours:.3} s ({:.2}× native) | {theirs:.2} s (serial {serial:.2} s) | {:.1}× faster | {native:.3} s (2 threads) | ≤ 1.5× native |",
+        ours / native,
+        theirs / ours
+    );
+}
+
+/// W6: a new worker process, spawn to first answer, 50 times in sequence.
+fn w6(square: &PathBuf, py: &PathBuf) {
+    let (d, ()) = time(|| {
+        for _ in 0..50 {
+            let pool = mpwasm::Pool::builder(square).processes(1).build().unwrap();
+            let _: i64 = pool.apply("square", 0i64).unwrap();
+        }
+    });
+    let ours = d.as_secs_f64() * 1000.0 / 50.0;
+    let theirs = cpython(py, "w6")["ms_per_process"].as_f64().unwrap();
+    println!(
+        "| W6 | worker start: spawn to first answer (×50, sequential) | {ours:.2} ms | {theirs:.2} ms (fork) | {:.1}× faster | – | ≤ 2 ms |",
+        theirs / ours
+    );
+}
+
+fn proc_mib(pid: u32, file: &str, key: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// W7: VmRSS and Pss of one idle pool worker.
+fn w7(square: &PathBuf, py: &PathBuf) {
+    let pool = mpwasm::Pool::builder(square).processes(1).build().unwrap();
+    let _: Vec<i64> = pool.map("square", 0..10i64).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = pool.worker_pids()[0];
+    let rss = proc_mib(pid, "status", "VmRSS:").unwrap_or(f64::NAN);
+    let pss = proc_mib(pid, "smaps_rollup", "Pss:").unwrap_or(f64::NAN);
+    let theirs = cpython(py, "w7");
+    let (trss, tpss) = (
+        theirs["rss_mib"].as_f64().unwrap_or(f64::NAN),
+        theirs["pss_mib"].as_f64().unwrap_or(f64::NAN),
+    );
+    println!(
+        "| W7 | idle worker memory | {rss:.1} MiB VmRSS ({pss:.1} MiB Pss) | {trss:.1} MiB VmRSS ({tpss:.1} MiB Pss) | {:.1}× smaller | – | ≤ 8 MiB VmRSS |",
+        trss / rss
+    );
+}

@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub(crate) use mpwasm::runtime::{runtime, types};
+pub(crate) use self::mpwasm::runtime::{runtime, types};
 
 /// The fully qualified name of the export every guest must provide.
 pub(crate) const TASKS_EXPORT: &str = "mpwasm:runtime/tasks@0.1.0";

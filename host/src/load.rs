@@ -170,6 +170,14 @@ fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
     if !is_core {
         return Ok(bytes.to_vec());
     }
+    // Validate first: wit-component assumes well-formed sections and can
+    // panic on a truncated one.
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(bytes)
+        .map_err(|e| LoadError::Invalid {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     use wasi_preview1_component_adapter_provider as adapter;
     wit_component::ComponentEncoder::default()
         .module(bytes)

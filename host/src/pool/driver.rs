@@ -99,9 +99,13 @@ impl Driver {
             let mut worker =
                 WorkerProcess::spawn(&self.shared.program, &init).map_err(|e| e.to_string())?;
             if let Ok(socket) = worker.socket() {
-                self.shared.register_socket(self.id, socket);
+                self.shared
+                    .set_worker(self.id, Some((worker.pid(), socket)));
             }
-            worker.wait_ready()?;
+            if let Err(e) = worker.wait_ready() {
+                self.shared.set_worker(self.id, None);
+                return Err(e);
+            }
             tracing::debug!(worker = self.id, pid = worker.pid(), "worker ready");
             self.worker = Some(worker);
         }
@@ -109,6 +113,7 @@ impl Driver {
     }
 
     fn discard_worker(&mut self) {
+        self.shared.set_worker(self.id, None);
         self.worker = None; // Drop kills and reaps it.
     }
 

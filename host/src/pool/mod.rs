@@ -34,7 +34,8 @@ pub(crate) struct Shared {
     program: PathBuf,
     stdout_to_stderr: bool,
     terminated: AtomicBool,
-    sockets: Mutex<Vec<Option<UnixStream>>>,
+    /// Per worker slot: the live worker's pid and a handle on its socket.
+    workers: Mutex<Vec<Option<(u32, UnixStream)>>>,
 }
 
 impl Shared {
@@ -42,15 +43,16 @@ impl Shared {
         self.terminated.load(Ordering::Acquire)
     }
 
-    fn register_socket(&self, id: u32, socket: UnixStream) {
-        let mut sockets = self.sockets.lock().unwrap_or_else(|e| e.into_inner());
-        sockets[id as usize] = Some(socket);
+    /// Records the worker in slot `id` (`None`: the slot is empty).
+    fn set_worker(&self, id: u32, worker: Option<(u32, UnixStream)>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_terminated() {
             // terminate() ran while this worker was starting.
-            let _ = sockets[id as usize]
-                .as_ref()
-                .map(|s| s.shutdown(std::net::Shutdown::Both));
+            if let Some((_, socket)) = &worker {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
         }
+        workers[id as usize] = worker;
     }
 }
 
@@ -117,9 +119,9 @@ impl Inner {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        for socket in self
+        for (_, socket) in self
             .shared
-            .sockets
+            .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
@@ -267,7 +269,7 @@ impl PoolBuilder {
             program,
             stdout_to_stderr: self.stdout_to_stderr,
             terminated: AtomicBool::new(false),
-            sockets: Mutex::new((0..processes).map(|_| None).collect()),
+            workers: Mutex::new((0..processes).map(|_| None).collect()),
         });
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
         let (terminate_tx, terminated) = crossbeam_channel::bounded(0);
@@ -346,6 +348,19 @@ impl Pool {
     /// Number of worker processes.
     pub fn processes(&self) -> usize {
         self.inner.processes
+    }
+
+    /// OS pids of the worker processes running now (Python's
+    /// `[p.pid for p in pool._pool]`). A worker that is being replaced is
+    /// missing until its successor is up.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        let workers = self
+            .inner
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        workers.iter().flatten().map(|(pid, _)| *pid).collect()
     }
 
     /// The guest as loaded into the cache.

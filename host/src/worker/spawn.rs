@@ -87,11 +87,19 @@ impl WorkerProcess {
     /// ended: "exited with status N" or "was killed by signal N".
     pub(crate) fn end(mut self) -> String {
         use std::os::unix::process::ExitStatusExt;
-        let status = match self.child.try_wait() {
-            Ok(Some(status)) => Ok(status),
-            _ => {
-                let _ = self.child.kill();
-                self.child.wait()
+        // A worker whose socket just closed is usually exiting: give it a
+        // moment so its own status is reported, not our SIGKILL.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    break self.child.wait();
+                }
             }
         };
         match status {

@@ -95,3 +95,11 @@ fn shout(s: String) -> usize {
     eprintln!("err: {s}");
     s.len()
 }
+
+/// `whoami`, after a pause long enough that every worker of a small pool
+/// gets some of the inputs.
+#[mpwasm_guest::task]
+fn whoami_slow(x: i64) -> Identity {
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    whoami(x)
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds every guest (examples/ and tests/guests/) for wasm32-wasip1 and
+# copies the modules to target/guests/<name>.wasm.
+#
+# MPWASM_TOOLCHAIN=debian builds with Debian's rustc-web and wasi-libc (see
+# scripts/setup.sh); both paths leave the same files in the same place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=$root/target/guests
+mkdir -p "$out"
+
+toolchain=${MPWASM_TOOLCHAIN:-$(cat target/.guest-toolchain 2>/dev/null || echo rustup)}
+args=(build --release --target wasm32-wasip1 --manifest-path examples/Cargo.toml)
+if [ "$toolchain" = debian ]; then
+    export CARGO_TARGET_DIR=$root/target/wasm-debian RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc
+    args+=(-Z build-std=std,panic_abort
+        --config 'target.wasm32-wasip1.linker="/usr/bin/wasm-ld-19"'
+        --config 'target.wasm32-wasip1.rustflags=["-C","link-self-contained=no","-L","/usr/lib/wasm32-wasi","-C","link-arg=/usr/lib/wasm32-wasi/crt1-reactor.o"]')
+else
+    export CARGO_TARGET_DIR=$root/target/wasm
+fi
+cargo "${args[@]}"
+
+built=$CARGO_TARGET_DIR/wasm32-wasip1/release
+count=0
+for wasm in "$built"/*.wasm; do
+    cp -f "$wasm" "$out/"
+    count=$((count + 1))
+done
+echo "guests: $count modules in target/guests/ ($toolchain toolchain)"

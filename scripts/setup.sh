@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what building mpwasm and its guests needs on a fresh Debian 12
+# machine with rustup. Idempotent: re-running it is quick and changes nothing.
+#
+#   scripts/setup.sh                    rustup's wasm32-wasip1 target (default)
+#   MPWASM_TOOLCHAIN=debian scripts/setup.sh
+#                                       Debian's rustc-web + wasi-libc instead,
+#                                       for machines where rustup cannot download
+#
+# The guest build (scripts/build-guests.sh) reads the same variable.
+set -euo pipefail
+
+need_apt() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "setup: installing ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+# A C compiler and make for crates with build scripts, python3 for the benchmarks.
+command -v cc >/dev/null && command -v make >/dev/null && command -v python3 >/dev/null \
+    || need_apt build-essential python3
+
+use_debian() {
+    need_apt rustc-web rust-web-src lld-19 wasi-libc
+    echo "setup: guest toolchain: Debian rustc-web + wasi-libc"
+}
+
+case "${MPWASM_TOOLCHAIN:-rustup}" in
+    debian) use_debian ;;
+    rustup)
+        if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+            echo "setup: guest toolchain: rustup target wasm32-wasip1 (already installed)"
+        elif rustup target add wasm32-wasip1; then
+            echo "setup: guest toolchain: rustup target wasm32-wasip1"
+        else
+            echo "setup: rustup could not add wasm32-wasip1; falling back to Debian's toolchain" >&2
+            use_debian
+            # Remember the fallback for the guest build.
+            mkdir -p target && echo debian > target/.guest-toolchain
+        fi
+        ;;
+    *) echo "setup: MPWASM_TOOLCHAIN must be 'rustup' or 'debian'" >&2; exit 2 ;;
+esac
