@@ -3,13 +3,14 @@
 //! `#[task]` functions register a [`Task`] with `inventory` (static
 //! constructors run once, from the component's start function). The host
 //! calls `call(name, codec, first-index, inputs)` with a whole chunk of
-//! inputs; the dispatcher runs the task once per input and returns one result
-//! per input. While a chunk runs, its finished results live in [`BATCH`] so
-//! the panic hook can hand them to the host before the instance traps.
+//! inputs in one batch buffer; the dispatcher runs the task once per input
+//! and appends each result to one output batch. While a chunk runs, its
+//! finished results live in [`BATCH`] so the panic hook can hand them to the
+//! host before the instance traps.
 
 use std::cell::RefCell;
 
-use crate::bindings::{program, tasks, types::Codec, types::TaskError, Guest};
+use crate::bindings::{program, tasks, types::Codec, types::Outcome, types::TaskError, Guest};
 use crate::panic;
 
 /// One exported task, as registered by `#[mpwasm_guest::task]`.
@@ -17,8 +18,8 @@ use crate::panic;
 pub struct Task {
     /// The name callers use: the Rust function's name.
     pub name: &'static str,
-    /// Decodes one input, runs the function, encodes its result.
-    pub run: fn(Codec, &[u8]) -> Result<Vec<u8>, TaskError>,
+    /// Decodes one input, runs the function, appends its encoded result.
+    pub run: fn(Codec, &[u8], &mut Vec<u8>) -> Result<(), TaskError>,
 }
 
 inventory::collect!(Task);
@@ -38,8 +39,10 @@ pub(crate) struct Batch {
     pub(crate) name: String,
     /// Job-wide index of the first input of the chunk.
     pub(crate) first_index: u64,
-    /// Results of the inputs that finished, in order.
-    pub(crate) done: Vec<Result<Vec<u8>, TaskError>>,
+    /// Number of inputs finished.
+    pub(crate) done: u32,
+    /// The results of the finished inputs.
+    pub(crate) out: Outcome,
 }
 
 thread_local! {
@@ -65,33 +68,52 @@ impl tasks::Guest for Guest {
         name: String,
         codec: Codec,
         first_index: u64,
-        inputs: Vec<Vec<u8>>,
-    ) -> Result<Vec<Result<Vec<u8>, TaskError>>, TaskError> {
+        inputs: Vec<u8>,
+    ) -> Result<Outcome, TaskError> {
         let task = find(&name).ok_or_else(|| TaskError::UnknownTask(name.clone()))?;
+        let items = crate::codec::batch_items(&inputs).map_err(TaskError::BadInput)?;
         panic::install_hook();
-        let done = Vec::with_capacity(inputs.len());
-        BATCH.with(|b| {
-            *b.borrow_mut() = Some(Batch {
-                name,
-                first_index,
-                done,
-            })
-        });
-        for input in &inputs {
-            let result = (task.run)(codec, input);
+        let out = Outcome {
+            results: Vec::with_capacity(inputs.len() + 4 * items.len()),
+            failures: Vec::new(),
+        };
+        set_batch(Some(Batch {
+            name,
+            first_index,
+            done: 0,
+            out,
+        }));
+        // Each result is encoded into `scratch` and then appended, so that no
+        // borrow of BATCH is held while user code runs (it may call
+        // `current_task`, or panic).
+        let mut scratch = Vec::new();
+        for item in items {
+            scratch.clear();
+            let ran = (task.run)(codec, item, &mut scratch);
             BATCH.with(|b| {
-                b.borrow_mut()
-                    .as_mut()
-                    .expect("batch set above")
-                    .done
-                    .push(result)
+                let mut b = b.borrow_mut();
+                let batch = b.as_mut().expect("batch set above");
+                let results = &mut batch.out.results;
+                match ran {
+                    Ok(()) => {
+                        results.extend_from_slice(&(scratch.len() as u32).to_le_bytes());
+                        results.extend_from_slice(&scratch);
+                    }
+                    Err(e) => {
+                        results.extend_from_slice(&[0; 4]);
+                        batch.out.failures.push((batch.done, e));
+                    }
+                }
+                batch.done += 1;
             });
         }
-        let batch = BATCH
-            .with(|b| b.borrow_mut().take())
-            .expect("batch set above");
-        Ok(batch.done)
+        Ok(set_batch(None).expect("batch set above").out)
     }
+}
+
+/// Replaces the current batch, returning the previous one.
+fn set_batch(batch: Option<Batch>) -> Option<Batch> {
+    BATCH.with(|b| std::mem::replace(&mut *b.borrow_mut(), batch))
 }
 
 impl program::Guest for Guest {
@@ -107,10 +129,15 @@ impl program::Guest for Guest {
     }
 }
 
-/// Decodes an argument, runs `f`, encodes its output: the body of every
-/// `#[task]` wrapper.
+/// Decodes an argument, runs `f`, appends its encoded output: the body of
+/// every `#[task]` wrapper.
 #[doc(hidden)]
-pub fn run_task<A, R, E, F>(codec: Codec, input: &[u8], f: F) -> Result<Vec<u8>, TaskError>
+pub fn run_task<A, R, E, F>(
+    codec: Codec,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    f: F,
+) -> Result<(), TaskError>
 where
     A: serde::de::DeserializeOwned,
     R: serde::Serialize,
@@ -118,6 +145,6 @@ where
     F: FnOnce(A) -> Result<R, E>,
 {
     let arg = crate::codec::decode::<A>(codec, input).map_err(TaskError::BadInput)?;
-    let out = f(arg).map_err(|e| TaskError::Failed(e.to_string()))?;
-    crate::codec::encode(codec, &out).map_err(TaskError::BadOutput)
+    let value = f(arg).map_err(|e| TaskError::Failed(e.to_string()))?;
+    crate::codec::encode_into(codec, &value, out).map_err(TaskError::BadOutput)
 }

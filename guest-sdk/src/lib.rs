@@ -114,7 +114,7 @@ pub fn current_task() -> Option<TaskInfo> {
     dispatch::BATCH.with(|b| {
         b.borrow().as_ref().map(|batch| TaskInfo {
             name: batch.name.clone(),
-            index: batch.first_index + batch.done.len() as u64,
+            index: batch.first_index + u64::from(batch.done),
         })
     })
 }

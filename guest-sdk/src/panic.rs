@@ -27,7 +27,7 @@ pub(crate) fn install_hook() {
                 .ok()
                 .flatten();
             match batch {
-                Some(batch) => runtime::report_panic(&message, &batch.done),
+                Some(batch) => runtime::report_panic(&message, &batch.out),
                 // Outside a task (in main): the default hook prints it.
                 None => default(info),
             }

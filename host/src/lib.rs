@@ -53,6 +53,7 @@
 //! | `pool.close(); pool.join()` | `pool.close(); pool.join()?` |
 //! | `pool.terminate()` / leaving `with` | `pool.terminate()` / dropping the pool |
 
+mod batch;
 mod bindings;
 mod engine;
 mod error;
@@ -61,12 +62,12 @@ pub mod limits;
 mod load;
 mod pool;
 mod sys;
-pub mod wire;
+mod wire;
 mod worker;
 
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
-pub use pool::{AsyncResult, Imap, Pool, PoolBuilder, Stream};
+pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
 pub use wire::Codec;
 
 /// Runs this process as an mpwasm worker if it was started as one, and

@@ -66,15 +66,33 @@ pub enum ToWorker<'a> {
         codec: Codec,
         /// Job-wide index of `inputs[0]`.
         first_index: u64,
-        /// Encoded arguments.
-        inputs: Cow<'a, [Vec<u8>]>,
+        /// Encoded arguments, in the batch format ([`crate::batch`]).
+        #[serde(
+            serialize_with = "serde_bytes::serialize",
+            deserialize_with = "owned_bytes"
+        )]
+        inputs: Cow<'a, [u8]>,
     },
     /// List the guest's tasks.
     Names,
 }
 
-/// One input's outcome.
-pub type Outcome = Result<Vec<u8>, Failure>;
+/// Reads bytes into an owned `Cow` (frames are decoded from a buffer that
+/// does not outlive the decode).
+fn owned_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, [u8]>, D::Error> {
+    serde_bytes::ByteBuf::deserialize(d).map(|b| Cow::Owned(b.into_vec()))
+}
+
+/// The outcome of the inputs of a `Run`, as the guest returned it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// One result per input in the batch format; failed inputs have an
+    /// empty payload here.
+    #[serde(with = "serde_bytes")]
+    pub results: Vec<u8>,
+    /// The failed inputs, by position in the `Run`.
+    pub failures: Vec<(u32, Failure)>,
+}
 
 /// A failed input, before the pool knows its job-wide index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,16 +115,16 @@ pub enum FromWorker {
     },
     /// Loading failed; the worker exits after this.
     InitFailed(String),
-    /// Every input ran; one outcome per input.
-    Done(Vec<Outcome>),
+    /// Every input ran.
+    Done(Outcome),
     /// The whole call failed before running any input (e.g. unknown task).
     Rejected(Failure),
-    /// The instance trapped part-way. `completed` are the outcomes of the
+    /// The instance trapped part-way. `completed` is the outcome of the
     /// inputs before the trap; `panic` is the panic message when the guest
-    /// SDK reported one (then the input at `completed.len()` panicked).
+    /// SDK reported one (then the input right after them panicked).
     Trapped {
-        /// Outcomes of the inputs that finished before the trap.
-        completed: Vec<Outcome>,
+        /// Outcome of the inputs that finished before the trap.
+        completed: Outcome,
         /// The panic message, if the trap was a reported panic.
         panic: Option<String>,
         /// The trap, as wasmtime describes it.
@@ -188,7 +206,7 @@ mod test {
     #[test]
     fn round_trip() {
         let mut buf = Vec::new();
-        let inputs = vec![vec![1u8, 2], vec![]];
+        let inputs = vec![1u8, 2, 3];
         let msg = ToWorker::Run {
             task: "square".into(),
             codec: Codec::Json,

@@ -71,8 +71,9 @@ fn expand_task(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         fn #wrapper(
             codec: ::mpwasm_guest::internal::Codec,
             input: &[u8],
-        ) -> ::core::result::Result<::std::vec::Vec<u8>, ::mpwasm_guest::internal::TaskError> {
-            ::mpwasm_guest::internal::run_task(codec, input, |#arg_pat: #arg_ty| #body)
+            out: &mut ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<(), ::mpwasm_guest::internal::TaskError> {
+            ::mpwasm_guest::internal::run_task(codec, input, out, |#arg_pat: #arg_ty| #body)
         }
 
         ::mpwasm_guest::internal::inventory::submit! {

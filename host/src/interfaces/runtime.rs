@@ -2,7 +2,7 @@
 
 use crate::bindings::{runtime, types};
 use crate::limits::MAX_LOG_BYTES;
-use crate::worker::child::{failure, WorkerState};
+use crate::worker::child::{outcome_from_guest, WorkerState};
 
 impl types::Host for WorkerState {}
 
@@ -27,10 +27,9 @@ impl runtime::Host for WorkerState {
         }
     }
 
-    fn report_panic(&mut self, message: String, completed: Vec<Result<Vec<u8>, types::TaskError>>) {
+    fn report_panic(&mut self, message: String, completed: types::Outcome) {
         let message = truncate(&message, MAX_LOG_BYTES).to_string();
-        let completed = completed.into_iter().map(|o| o.map_err(failure)).collect();
-        self.panic = Some((message, completed));
+        self.panic = Some((message, outcome_from_guest(completed)));
     }
 }
 

@@ -12,12 +12,13 @@
 //! with `WorkerLost` and is replaced for the next chunk.
 
 use std::collections::VecDeque;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Shared;
+use crate::batch::Batch;
 use crate::error::{Error, TaskErrorKind};
 use crate::wire::{Codec, Failure, FromWorker, Init, Outcome, ToWorker};
 use crate::worker::spawn::WorkerProcess;
@@ -35,14 +36,55 @@ pub(crate) struct Chunk {
     pub(crate) task: Arc<str>,
     pub(crate) codec: Codec,
     pub(crate) first_index: u64,
-    pub(crate) inputs: Vec<Vec<u8>>,
+    pub(crate) inputs: Batch,
     pub(crate) reply: Sender<ChunkDone>,
 }
 
-/// The outcomes of a chunk, in input order.
+/// The results of a chunk: one payload per input (empty for a failed
+/// input) and the failures by position, ascending.
 pub(crate) struct ChunkDone {
     pub(crate) first_index: u64,
-    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) results: Batch,
+    pub(crate) failures: Vec<(u32, Failure)>,
+}
+
+impl ChunkDone {
+    fn fail(&mut self, f: Failure) {
+        self.failures.push((self.results.len() as u32, f));
+        self.results.push(&[]);
+    }
+
+    /// Appends a worker's outcome, checking it first (the worker is
+    /// untrusted): it must hold a number of results in `allowed`, and
+    /// failures in ascending order within them. Returns how many results it
+    /// held; on `Err` (the protocol violation) nothing was appended.
+    fn append(
+        &mut self,
+        outcome: Outcome,
+        allowed: RangeInclusive<usize>,
+    ) -> Result<usize, String> {
+        let results = Batch::parse(outcome.results)?;
+        let n = results.len();
+        if !allowed.contains(&n) {
+            return Err(format!("{n} results where {allowed:?} were possible"));
+        }
+        let mut last = None;
+        for (i, _) in &outcome.failures {
+            if *i as usize >= n || last.is_some_and(|l| l >= *i) {
+                return Err(format!("failure index {i} out of order or range"));
+            }
+            last = Some(*i);
+        }
+        let base = self.results.len() as u32;
+        self.failures
+            .extend(outcome.failures.into_iter().map(|(i, f)| (base + i, f)));
+        if self.results.is_empty() {
+            self.results = results;
+        } else {
+            self.results.extend_from(&results, 0..n);
+        }
+        Ok(n)
+    }
 }
 
 pub(crate) struct Driver {
@@ -70,14 +112,11 @@ impl Driver {
             }
             match job {
                 Job::Run(chunk) => {
-                    let outcomes = self.run_chunk(&chunk);
+                    let done = self.run_chunk(&chunk);
                     if self.shared.is_terminated() {
                         break;
                     }
-                    let _ = chunk.reply.send(ChunkDone {
-                        first_index: chunk.first_index,
-                        outcomes,
-                    });
+                    let _ = chunk.reply.send(done);
                 }
                 Job::Names(reply) => {
                     let _ = reply.send(self.names());
@@ -129,28 +168,33 @@ impl Driver {
         }
     }
 
-    fn run_chunk(&mut self, chunk: &Chunk) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(chunk.inputs.len());
+    fn run_chunk(&mut self, chunk: &Chunk) -> ChunkDone {
+        let mut done = ChunkDone {
+            first_index: chunk.first_index,
+            results: Batch::new(),
+            failures: Vec::new(),
+        };
         let mut pending: VecDeque<Range<usize>> = VecDeque::from([0..chunk.inputs.len()]);
         while let Some(range) = pending.pop_front() {
             if range.is_empty() {
                 continue;
             }
             if self.shared.is_terminated() {
-                return outcomes;
+                return done;
             }
-            self.run_range(chunk, range, &mut outcomes, &mut pending);
+            self.run_range(chunk, range, &mut done, &mut pending);
         }
-        outcomes
+        done
     }
 
-    /// Runs `chunk.inputs[range]` once, appending outcomes for the inputs it
-    /// settled and pushing what must run again to the front of `pending`.
+    /// Runs `chunk.inputs[range]` once, appending the results of the inputs
+    /// it settled to `done` and pushing what must run again to the front of
+    /// `pending`.
     fn run_range(
         &mut self,
         chunk: &Chunk,
         range: Range<usize>,
-        outcomes: &mut Vec<Outcome>,
+        done: &mut ChunkDone,
         pending: &mut VecDeque<Range<usize>>,
     ) {
         let n = range.len();
@@ -163,7 +207,7 @@ impl Driver {
             Ok(w) => w,
             Err(msg) => {
                 let f = lost(format!("cannot start worker: {msg}"));
-                outcomes.extend((0..n).map(|_| Err(f.clone())));
+                (0..n).for_each(|_| done.fail(f.clone()));
                 return;
             }
         };
@@ -171,55 +215,52 @@ impl Driver {
             task: std::borrow::Cow::Borrowed(&chunk.task),
             codec: chunk.codec,
             first_index: chunk.first_index + range.start as u64,
-            inputs: std::borrow::Cow::Borrowed(&chunk.inputs[range.clone()]),
+            inputs: std::borrow::Cow::Borrowed(chunk.inputs.encoded(range.clone())),
         };
         let pid = worker.pid();
-        match worker.request(&request) {
-            Ok(FromWorker::Done(done)) if done.len() == n => outcomes.extend(done),
-            Ok(FromWorker::Rejected(f)) => outcomes.extend((0..n).map(|_| Err(f.clone()))),
+        let violation = match worker.request(&request) {
+            Ok(FromWorker::Done(outcome)) => done.append(outcome, n..=n).err(),
+            Ok(FromWorker::Rejected(f)) => {
+                (0..n).for_each(|_| done.fail(f.clone()));
+                None
+            }
             Ok(FromWorker::Trapped {
                 completed,
                 panic,
                 trap,
                 backtrace,
-            }) if completed.len() < n => {
-                let k = completed.len();
-                outcomes.extend(completed);
-                match panic {
-                    Some(message) => {
-                        outcomes.push(Err(Failure {
-                            kind: TaskErrorKind::Panic,
-                            message,
+            }) => match done.append(completed, 0..=n - 1) {
+                Err(violation) => Some(violation),
+                Ok(k) => {
+                    match panic {
+                        // The SDK said which input panicked: the one after
+                        // the completed ones. The rest run again.
+                        Some(message) => {
+                            done.fail(Failure {
+                                kind: TaskErrorKind::Panic,
+                                message,
+                                backtrace,
+                            });
+                            pending.push_front(range.start + k + 1..range.end);
+                        }
+                        None if n == 1 => done.fail(Failure {
+                            kind: TaskErrorKind::Trap,
+                            message: trap,
                             backtrace,
-                        }));
-                        pending.push_front(range.start + k + 1..range.end);
-                    }
-                    None if n == 1 => outcomes.push(Err(Failure {
-                        kind: TaskErrorKind::Trap,
-                        message: trap,
-                        backtrace,
-                    })),
-                    None => {
-                        for i in (range.start + k..range.end).rev() {
-                            pending.push_front(i..i + 1);
+                        }),
+                        // Unknown culprit: one input at a time finds it.
+                        None => {
+                            for i in (range.start + k..range.end).rev() {
+                                pending.push_front(i..i + 1);
+                            }
                         }
                     }
+                    None
                 }
-            }
-            Ok(other) => {
-                tracing::warn!(
-                    worker = self.id,
-                    pid,
-                    "protocol violation: {}",
-                    frame_name(&other)
-                );
-                self.discard_worker();
-                let f = lost(format!(
-                    "worker process {pid} broke the protocol and was stopped"
-                ));
-                outcomes.extend((0..n).map(|_| Err(f.clone())));
-            }
+            },
+            Ok(other) => Some(frame_name(&other).to_string()),
             Err(e) => {
+                self.shared.set_worker(self.id, None);
                 let status = self
                     .worker
                     .take()
@@ -229,8 +270,17 @@ impl Driver {
                     tracing::warn!(worker = self.id, pid, "worker lost: {e}; {status}");
                 }
                 let f = lost(format!("worker process {pid} {status} ({e})"));
-                outcomes.extend((0..n).map(|_| Err(f.clone())));
+                (0..n).for_each(|_| done.fail(f.clone()));
+                None
             }
+        };
+        if let Some(violation) = violation {
+            tracing::warn!(worker = self.id, pid, "protocol violation: {violation}");
+            self.discard_worker();
+            let f = lost(format!(
+                "worker process {pid} broke the protocol and was stopped"
+            ));
+            (0..n).for_each(|_| done.fail(f.clone()));
         }
     }
 }
@@ -239,9 +289,9 @@ fn frame_name(frame: &FromWorker) -> &'static str {
     match frame {
         FromWorker::Ready { .. } => "unexpected Ready",
         FromWorker::InitFailed(_) => "unexpected InitFailed",
-        FromWorker::Done(_) => "wrong number of outcomes",
+        FromWorker::Done(_) => "unexpected Done",
         FromWorker::Rejected(_) => "unexpected Rejected",
-        FromWorker::Trapped { .. } => "too many completed outcomes",
+        FromWorker::Trapped { .. } => "unexpected Trapped",
         FromWorker::Names(_) => "unexpected Names",
     }
 }

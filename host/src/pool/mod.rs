@@ -20,7 +20,8 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use async_result::AsyncResult;
-pub use stream::Stream;
+pub use stream::Payload;
+use stream::{Raw, Source, Stream, Typed};
 
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::{Cache, CompiledGuest};
@@ -79,17 +80,14 @@ impl Inner {
         }
     }
 
-    fn stream<I>(
+    fn stream<S: Source>(
         self: &Arc<Self>,
         task: &str,
         codec: Codec,
-        inputs: I,
+        inputs: S,
         chunking: Chunking,
         ordered: bool,
-    ) -> Stream<I>
-    where
-        I: Iterator<Item = Vec<u8>>,
-    {
+    ) -> Stream<S> {
         Stream::new(self.clone(), task, codec, inputs, chunking, ordered)
     }
 
@@ -101,12 +99,22 @@ impl Inner {
         }
     }
 
-    /// Queues every chunk of a `map` now; the results are read from the
-    /// returned stream.
-    fn start_map(self: &Arc<Self>, task: &str, inputs: Vec<Vec<u8>>) -> Result<MapStream> {
+    /// Queues every chunk of a `map` now (encoding every input, so encoding
+    /// errors surface here); the results are read from the returned stream.
+    fn start_map<A: Serialize>(
+        self: &Arc<Self>,
+        task: &str,
+        inputs: Vec<A>,
+    ) -> Result<MapStream<A>> {
         let chunking = self.chunking_for(Some(inputs.len()));
         let mut stream = self
-            .stream(task, Codec::Bincode, inputs.into_iter(), chunking, true)
+            .stream(
+                task,
+                Codec::Bincode,
+                Typed(inputs.into_iter()),
+                chunking,
+                true,
+            )
             .unbounded();
         stream.fill()?;
         Ok(stream)
@@ -139,22 +147,16 @@ impl Inner {
     }
 }
 
-type MapStream = Stream<std::vec::IntoIter<Vec<u8>>>;
+type MapStream<A> = Stream<Typed<std::vec::IntoIter<A>>>;
 
 /// Collects a `map`'s results in order; the first failure ends it.
-fn collect<R: DeserializeOwned>(stream: MapStream) -> Result<Vec<R>> {
+fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Vec<R>> {
     let mut out = Vec::new();
     for item in stream {
         let (index, bytes) = item?;
         out.push(decode(index, &bytes)?);
     }
     Ok(out)
-}
-
-/// Encodes one argument for the guest.
-fn encode<A: Serialize>(arg: &A) -> Result<Vec<u8>> {
-    bincode::serde::encode_to_vec(arg, bincode::config::standard())
-        .map_err(|e| Error::Encode(e.to_string()))
 }
 
 /// Decodes one result from the guest (untrusted bytes).
@@ -414,11 +416,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        let encoded = inputs
-            .into_iter()
-            .map(|a| encode(&a))
-            .collect::<Result<Vec<_>>>()?;
-        collect(self.inner.start_map(task, encoded)?)
+        collect(self.inner.start_map(task, inputs.into_iter().collect())?)
     }
 
     /// [`map`](Pool::map) for tasks of several arguments, each input a tuple
@@ -462,14 +460,10 @@ impl Pool {
         inputs: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<R>>>
     where
-        A: Serialize,
+        A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        let encoded = inputs
-            .into_iter()
-            .map(|a| encode(&a))
-            .collect::<Result<Vec<_>>>()?;
-        let stream = self.inner.start_map(task, encoded)?;
+        let stream = self.inner.start_map(task, inputs.into_iter().collect())?;
         spawn_collector(move || collect(stream))
     }
 
@@ -481,10 +475,10 @@ impl Pool {
     /// As [`Pool::map_async`].
     pub fn apply_async<A, R>(&self, task: &str, arg: A) -> Result<AsyncResult<R>>
     where
-        A: Serialize,
+        A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        let stream = self.inner.start_map(task, vec![encode(&arg)?])?;
+        let stream = self.inner.start_map(task, vec![arg])?;
         spawn_collector(move || {
             collect(stream).map(|mut v: Vec<R>| v.pop().expect("one input, one output"))
         })
@@ -494,8 +488,9 @@ impl Pool {
     /// results are yielded in input order (Python's `Pool.imap`). At most
     /// `2 * processes + 1` chunks are in flight, so the input may be endless.
     ///
-    /// A failed input yields its [`Error::Task`] and the iteration goes on.
-    pub fn imap<A, R, I>(&self, task: &str, inputs: I) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    /// A failed input yields its [`Error::Task`] and the iteration goes on;
+    /// an input that cannot be encoded yields [`Error::Encode`] and ends it.
+    pub fn imap<A, R, I>(&self, task: &str, inputs: I) -> Imap<R, I::IntoIter>
     where
         A: Serialize,
         R: DeserializeOwned,
@@ -506,11 +501,7 @@ impl Pool {
 
     /// Like [`imap`](Pool::imap), in completion order (Python's
     /// `Pool.imap_unordered`).
-    pub fn imap_unordered<A, R, I>(
-        &self,
-        task: &str,
-        inputs: I,
-    ) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    pub fn imap_unordered<A, R, I>(&self, task: &str, inputs: I) -> Imap<R, I::IntoIter>
     where
         A: Serialize,
         R: DeserializeOwned,
@@ -519,32 +510,21 @@ impl Pool {
         self.typed_stream(task, inputs, false)
     }
 
-    fn typed_stream<A, R, I>(
-        &self,
-        task: &str,
-        inputs: I,
-        ordered: bool,
-    ) -> Imap<R, impl Iterator<Item = Vec<u8>>>
+    fn typed_stream<A, R, I>(&self, task: &str, inputs: I, ordered: bool) -> Imap<R, I::IntoIter>
     where
         A: Serialize,
         R: DeserializeOwned,
         I: IntoIterator<Item = A>,
     {
-        let encode_error = Arc::new(Mutex::new(None));
-        let sink = encode_error.clone();
-        let inputs = inputs.into_iter().map_while(move |a| match encode(&a) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                None
-            }
-        });
         let chunking = self.inner.chunking_for(None);
         Imap {
-            stream: self
-                .inner
-                .stream(task, Codec::Bincode, inputs, chunking, ordered),
-            encode_error,
+            stream: self.inner.stream(
+                task,
+                Codec::Bincode,
+                Typed(inputs.into_iter()),
+                chunking,
+                ordered,
+            ),
             _result: std::marker::PhantomData,
         }
     }
@@ -558,13 +538,15 @@ impl Pool {
         codec: Codec,
         inputs: I,
         ordered: bool,
-    ) -> Stream<I::IntoIter>
+    ) -> RawStream<I::IntoIter>
     where
         I: IntoIterator<Item = Vec<u8>>,
     {
         let chunking = self.inner.chunking_for(None);
-        self.inner
-            .stream(task, codec, inputs.into_iter(), chunking, ordered)
+        RawStream(
+            self.inner
+                .stream(task, codec, Raw(inputs.into_iter()), chunking, ordered),
+        )
     }
 
     /// Stops taking work; queued work still runs (Python's `Pool.close`).
@@ -616,24 +598,30 @@ impl Drop for Pool {
 /// The iterator [`Pool::imap`] and [`Pool::imap_unordered`] return: one
 /// decoded result (or error) per input.
 pub struct Imap<R, I> {
-    stream: Stream<I>,
-    encode_error: Arc<Mutex<Option<Error>>>,
+    stream: Stream<Typed<I>>,
     _result: std::marker::PhantomData<fn() -> R>,
 }
 
-impl<R: DeserializeOwned, I: Iterator<Item = Vec<u8>>> Iterator for Imap<R, I> {
+impl<A: Serialize, R: DeserializeOwned, I: Iterator<Item = A>> Iterator for Imap<R, I> {
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
-        match self.stream.next() {
-            Some(Ok((index, bytes))) => Some(decode(index, &bytes)),
-            Some(Err(e)) => Some(Err(e)),
-            None => self
-                .encode_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .map(Err),
-        }
+        Some(
+            self.stream
+                .next()?
+                .and_then(|(index, bytes)| decode(index, &bytes)),
+        )
+    }
+}
+
+/// The iterator [`Pool::imap_raw`] returns: each input's index and its
+/// encoded result, or its error.
+pub struct RawStream<I>(Stream<Raw<I>>);
+
+impl<I: Iterator<Item = Vec<u8>>> Iterator for RawStream<I> {
+    type Item = Result<(u64, Payload)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
     }
 }

@@ -14,9 +14,84 @@ use crossbeam_channel::{select, Receiver, Sender};
 
 use super::driver::{Chunk, ChunkDone, Job};
 use super::Inner;
+use crate::batch::Batch;
 use crate::error::{Error, TaskError};
 use crate::limits::{MAX_AUTO_CHUNK, MAX_CHUNK_BYTES};
-use crate::wire::{Codec, Outcome};
+use crate::wire::Codec;
+
+/// Where a stream's inputs come from: each call appends the next input's
+/// encoding to a batch.
+pub trait Source {
+    /// Appends the next input to `batch`; `None` at the end.
+    fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>>;
+}
+
+/// Raw payloads, already encoded (what `mpwasm pool` reads).
+pub(crate) struct Raw<I>(pub(crate) I);
+
+impl<I: Iterator<Item = Vec<u8>>> Source for Raw<I> {
+    fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>> {
+        let payload = self.0.next()?;
+        Some(if payload.len() > u32::MAX as usize {
+            Err(Error::Encode("input larger than 4 GiB".into()))
+        } else {
+            batch.push(&payload);
+            Ok(())
+        })
+    }
+}
+
+/// Serde values, encoded with bincode straight into the batch.
+pub(crate) struct Typed<I>(pub(crate) I);
+
+impl<A: serde::Serialize, I: Iterator<Item = A>> Source for Typed<I> {
+    fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>> {
+        let arg = self.0.next()?;
+        Some(batch.push_with(
+            |out| {
+                bincode::serde::encode_into_std_write(&arg, out, bincode::config::standard())
+                    .map(|_| ())
+                    .map_err(|e| Error::Encode(e.to_string()))
+            },
+            || Error::Encode("input larger than 4 GiB".into()),
+        ))
+    }
+}
+
+/// One result's bytes, shared with the rest of its chunk (no copy).
+#[derive(Clone)]
+pub struct Payload {
+    chunk: Arc<Batch>,
+    index: usize,
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.chunk.get(self.index)
+    }
+}
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Payload").field(&&**self).finish()
+    }
+}
+
+/// A finished chunk whose results are being handed out.
+struct Ready {
+    first_index: u64,
+    results: Arc<Batch>,
+    failures: VecDeque<(u32, crate::wire::Failure)>,
+    next: usize,
+}
 
 /// How many inputs go into each chunk.
 #[derive(Debug, Clone, Copy)]
@@ -48,11 +123,11 @@ impl Chunking {
 
 /// A running job: an iterator of `(index, result bytes)` in input order, or
 /// in completion order when unordered.
-pub struct Stream<I> {
+pub struct Stream<S> {
     inner: Arc<Inner>,
     task: Arc<str>,
     codec: Codec,
-    inputs: I,
+    inputs: S,
     chunking: Chunking,
     ordered: bool,
     next_index: u64,
@@ -62,17 +137,17 @@ pub struct Stream<I> {
     exhausted: bool,
     reply_tx: Sender<ChunkDone>,
     reply_rx: Receiver<ChunkDone>,
-    waiting: BTreeMap<u64, Vec<Outcome>>,
-    ready: VecDeque<(u64, Outcome)>,
+    waiting: BTreeMap<u64, ChunkDone>,
+    ready: VecDeque<Ready>,
     broken: bool,
 }
 
-impl<I: Iterator<Item = Vec<u8>>> Stream<I> {
+impl<S: Source> Stream<S> {
     pub(crate) fn new(
         inner: Arc<Inner>,
         task: &str,
         codec: Codec,
-        inputs: I,
+        inputs: S,
         chunking: Chunking,
         ordered: bool,
     ) -> Self {
@@ -110,14 +185,10 @@ impl<I: Iterator<Item = Vec<u8>>> Stream<I> {
     pub(crate) fn fill(&mut self) -> Result<(), Error> {
         while !self.exhausted && self.in_flight < self.max_in_flight {
             let want = self.chunking.take();
-            let mut inputs = Vec::with_capacity(want.min(MAX_AUTO_CHUNK));
-            let mut bytes = 0;
-            while inputs.len() < want && bytes < MAX_CHUNK_BYTES {
-                match self.inputs.next() {
-                    Some(input) => {
-                        bytes += input.len();
-                        inputs.push(input);
-                    }
+            let mut inputs = Batch::new();
+            while inputs.len() < want && inputs.byte_len() < MAX_CHUNK_BYTES {
+                match self.inputs.next_into(&mut inputs) {
+                    Some(pushed) => pushed?,
                     None => {
                         self.exhausted = true;
                         break;
@@ -149,35 +220,67 @@ impl<I: Iterator<Item = Vec<u8>>> Stream<I> {
         };
         self.in_flight -= 1;
         if self.ordered {
-            self.waiting.insert(done.first_index, done.outcomes);
-            while let Some(outcomes) = self.waiting.remove(&self.next_emit) {
-                let first = self.next_emit;
-                self.next_emit += outcomes.len() as u64;
-                self.ready.extend((first..).zip(outcomes));
+            self.waiting.insert(done.first_index, done);
+            while let Some(done) = self.waiting.remove(&self.next_emit) {
+                self.next_emit += done.results.len() as u64;
+                self.ready.push_back(Ready::from(done));
             }
         } else {
-            self.ready.extend((done.first_index..).zip(done.outcomes));
+            self.ready.push_back(Ready::from(done));
         }
         Ok(())
     }
+
+    /// The next result of the chunks already received.
+    fn pop_ready(&mut self) -> Option<Result<(u64, Payload), Error>> {
+        let chunk = self.ready.front_mut()?;
+        let i = chunk.next;
+        chunk.next += 1;
+        let index = chunk.first_index + i as u64;
+        let item = match chunk.failures.front() {
+            Some((at, _)) if *at as usize == i => {
+                let (_, f) = chunk.failures.pop_front().expect("just seen");
+                Err(Error::Task(TaskError {
+                    index,
+                    kind: f.kind,
+                    message: f.message,
+                    backtrace: f.backtrace,
+                }))
+            }
+            _ => Ok((
+                index,
+                Payload {
+                    chunk: chunk.results.clone(),
+                    index: i,
+                },
+            )),
+        };
+        if chunk.next == chunk.results.len() {
+            self.ready.pop_front();
+        }
+        Some(item)
+    }
 }
 
-impl<I: Iterator<Item = Vec<u8>>> Iterator for Stream<I> {
+impl From<ChunkDone> for Ready {
+    fn from(done: ChunkDone) -> Self {
+        Ready {
+            first_index: done.first_index,
+            results: Arc::new(done.results),
+            failures: done.failures.into(),
+            next: 0,
+        }
+    }
+}
+
+impl<S: Source> Iterator for Stream<S> {
     /// The input's index and its encoded result, or why it failed.
-    type Item = Result<(u64, Vec<u8>), Error>;
+    type Item = Result<(u64, Payload), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((index, outcome)) = self.ready.pop_front() {
-                return Some(match outcome {
-                    Ok(bytes) => Ok((index, bytes)),
-                    Err(f) => Err(Error::Task(TaskError {
-                        index,
-                        kind: f.kind,
-                        message: f.message,
-                        backtrace: f.backtrace,
-                    })),
-                });
+            if let Some(item) = self.pop_ready() {
+                return Some(item);
             }
             if self.broken {
                 return None;

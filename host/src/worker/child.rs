@@ -58,7 +58,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
                 codec,
                 first_index,
                 inputs,
-            } => instance.run(&task, codec, first_index, &inputs),
+            } => instance.run(&task, codec, first_index, inputs.into_owned()),
             ToWorker::Names => instance.names(),
             ToWorker::Init(_) => return Err(std::io::Error::other("second Init frame")),
         };
@@ -85,7 +85,7 @@ pub(crate) struct WorkerState {
     /// Who this worker is (the `runtime.worker` import).
     pub(crate) info: crate::bindings::runtime::WorkerInfo,
     /// Set by `runtime.report-panic` just before the instance traps.
-    pub(crate) panic: Option<(String, Vec<Outcome>)>,
+    pub(crate) panic: Option<(String, Outcome)>,
 }
 
 impl WasiView for WorkerState {
@@ -129,27 +129,19 @@ impl GuestInstance {
         })
     }
 
-    fn run(
-        &mut self,
-        task: &str,
-        codec: Codec,
-        first_index: u64,
-        inputs: &[Vec<u8>],
-    ) -> FromWorker {
+    fn run(&mut self, task: &str, codec: Codec, first_index: u64, inputs: Vec<u8>) -> FromWorker {
         let codec = match codec {
             Codec::Bincode => types::Codec::Bincode,
             Codec::Json => types::Codec::Json,
         };
         let tasks = self.guest.mpwasm_runtime_tasks();
-        match tasks.call_call(&mut self.store, task, codec, first_index, inputs) {
-            Ok(Ok(outcomes)) => {
-                FromWorker::Done(outcomes.into_iter().map(|o| o.map_err(failure)).collect())
-            }
+        match tasks.call_call(&mut self.store, task, codec, first_index, &inputs) {
+            Ok(Ok(outcome)) => FromWorker::Done(outcome_from_guest(outcome)),
             Ok(Err(e)) => FromWorker::Rejected(failure(e)),
             Err(trap) => {
                 let (panic, completed) = match self.store.data_mut().panic.take() {
                     Some((message, completed)) => (Some(message), completed),
-                    None => (None, Vec::new()),
+                    None => (None, Outcome::default()),
                 };
                 let reply = FromWorker::Trapped {
                     completed,
@@ -242,6 +234,18 @@ fn trap_message(e: &wasmtime::Error) -> String {
             .next()
             .unwrap_or_default()
             .to_string(),
+    }
+}
+
+/// A guest's outcome in the wire's terms.
+pub(crate) fn outcome_from_guest(o: types::Outcome) -> Outcome {
+    Outcome {
+        results: o.results,
+        failures: o
+            .failures
+            .into_iter()
+            .map(|(i, e)| (i, failure(e)))
+            .collect(),
     }
 }
 
