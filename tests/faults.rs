@@ -48,3 +48,131 @@ fn a_killed_worker_fails_only_its_inputs_and_is_replaced() {
     let again: Vec<u64> = pool.map("sleep_ms", [1u64, 1, 1, 1]).unwrap();
     assert_eq!(again, [1, 1, 1, 1]);
 }
+
+/// Pids of the live children of `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the ")" that closes the command name: state, ppid, ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        if fields.next().and_then(|p| p.parse::<u32>().ok()) == Some(parent) && state != Some("Z") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn workers_die_with_a_killed_parent() {
+    use std::process::{Command, Stdio};
+    let kit = guest("testkit");
+    let mut parent = Command::new(mpwasm_bin())
+        .args([
+            "pool",
+            kit.to_str().unwrap(),
+            "-t",
+            "sleep_ms",
+            "-j",
+            "3",
+            "--chunksize",
+            "1",
+        ])
+        .env("MPWASM_CACHE_DIR", shared_cache())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Keep stdin open (the parent waits for more input) with work in flight.
+    let mut stdin = parent.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"5000\n5000\n5000\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let workers = loop {
+        let w = children_of(parent.id());
+        if w.len() == 3 || std::time::Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(workers.len(), 3, "three workers started");
+    sigkill(parent.id());
+    parent.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let left: Vec<u32> = workers.into_iter().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "workers outlived their parent: {left:?}");
+    drop(stdin);
+}
+
+/// A hostile "worker": answers Init with a valid Ready frame, then answers
+/// the first request with `reply` (raw bytes) and waits.
+fn hostile_worker(dir: &std::path::Path, reply: &str) -> std::path::PathBuf {
+    let path = dir.join("hostile-worker");
+    let script = format!(
+        "#!/usr/bin/env python3\n\
+         import os, struct, time\n\
+         sock = os.fdopen(0, 'r+b', buffering=0)  # the channel is the worker's stdin\n\
+         def read(n):\n    b = b''\n    while len(b) < n: b += sock.read(n - len(b))\n    return b\n\
+         def frame(): read(struct.unpack('<I', read(4))[0])\n\
+         frame()\n\
+         sock.write(bytes([2, 0, 0, 0, 0, 5]))  # Ready {{ pid: 5 }}\n\
+         frame()\n\
+         sock.write({reply})\n\
+         time.sleep(30)\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
+    path
+}
+
+#[test]
+fn hostile_frames_end_only_that_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, reply) in [
+        ("1 GiB length prefix", "bytes([0, 0, 0, 64])"),
+        ("garbage body", "bytes([8, 0, 0, 0]) + b'\\xff' * 8"),
+        ("wrong number of results", "bytes([3, 0, 0, 0, 2, 0, 0])"),
+    ] {
+        let worker = hostile_worker(dir.path(), reply);
+        let pool = mpwasm::Pool::builder(guest("pool_square"))
+            .worker_program(&worker)
+            .cache(mpwasm::Cache::new(shared_cache()))
+            .processes(1)
+            .chunksize(4)
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let results: Vec<mpwasm::Result<i64>> = pool.imap("square", 1..=4i64).collect();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: no hang"
+        );
+        assert_eq!(results.len(), 4, "{what}");
+        for r in results {
+            match r {
+                Err(Error::Task(e)) => assert_eq!(e.kind, TaskErrorKind::WorkerLost, "{what}: {e}"),
+                other => panic!("{what}: expected WorkerLost, got {other:?}"),
+            }
+        }
+    }
+}

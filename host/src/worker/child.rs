@@ -21,6 +21,17 @@ pub(crate) fn run_if_worker() -> Option<ExitCode> {
     let parent: u32 = std::env::var(WORKER_ENV).ok()?.parse().ok()?;
     Some(match serve(parent) {
         Ok(()) => ExitCode::SUCCESS,
+        // The parent closed the channel: it is done with this worker.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("mpwasm worker {}: {e}", std::process::id());
             ExitCode::FAILURE

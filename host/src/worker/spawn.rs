@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use super::WORKER_ENV;
 use crate::wire::{read_frame, write_frame, FromWorker, Init, ToWorker};
 
+/// How long a new worker may take to load its guest and report ready.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// A running worker process and the parent's end of its socket.
 pub(crate) struct WorkerProcess {
     child: Child,
@@ -46,10 +49,21 @@ impl WorkerProcess {
     ///
     /// The worker's own description of what failed, or that it died.
     pub(crate) fn wait_ready(&mut self) -> Result<(), String> {
-        match self.receive() {
+        // A worker that never reports must not hang its pool.
+        let _ = self.reader.get_ref().set_read_timeout(Some(READY_TIMEOUT));
+        let ready = self.receive();
+        let _ = self.reader.get_ref().set_read_timeout(None);
+        match ready {
             Ok(FromWorker::Ready { .. }) => Ok(()),
             Ok(FromWorker::InitFailed(msg)) => Err(msg),
             Ok(other) => Err(format!("unexpected first frame {other:?}")),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                Err(format!(
+                    "worker did not report ready within {READY_TIMEOUT:?}"
+                ))
+            }
             Err(e) => Err(format!("worker exited while starting ({e})")),
         }
     }
