@@ -13,13 +13,17 @@ use std::cell::RefCell;
 use crate::bindings::{program, tasks, types::Codec, types::Outcome, types::TaskError, Guest};
 use crate::panic;
 
+/// Decodes one input, runs a task, appends its encoded result.
+#[doc(hidden)]
+pub type RunFn = fn(Codec, &[u8], &mut Vec<u8>) -> Result<(), TaskError>;
+
 /// One exported task, as registered by `#[mpwasm_guest::task]`.
 #[doc(hidden)]
 pub struct Task {
     /// The name callers use: the Rust function's name.
     pub name: &'static str,
     /// Decodes one input, runs the function, appends its encoded result.
-    pub run: fn(Codec, &[u8], &mut Vec<u8>) -> Result<(), TaskError>,
+    pub run: RunFn,
 }
 
 inventory::collect!(Task);

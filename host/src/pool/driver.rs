@@ -174,7 +174,7 @@ impl Driver {
             results: Batch::new(),
             failures: Vec::new(),
         };
-        let mut pending: VecDeque<Range<usize>> = VecDeque::from([0..chunk.inputs.len()]);
+        let mut pending: VecDeque<Range<usize>> = std::iter::once(0..chunk.inputs.len()).collect();
         while let Some(range) = pending.pop_front() {
             if range.is_empty() {
                 continue;
