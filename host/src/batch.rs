@@ -130,6 +130,19 @@ impl Batch {
     }
 }
 
+/// Number of payloads in an encoded batch that is known to be well formed
+/// (one the parent built); stops at the first malformed prefix.
+pub(crate) fn count(mut data: &[u8]) -> u64 {
+    let mut n = 0;
+    while let Some((len, rest)) = data.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some(rest) = rest.get(len..) else { break };
+        data = rest;
+        n += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod test {
     use super::*;

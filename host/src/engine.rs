@@ -7,13 +7,20 @@
 
 use wasmtime::{Config, Engine};
 
-/// Builds the engine shared by compilation and worker processes.
+/// Builds the engine shared by compilation and worker processes; `metering`
+/// enables fuel.
 ///
 /// # Errors
 ///
 /// Fails only if wasmtime rejects the configuration (a build problem).
-pub(crate) fn engine() -> wasmtime::Result<Engine> {
+pub(crate) fn engine(metering: bool) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    // Task deadlines: a ticker thread in the worker advances the epoch; a
+    // store whose deadline passes traps at the next loop header or call.
+    config.epoch_interruption(true);
+    // Fuel (deterministic limits) costs a counter update per block, so it
+    // is compiled in only for pools that ask for it (a separate artifact).
+    config.consume_fuel(metering);
     // No component-model async: it roughly doubles the cost of a host call
     // and mpwasm's host functions block in their own process instead.
     config.concurrency_support(false);

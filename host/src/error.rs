@@ -81,6 +81,10 @@ pub enum TaskErrorKind {
     Trap,
     /// The worker process died while holding the task.
     WorkerLost,
+    /// The task ran past its deadline and was stopped.
+    Timeout,
+    /// The task hit its memory cap or ran out of fuel.
+    ResourceLimit,
 }
 
 impl fmt::Display for TaskErrorKind {
@@ -93,6 +97,8 @@ impl fmt::Display for TaskErrorKind {
             TaskErrorKind::BadOutput => "bad output",
             TaskErrorKind::Trap => "trapped",
             TaskErrorKind::WorkerLost => "worker lost",
+            TaskErrorKind::Timeout => "timed out",
+            TaskErrorKind::ResourceLimit => "hit a resource limit",
         })
     }
 }

@@ -93,7 +93,14 @@ impl Cache {
     /// A [`LoadError`] naming the file: unreadable, not wasm, invalid, not
     /// targeting mpwasm's world, or the cache cannot be written.
     pub fn load(&self, path: &Path) -> Result<CompiledGuest, LoadError> {
-        let engine = crate::engine::engine().map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        self.load_for(path, false)
+    }
+
+    /// [`Cache::load`] for an engine with fuel metering on or off (a
+    /// separate artifact each).
+    pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
+        let engine =
+            crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let bytes = read_guest(path)?;
         let artifact = self
             .dir

@@ -51,6 +51,35 @@ pub struct Init {
     pub name: String,
     /// Send the guest's stdout to stderr (keeps `mpwasm pool`'s stdout clean).
     pub stdout_to_stderr: bool,
+    /// Limits and grants.
+    pub sandbox: Sandbox,
+}
+
+/// What a worker's guest may use: limits, and capabilities granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sandbox {
+    /// Largest linear memory, in bytes.
+    pub memory: Option<u64>,
+    /// Deadline for one input (a chunk of `n` inputs gets `n` times it).
+    pub timeout: Option<std::time::Duration>,
+    /// Fuel for one input (a chunk of `n` inputs gets `n` times it); the
+    /// artifact must have been compiled with metering.
+    pub fuel: Option<u64>,
+    /// Host directories the guest may open.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Whether the guest may only read.
+    pub read_only: bool,
 }
 
 /// Parent → worker.
@@ -123,6 +152,8 @@ pub enum FromWorker {
     /// inputs before the trap; `panic` is the panic message when the guest
     /// SDK reported one (then the input right after them panicked).
     Trapped {
+        /// What kind of trap: `Trap`, `Timeout` or `ResourceLimit`.
+        kind: TaskErrorKind,
         /// Outcome of the inputs that finished before the trap.
         completed: Outcome,
         /// The panic message, if the trap was a reported panic.

@@ -3,6 +3,7 @@
 mod compile;
 mod inspect;
 mod pool;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

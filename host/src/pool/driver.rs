@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -91,7 +92,20 @@ pub(crate) struct Driver {
     id: u32,
     shared: Arc<Shared>,
     worker: Option<WorkerProcess>,
+    /// Inputs the current worker process has run (for `maxtasksperchild`).
+    served: u64,
 }
+
+/// A run of a chunk's inputs still to do, and how many times a worker
+/// died holding it.
+struct Pending {
+    range: Range<usize>,
+    lost: u32,
+}
+
+/// How long the parent waits beyond a deadline before it kills a worker
+/// that did not stop by itself (one blocked in a host call, say).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(100);
 
 impl Driver {
     pub(crate) fn new(id: u32, shared: Arc<Shared>) -> Self {
@@ -99,6 +113,7 @@ impl Driver {
             id,
             shared,
             worker: None,
+            served: 0,
         }
     }
 
@@ -117,6 +132,14 @@ impl Driver {
                         break;
                     }
                     let _ = chunk.reply.send(done);
+                    self.served += chunk.inputs.len() as u64;
+                    if self
+                        .shared
+                        .maxtasksperchild
+                        .is_some_and(|max| self.served >= max)
+                    {
+                        self.discard_worker(); // the next chunk starts a fresh one
+                    }
                 }
                 Job::Names(reply) => {
                     let _ = reply.send(self.names());
@@ -134,6 +157,7 @@ impl Driver {
                 id: self.id,
                 name: format!("PoolWorker-{}", self.id + 1),
                 stdout_to_stderr: self.shared.stdout_to_stderr,
+                sandbox: self.shared.sandbox.clone(),
             };
             let mut worker =
                 WorkerProcess::spawn(&self.shared.program, &init).map_err(|e| e.to_string())?;
@@ -154,6 +178,7 @@ impl Driver {
     fn discard_worker(&mut self) {
         self.shared.set_worker(self.id, None);
         self.worker = None; // Drop kills and reaps it.
+        self.served = 0;
     }
 
     fn names(&mut self) -> Result<Vec<String>, Error> {
@@ -174,15 +199,19 @@ impl Driver {
             results: Batch::new(),
             failures: Vec::new(),
         };
-        let mut pending: VecDeque<Range<usize>> = std::iter::once(0..chunk.inputs.len()).collect();
-        while let Some(range) = pending.pop_front() {
-            if range.is_empty() {
+        let mut pending: VecDeque<Pending> = std::iter::once(Pending {
+            range: 0..chunk.inputs.len(),
+            lost: 0,
+        })
+        .collect();
+        while let Some(next) = pending.pop_front() {
+            if next.range.is_empty() {
                 continue;
             }
             if self.shared.is_terminated() {
                 return done;
             }
-            self.run_range(chunk, range, &mut done, &mut pending);
+            self.run_range(chunk, next, &mut done, &mut pending);
         }
         done
     }
@@ -193,16 +222,31 @@ impl Driver {
     fn run_range(
         &mut self,
         chunk: &Chunk,
-        range: Range<usize>,
+        next: Pending,
         done: &mut ChunkDone,
-        pending: &mut VecDeque<Range<usize>>,
+        pending: &mut VecDeque<Pending>,
     ) {
+        let Pending {
+            range,
+            lost: times_lost,
+        } = next;
         let n = range.len();
+        let again = |range: Range<usize>| Pending {
+            range,
+            lost: times_lost,
+        };
         let lost = |message: String| Failure {
             kind: TaskErrorKind::WorkerLost,
             message,
             backtrace: None,
         };
+        // The worker stops a task at its deadline by itself; the watchdog
+        // is for one that cannot (blocked in a host call, or hostile).
+        let watchdog = self
+            .shared
+            .sandbox
+            .timeout
+            .map(|t| t * n as u32 + WATCHDOG_GRACE);
         let worker = match self.worker() {
             Ok(w) => w,
             Err(msg) => {
@@ -218,13 +262,14 @@ impl Driver {
             inputs: std::borrow::Cow::Borrowed(chunk.inputs.encoded(range.clone())),
         };
         let pid = worker.pid();
-        let violation = match worker.request(&request) {
+        let violation = match worker.request_within(&request, watchdog) {
             Ok(FromWorker::Done(outcome)) => done.append(outcome, n..=n).err(),
             Ok(FromWorker::Rejected(f)) => {
                 (0..n).for_each(|_| done.fail(f.clone()));
                 None
             }
             Ok(FromWorker::Trapped {
+                kind,
                 completed,
                 panic,
                 trap,
@@ -241,17 +286,17 @@ impl Driver {
                                 message,
                                 backtrace,
                             });
-                            pending.push_front(range.start + k + 1..range.end);
+                            pending.push_front(again(range.start + k + 1..range.end));
                         }
                         None if n == 1 => done.fail(Failure {
-                            kind: TaskErrorKind::Trap,
+                            kind,
                             message: trap,
                             backtrace,
                         }),
                         // Unknown culprit: one input at a time finds it.
                         None => {
                             for i in (range.start + k..range.end).rev() {
-                                pending.push_front(i..i + 1);
+                                pending.push_front(again(i..i + 1));
                             }
                         }
                     }
@@ -259,6 +304,24 @@ impl Driver {
                 }
             },
             Ok(other) => Some(frame_name(&other).to_string()),
+            Err(e) if is_timeout(&e) => {
+                self.discard_worker();
+                tracing::warn!(
+                    worker = self.id,
+                    pid,
+                    "deadline passed without a reply; worker killed"
+                );
+                let f = Failure {
+                    kind: TaskErrorKind::Timeout,
+                    message: format!(
+                        "deadline of {:?} exceeded; worker process {pid} was killed",
+                        self.shared.sandbox.timeout.unwrap_or_default()
+                    ),
+                    backtrace: None,
+                };
+                (0..n).for_each(|_| done.fail(f.clone()));
+                None
+            }
             Err(e) => {
                 self.shared.set_worker(self.id, None);
                 let status = self
@@ -266,11 +329,19 @@ impl Driver {
                     .take()
                     .map(WorkerProcess::end)
                     .unwrap_or_default();
+                self.served = 0;
                 if !self.shared.is_terminated() {
                     tracing::warn!(worker = self.id, pid, "worker lost: {e}; {status}");
                 }
-                let f = lost(format!("worker process {pid} {status} ({e})"));
-                (0..n).for_each(|_| done.fail(f.clone()));
+                if times_lost < self.shared.retries && !self.shared.is_terminated() {
+                    pending.push_front(Pending {
+                        range,
+                        lost: times_lost + 1,
+                    });
+                } else {
+                    let f = lost(format!("worker process {pid} {status} ({e})"));
+                    (0..n).for_each(|_| done.fail(f.clone()));
+                }
                 None
             }
         };
@@ -283,6 +354,13 @@ impl Driver {
             (0..n).for_each(|_| done.fail(f.clone()));
         }
     }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 fn frame_name(frame: &FromWorker) -> &'static str {

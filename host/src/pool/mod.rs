@@ -25,7 +25,7 @@ use stream::{Raw, Source, Stream, Typed};
 
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::{Cache, CompiledGuest};
-use crate::wire::Codec;
+use crate::wire::{Codec, DirGrant, Sandbox};
 use driver::{Driver, Job};
 use stream::Chunking;
 
@@ -34,6 +34,9 @@ pub(crate) struct Shared {
     guest: CompiledGuest,
     program: PathBuf,
     stdout_to_stderr: bool,
+    sandbox: Sandbox,
+    retries: u32,
+    maxtasksperchild: Option<u64>,
     terminated: AtomicBool,
     /// Per worker slot: the live worker's pid and a handle on its socket.
     workers: Mutex<Vec<Option<(u32, UnixStream)>>>,
@@ -198,6 +201,10 @@ pub struct PoolBuilder {
     program: Option<PathBuf>,
     cache: Option<Cache>,
     stdout_to_stderr: bool,
+    sandbox: Sandbox,
+    inherit_env: bool,
+    retries: u32,
+    maxtasksperchild: Option<u64>,
 }
 
 impl PoolBuilder {
@@ -237,6 +244,81 @@ impl PoolBuilder {
         self
     }
 
+    /// Caps each worker's guest memory at `bytes` (a guest's linear memory
+    /// cannot grow past it). A task that needs more fails with
+    /// [`TaskErrorKind::ResourceLimit`]; its worker starts a fresh instance.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.sandbox.memory = Some(bytes);
+        self
+    }
+
+    /// Stops any input that runs longer than `timeout`: it fails with
+    /// [`TaskErrorKind::Timeout`] and its worker starts a fresh instance
+    /// (or is replaced, if it does not stop within 100 ms).
+    ///
+    /// Deadlines apply per chunk (`timeout` times its length), so with a
+    /// deadline the chunk size defaults to 1: each input has its own.
+    pub fn task_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.sandbox.timeout = Some(timeout);
+        self
+    }
+
+    /// Gives each input a budget of `fuel` units (roughly, wasm
+    /// instructions): a deterministic limit, unlike a deadline. An input
+    /// that runs out fails with [`TaskErrorKind::ResourceLimit`]. Metering
+    /// slows guest code down and compiles a separate artifact. Per chunk,
+    /// like [`task_timeout`](PoolBuilder::task_timeout).
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.sandbox.fuel = Some(fuel);
+        self
+    }
+
+    /// Lets guests open the host directory `host` as `guest` (read-only if
+    /// `read_only`). Guests see no filesystem otherwise.
+    pub fn preopen_dir(
+        mut self,
+        host: impl Into<PathBuf>,
+        guest: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        self.sandbox.dirs.push(DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+            read_only,
+        });
+        self
+    }
+
+    /// Sets an environment variable for guests. Guests see no environment
+    /// otherwise.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sandbox.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Gives guests this process's whole environment (read when the pool is
+    /// built), in addition to variables set with [`env`](PoolBuilder::env).
+    pub fn inherit_env(mut self) -> Self {
+        self.inherit_env = true;
+        self
+    }
+
+    /// Re-runs inputs whose worker process died (was killed, ran out of
+    /// memory) up to `n` more times before failing them with
+    /// [`TaskErrorKind::WorkerLost`]. Default 0. Panics, traps and deadlines
+    /// are the task's own failures and are never retried.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// Replaces each worker process after it has run `n` inputs (Python's
+    /// `maxtasksperchild`), bounding what a leaky guest can accumulate.
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.maxtasksperchild = Some(n);
+        self
+    }
+
     /// Loads (compiling once into the cache) the guest and starts the
     /// worker processes.
     ///
@@ -259,17 +341,39 @@ impl PoolBuilder {
         if self.chunksize == Some(0) {
             return Err(Error::Config("chunksize must be at least 1".into()));
         }
+        if self.maxtasksperchild == Some(0) {
+            return Err(Error::Config("maxtasksperchild must be at least 1".into()));
+        }
+        if self.sandbox.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(Error::Config("task timeout must be positive".into()));
+        }
+        let mut sandbox = self.sandbox;
+        if self.inherit_env {
+            let set: Vec<String> = sandbox.env.iter().map(|(k, _)| k.clone()).collect();
+            sandbox.env.extend(
+                std::env::vars()
+                    .filter(|(k, _)| !set.contains(k) && k != crate::worker::WORKER_ENV),
+            );
+        }
+        // Per-input limits need one input per chunk unless told otherwise.
+        let chunksize = match self.chunksize {
+            None if sandbox.timeout.is_some() || sandbox.fuel.is_some() => Some(1),
+            other => other,
+        };
         let program = match self.program {
             Some(p) => p,
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
         let cache = self.cache.unwrap_or_else(Cache::default_location);
-        let guest = cache.load(&self.guest)?;
+        let guest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
         let shared = Arc::new(Shared {
             guest,
             program,
             stdout_to_stderr: self.stdout_to_stderr,
+            sandbox,
+            retries: self.retries,
+            maxtasksperchild: self.maxtasksperchild,
             terminated: AtomicBool::new(false),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
         });
@@ -289,7 +393,7 @@ impl PoolBuilder {
             inner: Arc::new(Inner {
                 shared,
                 processes,
-                chunksize: self.chunksize,
+                chunksize,
                 jobs: Mutex::new(Some(jobs_tx)),
                 terminated,
                 terminate_tx: Mutex::new(Some(terminate_tx)),
@@ -335,6 +439,10 @@ impl Pool {
             program: None,
             cache: None,
             stdout_to_stderr: false,
+            sandbox: Sandbox::default(),
+            inherit_env: false,
+            retries: 0,
+            maxtasksperchild: None,
         }
     }
 

@@ -9,6 +9,7 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::sandbox::{self, MemoryCap};
 use super::WORKER_ENV;
 use crate::bindings::{types, Worker, WorkerPre};
 use crate::error::TaskErrorKind;
@@ -97,6 +98,8 @@ pub(crate) struct WorkerState {
     pub(crate) info: crate::bindings::runtime::WorkerInfo,
     /// Set by `runtime.report-panic` just before the instance traps.
     pub(crate) panic: Option<(String, Outcome)>,
+    /// The memory cap.
+    memory: MemoryCap,
 }
 
 impl WasiView for WorkerState {
@@ -119,7 +122,10 @@ struct GuestInstance {
 
 impl GuestInstance {
     fn load(init: Init) -> wasmtime::Result<Self> {
-        let engine = crate::engine::engine()?;
+        let engine = crate::engine::engine(init.sandbox.fuel.is_some())?;
+        if init.sandbox.timeout.is_some() {
+            sandbox::start_ticker(&engine);
+        }
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
         // user's own cache directory; wasmtime checks its header and
@@ -145,6 +151,7 @@ impl GuestInstance {
             Codec::Bincode => types::Codec::Bincode,
             Codec::Json => types::Codec::Json,
         };
+        self.arm(crate::batch::count(&inputs));
         let tasks = self.guest.mpwasm_runtime_tasks();
         match tasks.call_call(&mut self.store, task, codec, first_index, &inputs) {
             Ok(Ok(outcome)) => FromWorker::Done(outcome_from_guest(outcome)),
@@ -154,10 +161,13 @@ impl GuestInstance {
                     Some((message, completed)) => (Some(message), completed),
                     None => (None, Outcome::default()),
                 };
+                let hit = self.store.data_mut().memory.take_hit();
+                let (kind, message) = sandbox::classify(&trap, hit, &self.init.sandbox);
                 let reply = FromWorker::Trapped {
+                    kind,
                     completed,
                     panic,
-                    trap: trap_message(&trap),
+                    trap: message,
                     backtrace: trap
                         .downcast_ref::<wasmtime::WasmBacktrace>()
                         .map(|bt| bt.to_string()),
@@ -180,6 +190,18 @@ impl GuestInstance {
                     backtrace: None,
                 })
             }
+        }
+    }
+
+    /// Sets the deadline and fuel for a call running `n` inputs.
+    fn arm(&mut self, n: u64) {
+        let sandbox = &self.init.sandbox;
+        if let Some(timeout) = sandbox.timeout {
+            self.store
+                .set_epoch_deadline(sandbox::ticks(timeout).saturating_mul(n.max(1)));
+        }
+        if let Some(fuel) = sandbox.fuel {
+            let _ = self.store.set_fuel(fuel.saturating_mul(n.max(1)));
         }
     }
 
@@ -208,21 +230,8 @@ fn instantiate(
     pre: &WorkerPre<WorkerState>,
     init: &Init,
 ) -> wasmtime::Result<(Store<WorkerState>, Worker)> {
-    let mut wasi = WasiCtx::builder();
-    // Sandbox: no preopened directories, no environment, no arguments, stdin
-    // closed, no network — the builder's defaults, spelled out where they
-    // are switches.
-    wasi.allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    if init.stdout_to_stderr {
-        wasi.stdout(wasmtime_wasi::cli::stderr());
-    } else {
-        wasi.inherit_stdout();
-    }
-    wasi.inherit_stderr();
     let state = WorkerState {
-        wasi: wasi.build(),
+        wasi: sandbox::wasi_ctx(&init.sandbox, init.stdout_to_stderr)?,
         table: ResourceTable::new(),
         info: crate::bindings::runtime::WorkerInfo {
             id: init.id,
@@ -231,8 +240,17 @@ fn instantiate(
             name: init.name.clone(),
         },
         panic: None,
+        memory: MemoryCap::new(init.sandbox.memory),
     };
     let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.memory);
+    // Every store starts at deadline 0; without a ticker the epoch never
+    // moves, so any later deadline is never reached.
+    store.set_epoch_deadline(1);
+    if init.sandbox.fuel.is_some() {
+        // Start-up code (static constructors) runs on this allowance.
+        store.set_fuel(u64::MAX)?;
+    }
     let guest = pre.instantiate(&mut store)?;
     Ok((store, guest))
 }

@@ -9,6 +9,7 @@
 //!   parent closes the socket (or dies: the worker is SIGKILLed with it).
 
 pub(crate) mod child;
+mod sandbox;
 pub(crate) mod spawn;
 
 /// Set in a worker process's environment; its value is the parent's pid.

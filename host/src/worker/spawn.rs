@@ -74,8 +74,25 @@ impl WorkerProcess {
     ///
     /// I/O errors or a hostile frame: the worker must then be discarded.
     pub(crate) fn request(&mut self, msg: &ToWorker<'_>) -> io::Result<FromWorker> {
+        self.request_within(msg, None)
+    }
+
+    /// [`request`](WorkerProcess::request) with a limit on the wait for the
+    /// reply: past it, an error of kind `WouldBlock` (the worker must then
+    /// be discarded: a late reply would be misread as the next one's).
+    pub(crate) fn request_within(
+        &mut self,
+        msg: &ToWorker<'_>,
+        limit: Option<std::time::Duration>,
+    ) -> io::Result<FromWorker> {
         write_frame(&mut self.writer, msg)?;
-        self.receive()
+        if limit.is_none() {
+            return self.receive();
+        }
+        self.reader.get_ref().set_read_timeout(limit)?;
+        let reply = self.receive();
+        let _ = self.reader.get_ref().set_read_timeout(None);
+        reply
     }
 
     fn receive(&mut self) -> io::Result<FromWorker> {

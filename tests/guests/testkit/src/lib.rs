@@ -103,3 +103,43 @@ fn whoami_slow(x: i64) -> Identity {
     std::thread::sleep(std::time::Duration::from_millis(60));
     whoami(x)
 }
+
+/// Never returns: a busy loop for deadline tests.
+#[mpwasm_guest::task]
+fn spin(_x: i64) -> i64 {
+    let mut i: u64 = 0;
+    loop {
+        i = std::hint::black_box(i.wrapping_add(1));
+    }
+}
+
+/// Allocates and touches `mib` MiB; returns a checksum.
+#[mpwasm_guest::task]
+fn alloc_mib(mib: usize) -> usize {
+    let v = vec![1u8; mib << 20];
+    v.iter().step_by(4096).map(|&b| b as usize).sum()
+}
+
+/// Counts to `n` the slow way: a loop for fuel tests.
+#[mpwasm_guest::task]
+fn busy(n: u64) -> u64 {
+    let mut x = 0u64;
+    for i in 0..n {
+        x = std::hint::black_box(x ^ i);
+    }
+    x
+}
+
+/// Writes `text` to `path`; the sandbox must allow it only under a grant.
+#[mpwasm_guest::task]
+fn write_file(path: String, text: String) -> Result<usize, String> {
+    std::fs::write(&path, &text).map(|()| text.len()).map_err(|e| e.to_string())
+}
+
+/// Tries to open a TCP connection; the sandbox has no network.
+#[mpwasm_guest::task]
+fn connect(addr: String) -> Result<String, String> {
+    std::net::TcpStream::connect(&addr)
+        .map(|_| "connected".to_string())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,158 @@
+//! What a worker's guest may do: the WASI context it gets (capabilities off
+//! unless granted), its memory cap, and the deadline ticker.
+
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime_wasi::{FsPerms, WasiCtx};
+
+use crate::error::TaskErrorKind;
+use crate::wire::Sandbox;
+
+/// How often the deadline ticker advances the engine's epoch. A task is
+/// stopped at most about one tick after its deadline.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// The WASI context for one instance. Off by default: no preopened
+/// directories, no environment, no arguments, stdin closed, no sockets.
+/// Grants in `sandbox` open exactly what they name.
+///
+/// # Errors
+///
+/// A granted directory that cannot be opened.
+pub(crate) fn wasi_ctx(sandbox: &Sandbox, stdout_to_stderr: bool) -> wasmtime::Result<WasiCtx> {
+    let mut wasi = WasiCtx::builder();
+    wasi.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if stdout_to_stderr {
+        wasi.stdout(wasmtime_wasi::cli::stderr());
+    } else {
+        wasi.inherit_stdout();
+    }
+    wasi.inherit_stderr();
+    for (k, v) in &sandbox.env {
+        wasi.env(k, v);
+    }
+    for dir in &sandbox.dirs {
+        let perms = if dir.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| {
+                wasmtime::Error::msg(format!("cannot grant {}: {e}", dir.host.display()))
+            })?;
+    }
+    Ok(wasi.build())
+}
+
+/// Caps an instance's linear memory and remembers that it did.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryCap {
+    max: Option<usize>,
+    /// Whether a growth was refused since the last [`MemoryCap::take_hit`].
+    hit: bool,
+}
+
+impl MemoryCap {
+    pub(crate) fn new(max: Option<u64>) -> Self {
+        MemoryCap {
+            max: max.map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+            hit: false,
+        }
+    }
+
+    /// Whether the cap refused a growth; clears the flag.
+    pub(crate) fn take_hit(&mut self) -> bool {
+        std::mem::take(&mut self.hit)
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        match self.max {
+            Some(max) if desired > max => {
+                self.hit = true;
+                // An error (not `Ok(false)`) traps at once instead of letting
+                // the guest's allocator abort with a vaguer message.
+                Err(wasmtime::Error::msg(format!(
+                    "memory limit of {max} bytes exceeded"
+                )))
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Starts the thread that advances `engine`'s epoch every [`TICK`], for
+/// pools with task deadlines. It lives as long as the process.
+pub(crate) fn start_ticker(engine: &Engine) {
+    let engine = engine.clone();
+    let _ = std::thread::Builder::new()
+        .name("mpwasm-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            engine.increment_epoch();
+        });
+}
+
+/// Epoch ticks for a deadline of `timeout`.
+pub(crate) fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos() / TICK.as_nanos()).max(1) as u64
+}
+
+/// What kind of failure a trap is, and its message.
+pub(crate) fn classify(
+    e: &wasmtime::Error,
+    memory_hit: bool,
+    sandbox: &Sandbox,
+) -> (TaskErrorKind, String) {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => (
+            TaskErrorKind::Timeout,
+            format!(
+                "deadline of {:?} exceeded; the task was stopped",
+                sandbox.timeout.unwrap_or_default()
+            ),
+        ),
+        Some(wasmtime::Trap::OutOfFuel) => (
+            TaskErrorKind::ResourceLimit,
+            format!(
+                "fuel budget of {} exhausted",
+                sandbox.fuel.unwrap_or_default()
+            ),
+        ),
+        _ if memory_hit => (
+            TaskErrorKind::ResourceLimit,
+            format!(
+                "memory limit of {} bytes exceeded",
+                sandbox.memory.unwrap_or_default()
+            ),
+        ),
+        Some(trap) => (TaskErrorKind::Trap, trap.to_string()),
+        None => (
+            TaskErrorKind::Trap,
+            format!("{e:#}")
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    }
+}

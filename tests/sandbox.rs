@@ -1,0 +1,229 @@
+//! Sandbox limits and grants, enforced on real guests in real workers:
+//! deadlines, memory caps, fuel, and capabilities that are off by default.
+
+mod common;
+use common::*;
+
+use std::time::{Duration, Instant};
+
+use mpwasm::{Error, TaskErrorKind};
+
+fn kind_of<T: std::fmt::Debug>(r: mpwasm::Result<T>) -> TaskErrorKind {
+    match r {
+        Err(Error::Task(e)) => e.kind,
+        other => panic!("expected a task error, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_at_its_deadline() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let _: i64 = pool.apply("add", (1i64, 1i64)).unwrap(); // warm: the worker is up
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert_eq!(
+            kind_of(pool.apply::<i64, i64>("spin", 0)),
+            TaskErrorKind::Timeout
+        );
+        took.push(t.elapsed());
+    }
+    took.sort();
+    let median = took[2];
+    assert!(
+        median <= Duration::from_millis(250),
+        "stopped after {median:?} (all: {took:?})"
+    );
+    // The worker was reset, not lost: it still answers.
+    assert_eq!(pool.apply::<(i64, i64), i64>("add", (2, 3)).unwrap(), 5);
+}
+
+#[test]
+fn a_task_blocked_in_a_host_call_is_stopped_by_the_watchdog() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    // Sleeping blocks in the host, where epoch interruption cannot reach.
+    let r = pool.apply::<u64, u64>("sleep_ms", 10_000);
+    assert_eq!(kind_of(r), TaskErrorKind::Timeout);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(pool.apply::<u64, u64>("sleep_ms", 1).unwrap(), 1);
+}
+
+#[test]
+fn deadlines_apply_per_input_and_spare_the_others() {
+    let pool = pool_builder("testkit")
+        .processes(2)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let results: Vec<mpwasm::Result<u64>> = pool.imap("sleep_ms", [10u64, 5_000, 20, 30]).collect();
+    assert_eq!(results[0].as_ref().unwrap(), &10);
+    assert!(matches!(&results[1], Err(Error::Task(e)) if e.kind == TaskErrorKind::Timeout));
+    assert_eq!(results[2].as_ref().unwrap(), &20);
+    assert_eq!(results[3].as_ref().unwrap(), &30);
+}
+
+fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_memory_bomb_under_a_cap_fails_its_task_and_the_host_stays_steady() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .memory_limit(64 << 20)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply::<usize, usize>("alloc_mib", 8).unwrap(), 8 << 8);
+    let before = vm_rss_kib();
+    for _ in 0..10 {
+        let r = pool.apply::<usize, usize>("alloc_mib", 1024);
+        match r {
+            Err(Error::Task(e)) => {
+                assert_eq!(e.kind, TaskErrorKind::ResourceLimit);
+                assert!(e.message.contains("memory limit"), "{}", e.message);
+            }
+            other => panic!("expected the cap to stop it: {other:?}"),
+        }
+    }
+    let grown = vm_rss_kib().saturating_sub(before);
+    assert!(grown < 16 << 10, "host RSS grew by {grown} KiB");
+    assert_eq!(pool.apply::<usize, usize>("alloc_mib", 8).unwrap(), 8 << 8);
+}
+
+#[test]
+fn fuel_is_a_deterministic_budget() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .fuel(1_000_000)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply::<u64, u64>("busy", 1000).unwrap(), 0);
+    for _ in 0..3 {
+        let r = pool.apply::<u64, u64>("busy", 1_000_000_000);
+        assert_eq!(kind_of(r), TaskErrorKind::ResourceLimit);
+    }
+    assert_eq!(pool.apply::<u64, u64>("busy", 1001).unwrap(), 1000);
+}
+
+#[test]
+fn files_env_and_network_are_denied_by_default() {
+    let pool = pool("testkit", 1);
+    let secret = std::env::temp_dir().join("mpwasm-sandbox-test-secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let r: mpwasm::Result<Result<String, String>> =
+        pool.apply("read_file", secret.display().to_string());
+    assert!(
+        matches!(&r, Err(Error::Task(e)) if e.kind == TaskErrorKind::Failed),
+        "{r:?}"
+    );
+    let r: mpwasm::Result<Result<String, String>> =
+        pool.apply("read_file", "/etc/passwd".to_string());
+    assert!(
+        matches!(&r, Err(Error::Task(e)) if e.kind == TaskErrorKind::Failed),
+        "{r:?}"
+    );
+    let home: Option<String> = pool.apply("env_var", "HOME".to_string()).unwrap();
+    assert_eq!(home, None);
+    let net: mpwasm::Result<String> = pool.apply("connect", "127.0.0.1:9".to_string());
+    assert!(
+        matches!(&net, Err(Error::Task(e)) if e.kind == TaskErrorKind::Failed),
+        "{net:?}"
+    );
+}
+
+#[test]
+fn grants_open_exactly_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "granted").unwrap();
+    let rw = pool_builder("testkit")
+        .processes(1)
+        .preopen_dir(dir.path(), "/data", false)
+        .env("GREETING", "hello")
+        .build()
+        .unwrap();
+    let text: String = rw.apply("read_file", "/data/in.txt".to_string()).unwrap();
+    assert_eq!(text, "granted");
+    let n: usize = rw
+        .apply(
+            "write_file",
+            ("/data/out.txt".to_string(), "abc".to_string()),
+        )
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "abc"
+    );
+    let g: Option<String> = rw.apply("env_var", "GREETING".to_string()).unwrap();
+    assert_eq!(g.as_deref(), Some("hello"));
+    // Outside the grant: still nothing.
+    let r: mpwasm::Result<String> = rw.apply("read_file", "/etc/passwd".to_string());
+    assert!(r.is_err());
+
+    let ro = pool_builder("testkit")
+        .processes(1)
+        .preopen_dir(dir.path(), "/data", true)
+        .build()
+        .unwrap();
+    let text: String = ro.apply("read_file", "/data/in.txt".to_string()).unwrap();
+    assert_eq!(text, "granted");
+    let w: mpwasm::Result<usize> =
+        ro.apply("write_file", ("/data/new.txt".to_string(), "x".to_string()));
+    assert!(
+        matches!(&w, Err(Error::Task(e)) if e.kind == TaskErrorKind::Failed),
+        "{w:?}"
+    );
+    assert!(!dir.path().join("new.txt").exists());
+}
+
+#[test]
+fn cli_sandbox_flags() {
+    let kit = guest("testkit");
+    let kit = kit.to_str().unwrap();
+    let out = run_mpwasm(
+        &["pool", kit, "-t", "spin", "--task-timeout", "150ms"],
+        "1\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("\"kind\":\"timeout\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_mpwasm(
+        &["pool", kit, "-t", "alloc_mib", "--memory", "32MiB"],
+        "4\n256\n",
+    );
+    assert_eq!(stdout(&out).lines().next(), Some("1024"));
+    assert!(
+        stdout(&out).contains("\"kind\":\"resource_limit\""),
+        "{}",
+        stdout(&out)
+    );
+    let out = run_mpwasm(&["pool", kit, "-t", "env_var", "--env", "A=1"], "\"A\"\n");
+    assert_eq!(stdout(&out), "\"1\"\n");
+    let out = run_mpwasm(
+        &["pool", kit, "-t", "busy", "--fuel", "10000"],
+        "100\n100000000\n",
+    );
+    assert_eq!(stdout(&out).lines().next(), Some("0"));
+    assert!(stdout(&out).contains("resource_limit"));
+    let out = run_mpwasm(&["pool", kit, "-t", "spin", "--memory", "lots"], "1\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--memory"), "{}", stderr(&out));
+}
