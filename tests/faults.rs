@@ -176,3 +176,161 @@ fn hostile_frames_end_only_that_worker() {
         }
     }
 }
+
+/// A small deterministic generator, so a failing run can be replayed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn sigkill_a_random_worker_mid_map_fifty_times() {
+    let pool = pool_builder("testkit")
+        .processes(2)
+        .chunksize(1)
+        .build()
+        .unwrap();
+    let mut rng = Lcg(0x5eed);
+    let mut killed_total = 0;
+    for round in 0..50 {
+        let inputs = vec![40u64; 8];
+        let results = std::thread::scope(|s| {
+            let run = s.spawn(|| {
+                pool.imap::<u64, u64, _>("sleep_ms", inputs)
+                    .collect::<Vec<_>>()
+            });
+            std::thread::sleep(Duration::from_millis(10 + rng.next(60)));
+            let pids = pool.worker_pids();
+            if !pids.is_empty() {
+                sigkill(pids[rng.next(pids.len() as u64) as usize]);
+            }
+            run.join().unwrap()
+        });
+        assert_eq!(results.len(), 8, "round {round}: every input answered");
+        for r in &results {
+            match r {
+                Ok(v) => assert_eq!(*v, 40),
+                Err(Error::Task(e)) => {
+                    assert_eq!(e.kind, TaskErrorKind::WorkerLost, "round {round}: {e}");
+                    killed_total += 1;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        let lost = results.iter().filter(|r| r.is_err()).count();
+        assert!(
+            lost <= 1,
+            "round {round}: one kill loses at most the one input it held ({lost})"
+        );
+    }
+    assert!(killed_total > 0, "the kills did hit running inputs");
+    assert_eq!(pool.map::<u64, u64>("sleep_ms", [1u64; 4]).unwrap(), [1; 4]);
+}
+
+#[test]
+fn retries_rerun_the_inputs_of_a_killed_worker() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .chunksize(1)
+        .retries(2)
+        .build()
+        .unwrap();
+    let results = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            pool.imap::<u64, u64, _>("sleep_ms", vec![300u64, 10])
+                .collect::<Vec<_>>()
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        sigkill(pool.worker_pids()[0]);
+        run.join().unwrap()
+    });
+    let values: Vec<u64> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        values,
+        [300, 10],
+        "the killed input ran again on a new worker"
+    );
+}
+
+#[test]
+fn maxtasksperchild_recycles_workers() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .chunksize(1)
+        .maxtasksperchild(2)
+        .build()
+        .unwrap();
+    let ids: Vec<Identity> = pool.map("whoami", 0..6i64).unwrap();
+    let pids: Vec<u32> = ids.iter().map(|i| i.pid).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2], "a fresh worker after two tasks");
+    assert_eq!(pids[2], pids[3]);
+    assert_ne!(pids[3], pids[4]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", pids[0])).exists(),
+        "old worker reaped"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_everything_within_a_second() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let kit = guest("testkit");
+    let mut parent = Command::new(mpwasm_bin())
+        .args([
+            "pool",
+            kit.to_str().unwrap(),
+            "-t",
+            "sleep_ms",
+            "-j",
+            "2",
+            "--chunksize",
+            "1",
+        ])
+        .env("MPWASM_CACHE_DIR", shared_cache())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = parent.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"5000\n5000\n5000\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let workers = loop {
+        let w = children_of(parent.id());
+        if w.len() == 2 || std::time::Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(workers.len(), 2);
+    let t = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &parent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = parent.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+    // Killed by SIGINT: what a shell reports as exit status 130.
+    assert!(
+        exit.signal() == Some(2) || exit.code() == Some(130),
+        "{exit:?}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let left: Vec<u32> = workers.into_iter().filter(|&p| alive(p)).collect();
+    assert!(left.is_empty(), "workers outlived Ctrl-C: {left:?}");
+    drop(stdin);
+}
