@@ -227,3 +227,38 @@ fn cli_sandbox_flags() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--memory"), "{}", stderr(&out));
 }
+
+#[test]
+fn workers_are_locked_down_and_inherit_no_stray_descriptors() {
+    // A descriptor this process leaks on purpose (no O_CLOEXEC).
+    let dir = tempfile::tempdir().unwrap();
+    let leak = dir.path().join("leaked-descriptor");
+    std::fs::write(&leak, "x").unwrap();
+    let c = std::ffi::CString::new(leak.to_str().unwrap()).unwrap();
+    // SAFETY: a plain open(2) of a path we own; the descriptor is closed below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+
+    let pool = pool("testkit", 1);
+    let id: Identity = pool.apply("whoami", 0i64).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", id.pid)).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(field("NoNewPrivs:"), "1", "no_new_privs set");
+    assert_eq!(field("Seccomp:"), "2", "seccomp filter installed");
+    for entry in std::fs::read_dir(format!("/proc/{}/fd", id.pid))
+        .unwrap()
+        .flatten()
+    {
+        let target = std::fs::read_link(entry.path()).unwrap_or_default();
+        assert_ne!(target, leak, "worker inherited fd {:?}", entry.file_name());
+    }
+    // SAFETY: `fd` was opened above and is not used elsewhere.
+    unsafe { libc::close(fd) };
+}

@@ -87,3 +87,37 @@ pub fn init() {
         });
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/`: the parsers that read
+/// untrusted bytes. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Decodes bytes as frames from a worker, the way the parent does.
+    /// Returns how many frames decoded before the stream ended or broke.
+    pub fn worker_frames(mut bytes: &[u8]) -> usize {
+        let mut n = 0;
+        while let Ok(Some(frame)) =
+            crate::wire::read_frame::<_, crate::wire::FromWorker>(&mut bytes)
+        {
+            if let crate::wire::FromWorker::Done(outcome) = frame {
+                let _ = crate::batch::Batch::parse(outcome.results);
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Reads bytes as a result batch from a guest.
+    pub fn result_batch(bytes: &[u8]) -> Option<usize> {
+        crate::batch::Batch::parse(bytes.to_vec())
+            .ok()
+            .map(|b| b.len())
+    }
+
+    /// The loading path up to (not including) compilation: magic check,
+    /// validation, componentization.
+    pub fn componentize(bytes: &[u8]) -> bool {
+        let path = std::path::Path::new("fuzz-input.wasm");
+        bytes.starts_with(b"\0asm") && crate::load::componentize(path, bytes).is_ok()
+    }
+}

@@ -171,7 +171,7 @@ fn wasmtime_version() -> &'static str {
 
 /// A core module becomes a component (with the preview1 adapter); a
 /// component passes through.
-fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
     // Byte 4..8: version and layer. Core modules are version 1, layer 0.
     let is_core = bytes.get(4..8) == Some(&[1, 0, 0, 0]);
     if !is_core {

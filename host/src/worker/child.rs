@@ -42,6 +42,7 @@ pub(crate) fn run_if_worker() -> Option<ExitCode> {
 
 fn serve(parent: u32) -> std::io::Result<()> {
     crate::sys::die_with_parent(parent)?;
+    crate::sys::close_inherited_fds();
     init_logging();
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut reader = BufReader::new(socket.try_clone()?);
@@ -123,15 +124,20 @@ struct GuestInstance {
 impl GuestInstance {
     fn load(init: Init) -> wasmtime::Result<Self> {
         let engine = crate::engine::engine(init.sandbox.fuel.is_some())?;
-        if init.sandbox.timeout.is_some() {
-            sandbox::start_ticker(&engine);
-        }
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
         // user's own cache directory; wasmtime checks its header and
         // compatibility hash before use.
         let component =
             unsafe { wasmtime::component::Component::deserialize_file(&engine, &init.artifact)? };
+        // The artifact is mapped: from here on the worker needs no files
+        // but the granted directories. Threads started after this (the
+        // deadline ticker, WASI's I/O threads) inherit the restrictions.
+        let lockdown = crate::sys::lock_down(&init.sandbox.dirs);
+        tracing::debug!(?lockdown, "worker locked down");
+        if init.sandbox.timeout.is_some() {
+            sandbox::start_ticker(&engine);
+        }
         let mut linker = Linker::<WorkerState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Worker::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;

@@ -1,0 +1,15 @@
+//! Guest files: validation and componentization must reject bad bytes with
+//! an error, never a panic.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+    // Half the inputs keep a valid header so the fuzzer reaches the
+    // section parsers quickly.
+    if data.first().is_some_and(|b| b % 2 == 0) {
+        bytes.extend_from_slice(&data[1..]);
+    } else {
+        bytes = data.to_vec();
+    }
+    let _ = mpwasm::fuzzing::componentize(&bytes);
+});
