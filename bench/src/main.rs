@@ -6,6 +6,8 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod reliability;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,6 +34,8 @@ fn main() {
     w2(&primes, &py);
     w6(&square, &py);
     w7(&square, &py);
+    let kit = guests.join("testkit.wasm");
+    reliability::run(&kit, &root.join("target/release/mpwasm"));
 }
 
 fn cpython(py: &PathBuf, which: &str) -> serde_json::Value {
