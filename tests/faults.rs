@@ -81,10 +81,13 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn workers_die_with_a_killed_parent() {
+/// Starts `mpwasm pool` with `n` workers busy on long sleeps and its stdin
+/// held open (so it waits for more input); returns it, its stdin, and the
+/// worker pids once all `n` are up.
+fn busy_cli(n: usize) -> (std::process::Child, std::process::ChildStdin, Vec<u32>) {
     use std::process::{Command, Stdio};
     let kit = guest("testkit");
+    let jobs = n.to_string();
     let mut parent = Command::new(mpwasm_bin())
         .args([
             "pool",
@@ -92,7 +95,7 @@ fn workers_die_with_a_killed_parent() {
             "-t",
             "sleep_ms",
             "-j",
-            "3",
+            &jobs,
             "--chunksize",
             "1",
         ])
@@ -102,18 +105,23 @@ fn workers_die_with_a_killed_parent() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Keep stdin open (the parent waits for more input) with work in flight.
     let mut stdin = parent.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"5000\n5000\n5000\n").unwrap();
+    std::io::Write::write_all(&mut stdin, "5000\n".repeat(n).as_bytes()).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let workers = loop {
         let w = children_of(parent.id());
-        if w.len() == 3 || std::time::Instant::now() > deadline {
+        if w.len() == n || std::time::Instant::now() > deadline {
             break w;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(workers.len(), 3, "three workers started");
+    assert_eq!(workers.len(), n, "{n} workers started");
+    (parent, stdin, workers)
+}
+
+#[test]
+fn workers_die_with_a_killed_parent() {
+    let (mut parent, stdin, workers) = busy_cli(3);
     sigkill(parent.id());
     parent.wait().unwrap();
     std::thread::sleep(Duration::from_secs(1));
@@ -282,36 +290,8 @@ fn maxtasksperchild_recycles_workers() {
 #[test]
 fn ctrl_c_stops_everything_within_a_second() {
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
-    let kit = guest("testkit");
-    let mut parent = Command::new(mpwasm_bin())
-        .args([
-            "pool",
-            kit.to_str().unwrap(),
-            "-t",
-            "sleep_ms",
-            "-j",
-            "2",
-            "--chunksize",
-            "1",
-        ])
-        .env("MPWASM_CACHE_DIR", shared_cache())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = parent.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, b"5000\n5000\n5000\n").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let workers = loop {
-        let w = children_of(parent.id());
-        if w.len() == 2 || std::time::Instant::now() > deadline {
-            break w;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(workers.len(), 2);
+    use std::process::Command;
+    let (mut parent, stdin, workers) = busy_cli(2);
     let t = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-INT", &parent.id().to_string()])

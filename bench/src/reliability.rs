@@ -15,22 +15,38 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn sigkill(pid: u32) {
-    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
 }
 
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 
 fn children_of(parent: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(parent)
+        {
             out.push(pid);
         }
     }
@@ -46,12 +62,26 @@ pub fn run(kit: &Path, mpwasm: &Path) {
     kills(kit);
     recovery(kit);
     memory_bomb(kit);
-    parent_death(kit, mpwasm, "KILL", "parent SIGKILL: last worker gone after");
-    parent_death(kit, mpwasm, "INT", "Ctrl-C (SIGINT): parent and workers gone after");
+    parent_death(
+        kit,
+        mpwasm,
+        "KILL",
+        "parent SIGKILL: last worker gone after",
+    );
+    parent_death(
+        kit,
+        mpwasm,
+        "INT",
+        "Ctrl-C (SIGINT): parent and workers gone after",
+    );
 }
 
 fn deadline(kit: &Path) {
-    let pool = mpwasm::Pool::builder(kit).processes(1).task_timeout(Duration::from_millis(200)).build().unwrap();
+    let pool = mpwasm::Pool::builder(kit)
+        .processes(1)
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
     let _: i64 = pool.apply("add", (1i64, 1i64)).unwrap();
     let mut over = Vec::new();
     for _ in 0..20 {
@@ -68,11 +98,18 @@ fn deadline(kit: &Path) {
 }
 
 fn kills(kit: &Path) {
-    let pool = mpwasm::Pool::builder(kit).processes(2).chunksize(1).build().unwrap();
+    let pool = mpwasm::Pool::builder(kit)
+        .processes(2)
+        .chunksize(1)
+        .build()
+        .unwrap();
     let (mut lost, mut answered) = (0, 0);
     for round in 0..50u64 {
         let results = std::thread::scope(|s| {
-            let run = s.spawn(|| pool.imap::<u64, u64, _>("sleep_ms", vec![40u64; 8]).collect::<Vec<_>>());
+            let run = s.spawn(|| {
+                pool.imap::<u64, u64, _>("sleep_ms", vec![40u64; 8])
+                    .collect::<Vec<_>>()
+            });
             std::thread::sleep(Duration::from_millis(10 + (round * 37) % 60));
             if let Some(&pid) = pool.worker_pids().get((round % 2) as usize) {
                 sigkill(pid);
@@ -111,7 +148,11 @@ fn recovery(kit: &Path) {
 }
 
 fn memory_bomb(kit: &Path) {
-    let pool = mpwasm::Pool::builder(kit).processes(1).memory_limit(64 << 20).build().unwrap();
+    let pool = mpwasm::Pool::builder(kit)
+        .processes(1)
+        .memory_limit(64 << 20)
+        .build()
+        .unwrap();
     let mut ms = Vec::new();
     for _ in 0..10 {
         let t = Instant::now();
@@ -129,7 +170,16 @@ fn parent_death(kit: &Path, mpwasm: &Path, signal: &str, label: &str) {
     let mut ms = Vec::new();
     for _ in 0..5 {
         let mut parent = Command::new(mpwasm)
-            .args(["pool", kit.to_str().unwrap(), "-t", "sleep_ms", "-j", "2", "--chunksize", "1"])
+            .args([
+                "pool",
+                kit.to_str().unwrap(),
+                "-t",
+                "sleep_ms",
+                "-j",
+                "2",
+                "--chunksize",
+                "1",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -145,7 +195,9 @@ fn parent_death(kit: &Path, mpwasm: &Path, signal: &str, label: &str) {
             std::thread::sleep(Duration::from_millis(5));
         };
         let t = Instant::now();
-        let _ = Command::new("kill").args([&format!("-{signal}"), &parent.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &parent.id().to_string()])
+            .status();
         let _ = parent.wait();
         while workers.iter().any(|&p| alive(p)) {
             assert!(t.elapsed() < Duration::from_secs(5), "workers survived");
