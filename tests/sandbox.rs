@@ -262,3 +262,17 @@ fn workers_are_locked_down_and_inherit_no_stray_descriptors() {
     // SAFETY: `fd` was opened above and is not used elsewhere.
     unsafe { libc::close(fd) };
 }
+
+#[test]
+fn a_pool_with_a_deadline_still_answers_after_idling() {
+    let pool = pool_builder("testkit")
+        .processes(1)
+        .task_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    // Idle well past the deadline: calls made later are armed afresh.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(pool.task_names().unwrap().contains(&"spin".to_string()));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(pool.apply::<(i64, i64), i64>("add", (1, 2)).unwrap(), 3);
+}

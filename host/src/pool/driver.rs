@@ -8,8 +8,14 @@
 //! results before it; it fails that input and re-sends the rest. For any
 //! other trap it re-runs the chunk's inputs one at a time, so only the input
 //! that traps fails (the inputs before it run twice). A worker process that
-//! dies, or sends a frame that breaks the protocol, fails the inputs it held
-//! with `WorkerLost` and is replaced for the next chunk.
+//! dies fails the inputs it held with `WorkerLost` (or re-runs them, up to
+//! the pool's `retries`) and is replaced for the next chunk; one that sends a
+//! frame that breaks the protocol is stopped and fails its inputs likewise.
+//!
+//! Deadlines are the worker's job (epoch interruption); the driver keeps a
+//! watchdog a little past the deadline for a worker that cannot stop by
+//! itself, and replaces it. `maxtasksperchild` replaces a worker after it
+//! has run that many inputs.
 
 use std::collections::VecDeque;
 use std::ops::{Range, RangeInclusive};

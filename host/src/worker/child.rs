@@ -185,6 +185,7 @@ impl GuestInstance {
     }
 
     fn names(&mut self) -> FromWorker {
+        self.arm(1);
         let tasks = self.guest.mpwasm_runtime_tasks();
         match tasks.call_names(&mut self.store) {
             Ok(names) => FromWorker::Names(names),
@@ -250,9 +251,11 @@ fn instantiate(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
-    // Every store starts at deadline 0; without a ticker the epoch never
-    // moves, so any later deadline is never reached.
-    store.set_epoch_deadline(1);
+    // Every store starts at deadline 0. Without a deadline there is no
+    // ticker and the epoch never moves, so any later deadline is never
+    // reached; with one, start-up code gets one task's allowance. Each
+    // call re-arms it (`arm`).
+    store.set_epoch_deadline(init.sandbox.timeout.map_or(1, sandbox::ticks));
     if init.sandbox.fuel.is_some() {
         // Start-up code (static constructors) runs on this allowance.
         store.set_fuel(u64::MAX)?;
