@@ -241,7 +241,7 @@ impl PoolCommand {
         }
         let bar = ProgressBar::new_spinner();
         if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {human_pos} tasks  {per_sec}  {elapsed}")
+            ProgressStyle::with_template("{spinner} {human_pos} tasks  {per_sec:1}  {elapsed}")
         {
             bar.set_style(style);
         }
