@@ -7,6 +7,7 @@
 //! come back on a per-job channel and are put in order by [`stream`].
 
 mod async_result;
+mod builder;
 mod driver;
 mod stream;
 
@@ -20,13 +21,14 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use async_result::AsyncResult;
+pub use builder::PoolBuilder;
 pub use stream::Payload;
 use stream::{Raw, Source, Stream, Typed};
 
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
-use crate::load::{Cache, CompiledGuest};
-use crate::wire::{Codec, DirGrant, Sandbox};
-use driver::{Driver, Job};
+use crate::load::CompiledGuest;
+use crate::wire::{Codec, Sandbox};
+use driver::Job;
 use stream::Chunking;
 
 /// What the driver threads share.
@@ -192,217 +194,6 @@ fn spawn_collector<T: Send + 'static>(
     Ok(result)
 }
 
-/// Options for a [`Pool`]; made by [`Pool::builder`].
-#[derive(Debug, Clone)]
-pub struct PoolBuilder {
-    guest: PathBuf,
-    processes: Option<usize>,
-    chunksize: Option<usize>,
-    program: Option<PathBuf>,
-    cache: Option<Cache>,
-    stdout_to_stderr: bool,
-    sandbox: Sandbox,
-    inherit_env: bool,
-    retries: u32,
-    maxtasksperchild: Option<u64>,
-}
-
-impl PoolBuilder {
-    /// Number of worker processes. Default: the machine's available
-    /// parallelism (Python's `os.cpu_count()`).
-    pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n);
-        self
-    }
-
-    /// Inputs per chunk sent to a worker. Default: CPython's
-    /// `ceil(len / (4 * processes))` when the input length is known; for
-    /// streaming input, chunks start at 1 and double up to 4096.
-    pub fn chunksize(mut self, n: usize) -> Self {
-        self.chunksize = Some(n);
-        self
-    }
-
-    /// The program to start as a worker process. Default: the current
-    /// executable, which must call [`crate::init`] first thing in `main`.
-    /// Point it at the `mpwasm` binary to embed without that.
-    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.program = Some(path.into());
-        self
-    }
-
-    /// Where compiled guests are cached. Default: [`Cache::default_location`].
-    pub fn cache(mut self, cache: Cache) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// Sends the guests' stdout to stderr (what `mpwasm pool` does, so its
-    /// stdout carries only results). Default: guests' stdout is inherited.
-    pub fn guest_stdout_to_stderr(mut self, yes: bool) -> Self {
-        self.stdout_to_stderr = yes;
-        self
-    }
-
-    /// Caps each worker's guest memory at `bytes` (a guest's linear memory
-    /// cannot grow past it). A task that needs more fails with
-    /// [`TaskErrorKind::ResourceLimit`]; its worker starts a fresh instance.
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.sandbox.memory = Some(bytes);
-        self
-    }
-
-    /// Stops any input that runs longer than `timeout`: it fails with
-    /// [`TaskErrorKind::Timeout`] and its worker starts a fresh instance
-    /// (or is replaced, if it does not stop within 100 ms).
-    ///
-    /// Deadlines apply per chunk (`timeout` times its length), so with a
-    /// deadline the chunk size defaults to 1: each input has its own.
-    pub fn task_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.sandbox.timeout = Some(timeout);
-        self
-    }
-
-    /// Gives each input a budget of `fuel` units (roughly, wasm
-    /// instructions): a deterministic limit, unlike a deadline. An input
-    /// that runs out fails with [`TaskErrorKind::ResourceLimit`]. Metering
-    /// slows guest code down and compiles a separate artifact. Per chunk,
-    /// like [`task_timeout`](PoolBuilder::task_timeout).
-    pub fn fuel(mut self, fuel: u64) -> Self {
-        self.sandbox.fuel = Some(fuel);
-        self
-    }
-
-    /// Lets guests open the host directory `host` as `guest` (read-only if
-    /// `read_only`). Guests see no filesystem otherwise.
-    pub fn preopen_dir(
-        mut self,
-        host: impl Into<PathBuf>,
-        guest: impl Into<String>,
-        read_only: bool,
-    ) -> Self {
-        self.sandbox.dirs.push(DirGrant {
-            host: host.into(),
-            guest: guest.into(),
-            read_only,
-        });
-        self
-    }
-
-    /// Sets an environment variable for guests. Guests see no environment
-    /// otherwise.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.sandbox.env.push((key.into(), value.into()));
-        self
-    }
-
-    /// Gives guests this process's whole environment (read when the pool is
-    /// built), in addition to variables set with [`env`](PoolBuilder::env).
-    pub fn inherit_env(mut self) -> Self {
-        self.inherit_env = true;
-        self
-    }
-
-    /// Re-runs inputs whose worker process died (was killed, ran out of
-    /// memory) up to `n` more times before failing them with
-    /// [`TaskErrorKind::WorkerLost`]. Default 0. Panics, traps and deadlines
-    /// are the task's own failures and are never retried.
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
-        self
-    }
-
-    /// Replaces each worker process after it has run `n` inputs (Python's
-    /// `maxtasksperchild`), bounding what a leaky guest can accumulate.
-    pub fn maxtasksperchild(mut self, n: u64) -> Self {
-        self.maxtasksperchild = Some(n);
-        self
-    }
-
-    /// Loads (compiling once into the cache) the guest and starts the
-    /// worker processes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Load`] for a guest that cannot be used, [`Error::Config`] for
-    /// zero processes or chunk size, [`Error::Spawn`] if the worker program
-    /// cannot be found or this process is itself a worker.
-    pub fn build(self) -> Result<Pool> {
-        if std::env::var_os(crate::worker::WORKER_ENV).is_some() {
-            return Err(Error::Spawn(
-                "this process was started as an mpwasm worker: call mpwasm::init() first thing in main".into(),
-            ));
-        }
-        let processes = match self.processes {
-            Some(0) => return Err(Error::Config("processes must be at least 1".into())),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        if self.chunksize == Some(0) {
-            return Err(Error::Config("chunksize must be at least 1".into()));
-        }
-        if self.maxtasksperchild == Some(0) {
-            return Err(Error::Config("maxtasksperchild must be at least 1".into()));
-        }
-        if self.sandbox.timeout.is_some_and(|t| t.is_zero()) {
-            return Err(Error::Config("task timeout must be positive".into()));
-        }
-        let mut sandbox = self.sandbox;
-        if self.inherit_env {
-            let set: Vec<String> = sandbox.env.iter().map(|(k, _)| k.clone()).collect();
-            sandbox.env.extend(
-                std::env::vars()
-                    .filter(|(k, _)| !set.contains(k) && k != crate::worker::WORKER_ENV),
-            );
-        }
-        // Per-input limits need one input per chunk unless told otherwise.
-        let chunksize = match self.chunksize {
-            None if sandbox.timeout.is_some() || sandbox.fuel.is_some() => Some(1),
-            other => other,
-        };
-        let program = match self.program {
-            Some(p) => p,
-            None => std::env::current_exe()
-                .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
-        };
-        let cache = self.cache.unwrap_or_else(Cache::default_location);
-        let guest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
-        let shared = Arc::new(Shared {
-            guest,
-            program,
-            stdout_to_stderr: self.stdout_to_stderr,
-            sandbox,
-            retries: self.retries,
-            maxtasksperchild: self.maxtasksperchild,
-            terminated: AtomicBool::new(false),
-            workers: Mutex::new((0..processes).map(|_| None).collect()),
-        });
-        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
-        let (terminate_tx, terminated) = crossbeam_channel::bounded(0);
-        let mut drivers = Vec::with_capacity(processes);
-        for id in 0..processes {
-            let driver = Driver::new(id as u32, shared.clone());
-            let jobs = jobs_rx.clone();
-            let handle = std::thread::Builder::new()
-                .name(format!("mpwasm-worker-{id}"))
-                .spawn(move || driver.run(jobs))
-                .map_err(|e| Error::Spawn(format!("cannot start a driver thread: {e}")))?;
-            drivers.push(handle);
-        }
-        Ok(Pool {
-            inner: Arc::new(Inner {
-                shared,
-                processes,
-                chunksize,
-                jobs: Mutex::new(Some(jobs_tx)),
-                terminated,
-                terminate_tx: Mutex::new(Some(terminate_tx)),
-                drivers: Mutex::new(drivers),
-            }),
-        })
-    }
-}
-
 /// A pool of sandboxed worker processes running one wasm guest (Python's
 /// `multiprocessing.Pool`).
 ///
@@ -432,18 +223,7 @@ impl Pool {
     /// Options for a pool running the guest at `guest` (a wasm32-wasip1
     /// module or an mpwasm component).
     pub fn builder(guest: impl AsRef<Path>) -> PoolBuilder {
-        PoolBuilder {
-            guest: guest.as_ref().to_path_buf(),
-            processes: None,
-            chunksize: None,
-            program: None,
-            cache: None,
-            stdout_to_stderr: false,
-            sandbox: Sandbox::default(),
-            inherit_env: false,
-            retries: 0,
-            maxtasksperchild: None,
-        }
+        PoolBuilder::new(guest.as_ref().to_path_buf())
     }
 
     /// A pool with default options: see [`PoolBuilder::build`].
