@@ -314,3 +314,16 @@ fn ctrl_c_stops_everything_within_a_second() {
     assert!(left.is_empty(), "workers outlived Ctrl-C: {left:?}");
     drop(stdin);
 }
+
+#[test]
+fn a_worker_that_dies_while_idle_costs_no_task() {
+    let pool = pool_builder("testkit").processes(2).build().unwrap();
+    let _: Vec<i64> = pool.map("add", [(1i64, 1i64), (2, 2)]).unwrap();
+    for pid in pool.worker_pids() {
+        sigkill(pid);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    // Every input still succeeds: none was ever given to a dead worker.
+    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, i))).unwrap();
+    assert_eq!(sums, (0..20i64).map(|i| 2 * i).collect::<Vec<_>>());
+}

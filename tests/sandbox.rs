@@ -218,7 +218,7 @@ fn cli_sandbox_flags() {
     let out = run_mpwasm(&["pool", kit, "-t", "env_var", "--env", "A=1"], "\"A\"\n");
     assert_eq!(stdout(&out), "\"1\"\n");
     let out = run_mpwasm(
-        &["pool", kit, "-t", "busy", "--fuel", "10000"],
+        &["pool", kit, "-t", "busy", "--fuel", "1000000"],
         "100\n100000000\n",
     );
     assert_eq!(stdout(&out).lines().next(), Some("0"));

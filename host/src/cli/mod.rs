@@ -33,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Pool(pool::PoolCommand),
+    Pool(Box<pool::PoolCommand>),
     Compile(compile::CompileCommand),
     Inspect(inspect::InspectCommand),
 }

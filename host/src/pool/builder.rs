@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
-use crate::error::{Error, Result};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
+use crate::error::{Error, Result};
 use crate::load::Cache;
 use crate::wire::{DirGrant, Sandbox};
 

@@ -199,6 +199,23 @@ impl Driver {
         }
     }
 
+    /// Sends `request` to a live worker. A worker that died while idle
+    /// never saw it, so it goes to a fresh one instead and no input is lost.
+    fn deliver(&mut self, request: &ToWorker<'_>) -> Result<&mut WorkerProcess, String> {
+        for _ in 0..2 {
+            let worker = self.worker()?;
+            if !worker.has_exited() && worker.send(request).is_ok() {
+                return Ok(self.worker.as_mut().expect("live worker"));
+            }
+            tracing::warn!(
+                worker = self.id,
+                "worker process died while idle; starting another"
+            );
+            self.discard_worker();
+        }
+        Err("workers die as soon as they start".into())
+    }
+
     fn run_chunk(&mut self, chunk: &Chunk) -> ChunkDone {
         let mut done = ChunkDone {
             first_index: chunk.first_index,
@@ -253,7 +270,13 @@ impl Driver {
             .sandbox
             .timeout
             .map(|t| t * n as u32 + WATCHDOG_GRACE);
-        let worker = match self.worker() {
+        let request = ToWorker::Run {
+            task: std::borrow::Cow::Borrowed(&chunk.task),
+            codec: chunk.codec,
+            first_index: chunk.first_index + range.start as u64,
+            inputs: std::borrow::Cow::Borrowed(chunk.inputs.encoded(range.clone())),
+        };
+        let worker = match self.deliver(&request) {
             Ok(w) => w,
             Err(msg) => {
                 let f = lost(format!("cannot start worker: {msg}"));
@@ -261,14 +284,8 @@ impl Driver {
                 return;
             }
         };
-        let request = ToWorker::Run {
-            task: std::borrow::Cow::Borrowed(&chunk.task),
-            codec: chunk.codec,
-            first_index: chunk.first_index + range.start as u64,
-            inputs: std::borrow::Cow::Borrowed(chunk.inputs.encoded(range.clone())),
-        };
         let pid = worker.pid();
-        let violation = match worker.request_within(&request, watchdog) {
+        let violation = match worker.receive_within(watchdog) {
             Ok(FromWorker::Done(outcome)) => done.append(outcome, n..=n).err(),
             Ok(FromWorker::Rejected(f)) => {
                 (0..n).for_each(|_| done.fail(f.clone()));

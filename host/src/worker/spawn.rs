@@ -85,7 +85,22 @@ impl WorkerProcess {
         msg: &ToWorker<'_>,
         limit: Option<std::time::Duration>,
     ) -> io::Result<FromWorker> {
-        write_frame(&mut self.writer, msg)?;
+        self.send(msg)?;
+        self.receive_within(limit)
+    }
+
+    /// Sends one request. An error means it was not delivered: the worker
+    /// is gone and never saw it.
+    pub(crate) fn send(&mut self, msg: &ToWorker<'_>) -> io::Result<()> {
+        write_frame(&mut self.writer, msg)
+    }
+
+    /// Waits up to `limit` (forever if `None`) for the reply to the request
+    /// just sent; see [`request_within`](WorkerProcess::request_within).
+    pub(crate) fn receive_within(
+        &mut self,
+        limit: Option<std::time::Duration>,
+    ) -> io::Result<FromWorker> {
         if limit.is_none() {
             return self.receive();
         }
@@ -93,6 +108,11 @@ impl WorkerProcess {
         let reply = self.receive();
         let _ = self.reader.get_ref().set_read_timeout(None);
         reply
+    }
+
+    /// Whether the worker process has already exited (it died while idle).
+    pub(crate) fn has_exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     fn receive(&mut self) -> io::Result<FromWorker> {
