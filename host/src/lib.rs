@@ -88,6 +88,21 @@ pub fn init() {
     }
 }
 
+/// Sends mpwasm's log and the guests' `log` lines to stderr, filtered by
+/// `RUST_LOG` (default `warn,guest=info`: warnings, and guests' info and
+/// above). Worker processes and the `mpwasm` binary call this; a program
+/// that embeds mpwasm may call it or set up `tracing` its own way.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 /// Entry points for the fuzz targets in `fuzz/`: the parsers that read
 /// untrusted bytes. Not a stable API.
 #[doc(hidden)]

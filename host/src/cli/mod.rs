@@ -40,7 +40,7 @@ enum Command {
 
 /// Parses the command line, runs it, and turns the outcome into an exit code.
 pub(crate) fn main() -> ExitCode {
-    init_logging();
+    mpwasm::init_logging();
     let cli = Cli::parse();
     let cache = match cli.cache_dir {
         Some(dir) => mpwasm::Cache::new(dir),
@@ -63,15 +63,4 @@ pub(crate) fn main() -> ExitCode {
 /// An error chain on one line: "context: cause: cause".
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', "; ")
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

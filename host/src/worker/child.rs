@@ -43,7 +43,7 @@ pub(crate) fn run_if_worker() -> Option<ExitCode> {
 fn serve(parent: u32) -> std::io::Result<()> {
     crate::sys::die_with_parent(parent)?;
     crate::sys::close_inherited_fds();
-    init_logging();
+    crate::init_logging();
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut reader = BufReader::new(socket.try_clone()?);
     let mut writer = BufWriter::new(socket);
@@ -78,17 +78,6 @@ fn serve(parent: u32) -> std::io::Result<()> {
         write_frame(&mut writer, &reply)?;
     }
     Ok(())
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,guest=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// Everything a guest instance's host functions can reach.
@@ -190,10 +179,12 @@ impl GuestInstance {
         match tasks.call_names(&mut self.store) {
             Ok(names) => FromWorker::Names(names),
             Err(trap) => {
+                let hit = self.store.data_mut().memory.take_hit();
+                let (kind, message) = sandbox::classify(&trap, hit, &self.init.sandbox);
                 self.reset();
                 FromWorker::Rejected(Failure {
-                    kind: TaskErrorKind::Trap,
-                    message: trap_message(&trap),
+                    kind,
+                    message,
                     backtrace: None,
                 })
             }
@@ -262,17 +253,6 @@ fn instantiate(
     }
     let guest = pre.instantiate(&mut store)?;
     Ok((store, guest))
-}
-
-fn trap_message(e: &wasmtime::Error) -> String {
-    match e.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => format!("{e:#}")
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    }
 }
 
 /// A guest's outcome in the wire's terms.
