@@ -242,6 +242,7 @@ fn help_reads_at_every_level() {
         &["pool", "--help"],
         &["compile", "--help"],
         &["inspect", "--help"],
+        &["run", "--help"],
     ] {
         let out = run_mpwasm(args, "");
         assert!(out.status.success());

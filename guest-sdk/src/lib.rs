@@ -26,6 +26,13 @@
 //!   pool worker does. There is no `if __name__ == "__main__"` guard and no
 //!   pickling: tasks are looked up by name.
 //!
+//! # Main
+//!
+//! [`main`] marks the entry point `mpwasm run guest.wasm ARGS…` calls, in a
+//! worker process of its own; `std::env::args()` holds the program name and
+//! `ARGS`, and the value it returns (an `i32`, or nothing for 0) is the exit
+//! status.
+//!
 //! # Who am I
 //!
 //! [`current_process`] describes the worker process (Python's

@@ -10,7 +10,7 @@
 //! +----------------+------------------------------------+
 //! ```
 //!
-//! The parent sends [`ToWorker`] frames: `Init` once, then `Run` or `Names`
+//! The parent sends [`ToWorker`] frames: `Init` once, then `Run`, `Names` or `Main`
 //! requests, one at a time. The worker answers each with one [`FromWorker`]
 //! frame (`Ready` for `Init`). Frames from a worker are untrusted: a length
 //! above [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES) or a body that
@@ -69,6 +69,9 @@ pub struct Sandbox {
     pub dirs: Vec<DirGrant>,
     /// Environment variables the guest sees.
     pub env: Vec<(String, String)>,
+    /// Program arguments (`mpwasm run guest.wasm ARGS…`); the first is the
+    /// program's name.
+    pub args: Vec<String>,
 }
 
 /// A host directory made visible to the guest.
@@ -104,6 +107,9 @@ pub enum ToWorker<'a> {
     },
     /// List the guest's tasks.
     Names,
+    /// Run the guest's `main` (for `mpwasm run`) with the program arguments
+    /// given in [`Sandbox::args`].
+    Main,
 }
 
 /// Reads bytes into an owned `Cow` (frames are decoded from a buffer that
@@ -165,6 +171,8 @@ pub enum FromWorker {
     },
     /// The guest's task names.
     Names(Vec<String>),
+    /// The guest's `main` returned or exited with this code.
+    Exited(i32),
 }
 
 /// Writes one frame.

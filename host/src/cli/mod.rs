@@ -3,6 +3,8 @@
 mod compile;
 mod inspect;
 mod pool;
+mod run;
+mod sandbox;
 mod units;
 
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Pool(Box<pool::PoolCommand>),
+    Run(Box<run::RunCommand>),
     Compile(compile::CompileCommand),
     Inspect(inspect::InspectCommand),
 }
@@ -48,6 +51,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Pool(cmd) => cmd.execute(&cache),
+        Command::Run(cmd) => cmd.execute(&cache),
         Command::Compile(cmd) => cmd.execute(&cache),
         Command::Inspect(cmd) => cmd.execute(&cache),
     };

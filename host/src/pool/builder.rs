@@ -138,6 +138,13 @@ impl PoolBuilder {
         self
     }
 
+    /// Program arguments for [`Pool::run_main`] (the guest's
+    /// `std::env::args()`); the first is the program's name.
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.sandbox.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Re-runs inputs whose worker process died (was killed, ran out of
     /// memory) up to `n` more times before failing them with
     /// [`TaskErrorKind::WorkerLost`]. Default 0. Panics, traps and deadlines

@@ -36,6 +36,8 @@ pub(crate) enum Job {
     Run(Chunk),
     /// Ask the guest for its task names.
     Names(Sender<Result<Vec<String>, Error>>),
+    /// Run the guest's `main`; its exit code.
+    Main(Sender<Result<i32, Error>>),
 }
 
 /// A contiguous run of a job's inputs, sent to one worker in one frame.
@@ -150,6 +152,9 @@ impl Driver {
                 Job::Names(reply) => {
                     let _ = reply.send(self.names());
                 }
+                Job::Main(reply) => {
+                    let _ = reply.send(self.main());
+                }
             }
         }
         self.discard_worker();
@@ -214,6 +219,32 @@ impl Driver {
             self.discard_worker();
         }
         Err("workers die as soon as they start".into())
+    }
+
+    fn main(&mut self) -> Result<i32, Error> {
+        let watchdog = self.shared.sandbox.timeout.map(|t| t + WATCHDOG_GRACE);
+        let worker = self.worker().map_err(Error::Spawn)?;
+        let pid = worker.pid();
+        match worker.request_within(&ToWorker::Main, watchdog) {
+            Ok(FromWorker::Exited(code)) => Ok(code),
+            other => {
+                let status = match &other {
+                    Err(e) if is_timeout(e) => "ran past its deadline".to_string(),
+                    Err(_) => String::new(),
+                    Ok(_) => "broke the protocol".to_string(),
+                };
+                self.shared.set_worker(self.id, None);
+                let ended = self
+                    .worker
+                    .take()
+                    .map(WorkerProcess::end)
+                    .unwrap_or_default();
+                Err(Error::Spawn(format!(
+                    "main's worker process {pid} {status}{}{ended}",
+                    if status.is_empty() { "" } else { " and " }
+                )))
+            }
+        }
     }
 
     fn run_chunk(&mut self, chunk: &Chunk) -> ChunkDone {
@@ -394,5 +425,6 @@ fn frame_name(frame: &FromWorker) -> &'static str {
         FromWorker::Rejected(_) => "unexpected Rejected",
         FromWorker::Trapped { .. } => "unexpected Trapped",
         FromWorker::Names(_) => "unexpected Names",
+        FromWorker::Exited(_) => "unexpected Exited",
     }
 }

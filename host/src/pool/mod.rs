@@ -273,6 +273,25 @@ impl Pool {
         }
     }
 
+    /// Runs the guest's `#[mpwasm_guest::main]` in a worker process and
+    /// returns its exit code (what `mpwasm run` does): what main returns (0
+    /// for `()`), 1 after a non-zero `exit` (WASI preview 2 carries only
+    /// success or failure), or 1 if it panics or traps. Program arguments
+    /// are set with [`PoolBuilder::args`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Spawn`] if the worker cannot start or dies while main runs
+    /// (killed, or past its deadline); [`Error::Closed`]/[`Error::Terminated`].
+    pub fn run_main(&self) -> Result<i32> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.inner.submit(Job::Main(tx))?;
+        crossbeam_channel::select! {
+            recv(rx) -> r => r.map_err(|_| Error::Terminated)?,
+            recv(self.inner.terminated) -> _ => Err(Error::Terminated),
+        }
+    }
+
     /// Checks that the guest exports `task`.
     ///
     /// # Errors

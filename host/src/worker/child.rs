@@ -73,6 +73,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
                 inputs,
             } => instance.run(&task, codec, first_index, inputs.into_owned()),
             ToWorker::Names => instance.names(),
+            ToWorker::Main => instance.main(),
             ToWorker::Init(_) => return Err(std::io::Error::other("second Init frame")),
         };
         write_frame(&mut writer, &reply)?;
@@ -189,6 +190,31 @@ impl GuestInstance {
                 })
             }
         }
+    }
+
+    /// Runs the guest's `main`. A trap is reported on stderr and becomes
+    /// exit code 1, as an uncaught exception does in a Python process; the
+    /// guest's own `exit(n)` becomes `n`.
+    fn main(&mut self) -> FromWorker {
+        self.arm(1);
+        let args = self.init.sandbox.args.clone();
+        let program = self.guest.mpwasm_runtime_program();
+        let code = match program.call_main(&mut self.store, &args) {
+            Ok(code) => code,
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => exit.0,
+                None => {
+                    let hit = self.store.data_mut().memory.take_hit();
+                    let (kind, message) = sandbox::classify(&e, hit, &self.init.sandbox);
+                    eprintln!("mpwasm: guest main {kind}: {message}");
+                    if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+                        eprintln!("{bt}");
+                    }
+                    1
+                }
+            },
+        };
+        FromWorker::Exited(code)
     }
 
     /// Sets the deadline and fuel for a call running `n` inputs.

@@ -34,6 +34,7 @@ pub(crate) fn wasi_ctx(sandbox: &Sandbox, stdout_to_stderr: bool) -> wasmtime::R
     for (k, v) in &sandbox.env {
         wasi.env(k, v);
     }
+    wasi.args(&sandbox.args);
     for dir in &sandbox.dirs {
         let perms = if dir.read_only {
             FsPerms::ReadOnly

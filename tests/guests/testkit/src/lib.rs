@@ -143,3 +143,19 @@ fn connect(addr: String) -> Result<String, String> {
         .map(|_| "connected".to_string())
         .map_err(|e| e.to_string())
 }
+
+/// `mpwasm run testkit.wasm [code N | exit N | panic | args…]`: exercises main.
+#[mpwasm_guest::main]
+fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("code") => args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0),
+        Some("exit") => std::process::exit(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0)),
+        Some("panic") => panic!("main gave up"),
+        _ => {
+            let me = mpwasm_guest::current_process();
+            println!("main in pid {} (parent {}) args {:?}", me.pid, me.parent_pid, &args[1..]);
+            0
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `mpwasm run`: a guest's `main` as the main process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// Run a guest's main function in a sandboxed worker process.
+///
+/// The guest marks its entry point with #[mpwasm_guest::main]. ARGS become its
+/// std::env::args() after the program name. Its stdout and stderr are this
+/// command's; stdin is closed. The exit status is main's: the value it returns
+/// (0 for a main without one), 1 if it calls exit with a non-zero code (WASI
+/// preview 2 carries only success or failure), 1 if it panics or traps (the trap
+/// and a wasm backtrace are printed), 2 if the guest has no main or cannot be
+/// loaded.
+///
+/// Example:
+///
+///   mpwasm run --env NAME=world hello.wasm --shout
+#[derive(Args)]
+pub(crate) struct RunCommand {
+    #[command(flatten)]
+    sandbox: super::sandbox::SandboxArgs,
+
+    /// The guest: a .wasm core module or component
+    guest: PathBuf,
+
+    /// Arguments for the guest's main
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    args: Vec<String>,
+}
+
+impl RunCommand {
+    pub(crate) fn execute(self, cache: &mpwasm::Cache) -> anyhow::Result<ExitCode> {
+        let program = self.guest.display().to_string();
+        let builder = mpwasm::Pool::builder(&self.guest)
+            .processes(1)
+            .cache(cache.clone())
+            .args(std::iter::once(program).chain(self.args.iter().cloned()));
+        let pool = self.sandbox.apply(builder)?.build()?;
+        let code = pool.run_main()?;
+        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+    }
+}
