@@ -228,23 +228,27 @@ impl Driver {
         match worker.request_within(&ToWorker::Main, watchdog) {
             Ok(FromWorker::Exited(code)) => Ok(code),
             other => {
-                let status = match &other {
-                    Err(e) if is_timeout(e) => "ran past its deadline".to_string(),
-                    Err(_) => String::new(),
-                    Ok(_) => "broke the protocol".to_string(),
+                let why = match &other {
+                    Err(e) if is_timeout(e) => "ran past its deadline; it ",
+                    Ok(_) => "broke the protocol; it ",
+                    Err(_) => "",
                 };
-                self.shared.set_worker(self.id, None);
-                let ended = self
-                    .worker
-                    .take()
-                    .map(WorkerProcess::end)
-                    .unwrap_or_default();
+                let ended = self.end_worker();
                 Err(Error::Spawn(format!(
-                    "main's worker process {pid} {status}{}{ended}",
-                    if status.is_empty() { "" } else { " and " }
+                    "main's worker process {pid} {why}{ended}"
                 )))
             }
         }
+    }
+
+    /// Unregisters the worker, reaps it, and says how it ended.
+    fn end_worker(&mut self) -> String {
+        self.shared.set_worker(self.id, None);
+        self.served = 0;
+        self.worker
+            .take()
+            .map(WorkerProcess::end)
+            .unwrap_or_default()
     }
 
     fn run_chunk(&mut self, chunk: &Chunk) -> ChunkDone {
@@ -377,13 +381,7 @@ impl Driver {
                 None
             }
             Err(e) => {
-                self.shared.set_worker(self.id, None);
-                let status = self
-                    .worker
-                    .take()
-                    .map(WorkerProcess::end)
-                    .unwrap_or_default();
-                self.served = 0;
+                let status = self.end_worker();
                 if !self.shared.is_terminated() {
                     tracing::warn!(worker = self.id, pid, "worker lost: {e}; {status}");
                 }
