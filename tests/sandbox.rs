@@ -276,3 +276,76 @@ fn a_pool_with_a_deadline_still_answers_after_idling() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(pool.apply::<(i64, i64), i64>("add", (1, 2)).unwrap(), 3);
 }
+
+#[test]
+fn cli_grants_and_worker_policies() {
+    let kit = guest("testkit");
+    let kit = kit.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "via --dir").unwrap();
+    let grant = format!("{}::/data:ro", dir.path().display());
+    let out = run_mpwasm(
+        &["pool", kit, "-t", "read_file", "--dir", &grant],
+        "\"/data/in.txt\"\n",
+    );
+    assert_eq!(stdout(&out), "\"via --dir\"\n", "{}", stderr(&out));
+    let out = run_mpwasm(
+        &["pool", kit, "-t", "write_file", "--dir", &grant],
+        "[\"/data/new.txt\", \"x\"]\n",
+    );
+    assert!(
+        stdout(&out).contains("\"kind\":\"failed\""),
+        "read-only: {}",
+        stdout(&out)
+    );
+    assert!(!dir.path().join("new.txt").exists());
+
+    let mut child = std::process::Command::new(mpwasm_bin())
+        .args(["pool", kit, "-t", "env_var", "--inherit-env"])
+        .env("MPWASM_CACHE_DIR", shared_cache())
+        .env("MPWASM_TEST_MARKER", "inherited")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"\"MPWASM_TEST_MARKER\"\n").unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"inherited\"\n");
+
+    let out = run_mpwasm(
+        &[
+            "pool",
+            kit,
+            "-t",
+            "whoami",
+            "-j",
+            "1",
+            "--chunksize",
+            "1",
+            "--maxtasksperchild",
+            "1",
+            "--retries",
+            "1",
+        ],
+        "1\n2\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pids: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["pid"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 2);
+    assert_ne!(pids[0], pids[1], "a fresh worker per task");
+    let out = run_mpwasm(&["pool", kit, "-t", "read_file", "--dir", "::/x"], "1\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("HOST[::GUEST][:ro]"),
+        "{}",
+        stderr(&out)
+    );
+}
