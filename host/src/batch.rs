@@ -42,9 +42,14 @@ impl Batch {
     }
 
     /// Appends one payload.
+    ///
+    /// # Panics
+    ///
+    /// If the payload is 4 GiB or larger (callers with untrusted sizes use
+    /// [`Batch::push_with`], which returns an error instead).
     pub fn push(&mut self, payload: &[u8]) {
-        self.data
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        let len = u32::try_from(payload.len()).expect("payload under 4 GiB");
+        self.data.extend_from_slice(&len.to_le_bytes());
         self.data.extend_from_slice(payload);
         self.starts.push(self.data.len());
     }
@@ -114,33 +119,40 @@ impl Batch {
     pub fn parse(data: Vec<u8>) -> Result<Batch, String> {
         let mut starts = Vec::with_capacity(data.len() / 4 + 1);
         starts.push(0);
-        let mut at = 0usize;
-        while at < data.len() {
-            let Some(prefix) = data.get(at..at + 4) else {
-                return Err("batch ends inside a length prefix".into());
-            };
-            let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
-            at = at
-                .checked_add(4 + len)
-                .filter(|&end| end <= data.len())
-                .ok_or("batch item runs past the end")?;
-            starts.push(at);
+        for end in ends(&data) {
+            starts.push(end?);
         }
         Ok(Batch { data, starts })
     }
 }
 
+/// Where each payload of an encoded batch ends, in order; an `Err` (then
+/// nothing more) where the buffer is malformed.
+fn ends(data: &[u8]) -> impl Iterator<Item = Result<usize, &'static str>> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        if at >= data.len() {
+            return None;
+        }
+        let step = match data.get(at..at + 4) {
+            None => Err("batch ends inside a length prefix"),
+            Some(prefix) => {
+                let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
+                at.checked_add(4 + len)
+                    .filter(|&end| end <= data.len())
+                    .ok_or("batch item runs past the end")
+            }
+        };
+        // After an error, stop.
+        at = *step.as_ref().unwrap_or(&usize::MAX);
+        Some(step)
+    })
+}
+
 /// Number of payloads in an encoded batch that is known to be well formed
 /// (one the parent built); stops at the first malformed prefix.
-pub(crate) fn count(mut data: &[u8]) -> u64 {
-    let mut n = 0;
-    while let Some((len, rest)) = data.split_first_chunk::<4>() {
-        let len = u32::from_le_bytes(*len) as usize;
-        let Some(rest) = rest.get(len..) else { break };
-        data = rest;
-        n += 1;
-    }
-    n
+pub(crate) fn count(data: &[u8]) -> u64 {
+    ends(data).take_while(Result::is_ok).count() as u64
 }
 
 #[cfg(test)]
@@ -219,5 +231,10 @@ mod test {
         );
         assert_eq!(Batch::parse(vec![0, 0, 0, 0, 0, 0, 0, 0]).unwrap().len(), 2);
         assert!(Batch::parse(Vec::new()).unwrap().is_empty());
+        assert_eq!(
+            count(&[1, 0, 0, 0, 7, 0, 0]),
+            1,
+            "count stops at the malformed tail"
+        );
     }
 }

@@ -32,12 +32,13 @@ pub(crate) struct Raw<I>(pub(crate) I);
 impl<I: Iterator<Item = Vec<u8>>> Source for Raw<I> {
     fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>> {
         let payload = self.0.next()?;
-        Some(if payload.len() > u32::MAX as usize {
-            Err(Error::Encode("input larger than 4 GiB".into()))
-        } else {
-            batch.push(&payload);
-            Ok(())
-        })
+        Some(batch.push_with(
+            |out| {
+                out.extend_from_slice(&payload);
+                Ok(())
+            },
+            || Error::Encode("input larger than 4 GiB".into()),
+        ))
     }
 }
 
