@@ -157,8 +157,7 @@ impl GuestInstance {
                     Some((message, completed)) => (Some(message), completed),
                     None => (None, Outcome::default()),
                 };
-                let hit = self.store.data_mut().memory.take_hit();
-                let (kind, message) = sandbox::classify(&trap, hit, &self.init.sandbox);
+                let (kind, message) = self.classify(&trap);
                 let reply = FromWorker::Trapped {
                     kind,
                     completed,
@@ -180,8 +179,7 @@ impl GuestInstance {
         match tasks.call_names(&mut self.store) {
             Ok(names) => FromWorker::Names(names),
             Err(trap) => {
-                let hit = self.store.data_mut().memory.take_hit();
-                let (kind, message) = sandbox::classify(&trap, hit, &self.init.sandbox);
+                let (kind, message) = self.classify(&trap);
                 self.reset();
                 FromWorker::Rejected(Failure {
                     kind,
@@ -204,8 +202,7 @@ impl GuestInstance {
             Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(exit) => exit.0,
                 None => {
-                    let hit = self.store.data_mut().memory.take_hit();
-                    let (kind, message) = sandbox::classify(&e, hit, &self.init.sandbox);
+                    let (kind, message) = self.classify(&e);
                     eprintln!("mpwasm: guest main {kind}: {message}");
                     if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
                         eprintln!("{bt}");
@@ -215,6 +212,13 @@ impl GuestInstance {
             },
         };
         FromWorker::Exited(code)
+    }
+
+    /// What kind of failure the trap `e` of the last call was, and its
+    /// message (clearing the memory cap's flag for the next call).
+    fn classify(&mut self, e: &wasmtime::Error) -> (TaskErrorKind, String) {
+        let hit = self.store.data_mut().memory.take_hit();
+        sandbox::classify(e, hit, &self.init.sandbox)
     }
 
     /// Sets the deadline and fuel for a call running `n` inputs.
