@@ -46,7 +46,7 @@ fn the_exit_status_is_mains() {
 
 #[test]
 fn a_guest_without_main_exits_2() {
-    let out = run_mpwasm(&["run", guest("pool_square").to_str().unwrap()], "");
+    let out = run_mpwasm(&["run", guest("primes").to_str().unwrap()], "");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("no #[mpwasm_guest::main]"),
