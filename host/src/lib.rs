@@ -55,6 +55,7 @@
 
 mod batch;
 mod bindings;
+mod broker;
 mod engine;
 mod error;
 mod interfaces;
@@ -111,7 +112,7 @@ pub mod fuzzing {
     /// Returns how many frames decoded before the stream ended or broke.
     pub fn worker_frames(mut bytes: &[u8]) -> usize {
         let mut n = 0;
-        while let Ok(Some(frame)) =
+        while let Ok(Some((frame, _))) =
             crate::wire::read_frame::<_, crate::wire::FromWorker>(&mut bytes)
         {
             if let crate::wire::FromWorker::Done(outcome) = frame {

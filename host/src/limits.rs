@@ -18,3 +18,15 @@ pub const MAX_LOG_BYTES: usize = 64 << 10;
 /// Largest chunk size the pool picks by itself when the input length is
 /// unknown (streaming `imap`, `mpwasm pool` from a pipe).
 pub const MAX_AUTO_CHUNK: usize = 4096;
+
+/// Largest queue item or pipe message by default (64 MiB); see
+/// `PoolBuilder::max_message`.
+pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
+
+/// Most guest-started processes alive at once in one run by default; see
+/// `PoolBuilder::max_processes`.
+pub const MAX_PROCESSES: u32 = 256;
+
+/// Items above this size travel through a queue in a memfd rather than in
+/// the datagram itself (32 KiB).
+pub const QUEUE_INLINE_MAX: usize = 32 << 10;

@@ -27,6 +27,10 @@ const PROVIDED_IMPORTS: &[&str] = &[
     "wasi:",
     "mpwasm:runtime/runtime@0.1.0",
     "mpwasm:runtime/types@0.1.0",
+    "mpwasm:runtime/process@0.1.0",
+    "mpwasm:runtime/queue@0.1.0",
+    "mpwasm:runtime/pipe@0.1.0",
+    "mpwasm:runtime/pool@0.1.0",
 ];
 
 /// A guest compiled for mpwasm's engine and stored in the cache.

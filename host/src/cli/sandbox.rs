@@ -38,6 +38,14 @@ pub(crate) struct SandboxArgs {
     /// Replace each worker process after it has run N tasks
     #[arg(long, value_name = "N")]
     maxtasksperchild: Option<u64>,
+
+    /// Let guests have at most N processes running at once; starting more fails
+    #[arg(long, value_name = "N")]
+    max_processes: Option<u32>,
+
+    /// Refuse queue items, pipe messages and process arguments larger than SIZE [default: 64MiB]
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    max_message: Option<u64>,
 }
 
 impl SandboxArgs {
@@ -74,6 +82,12 @@ impl SandboxArgs {
         }
         if let Some(n) = self.maxtasksperchild {
             b = b.maxtasksperchild(n);
+        }
+        if let Some(n) = self.max_processes {
+            b = b.max_processes(n);
+        }
+        if let Some(m) = self.max_message {
+            b = b.max_message(m);
         }
         Ok(b.retries(self.retries))
     }

@@ -7,15 +7,15 @@ use crate::worker::child::{outcome_from_guest, WorkerState};
 impl types::Host for WorkerState {}
 
 impl runtime::Host for WorkerState {
-    fn worker(&mut self) -> runtime::WorkerInfo {
-        self.info.clone()
+    fn worker(&mut self) -> wasmtime::Result<runtime::WorkerInfo> {
+        Ok(self.info.clone())
     }
 
-    fn cpu_count(&mut self) -> u32 {
-        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+    fn cpu_count(&mut self) -> wasmtime::Result<u32> {
+        Ok(std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
     }
 
-    fn log(&mut self, level: runtime::Level, message: String) {
+    fn log(&mut self, level: runtime::Level, message: String) -> wasmtime::Result<()> {
         let message = truncate(&message, MAX_LOG_BYTES);
         let id = self.info.id;
         match level {
@@ -25,11 +25,13 @@ impl runtime::Host for WorkerState {
             runtime::Level::Warn => tracing::warn!(target: "guest", worker = id, "{message}"),
             runtime::Level::Error => tracing::error!(target: "guest", worker = id, "{message}"),
         }
+        Ok(())
     }
 
-    fn report_panic(&mut self, message: String, completed: types::Outcome) {
+    fn report_panic(&mut self, message: String, completed: types::Outcome) -> wasmtime::Result<()> {
         let message = truncate(&message, MAX_LOG_BYTES).to_string();
         self.panic = Some((message, outcome_from_guest(completed)));
+        Ok(())
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
+use crate::broker::{Broker, Launch};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
 use crate::error::{Error, Result};
-use crate::load::Cache;
+use crate::load::{Cache, CompiledGuest};
 use crate::wire::{DirGrant, Sandbox};
 
 /// Options for a [`Pool`]; made by [`Pool::builder`].
@@ -25,6 +26,30 @@ pub struct PoolBuilder {
     inherit_env: bool,
     retries: u32,
     maxtasksperchild: Option<u64>,
+    /// A guest pool: the broker of the run it belongs to (its guest is
+    /// compiled already).
+    broker: Option<Arc<Broker>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Broker")
+    }
+}
+
+impl Pool {
+    /// A pool started by a guest of `broker`'s run: same guest, program and
+    /// sandbox; its workers' upcalls go to the same broker.
+    pub(crate) fn for_broker(broker: Arc<Broker>, processes: usize) -> Result<Pool> {
+        let launch = broker.launch().clone();
+        let mut builder = PoolBuilder::new(launch.guest.source().to_path_buf());
+        builder.processes = Some(processes);
+        builder.program = Some(launch.program);
+        builder.stdout_to_stderr = launch.stdout_to_stderr;
+        builder.sandbox = launch.sandbox;
+        builder.broker = Some(broker);
+        builder.build()
+    }
 }
 
 impl PoolBuilder {
@@ -40,6 +65,7 @@ impl PoolBuilder {
             inherit_env: false,
             retries: 0,
             maxtasksperchild: None,
+            broker: None,
         }
     }
 
@@ -161,6 +187,23 @@ impl PoolBuilder {
         self
     }
 
+    /// Most processes a guest may have running at once in one run
+    /// (`--max-processes`); starting another fails with a `limit` error in
+    /// the guest. Default [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
+    pub fn max_processes(mut self, n: u32) -> Self {
+        self.sandbox.max_processes = Some(n);
+        self
+    }
+
+    /// Largest queue item, pipe message or process argument a guest may
+    /// send, in bytes (`--max-message`); larger ones fail with a `limit`
+    /// error in the guest. Default
+    /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
+    pub fn max_message(mut self, bytes: u64) -> Self {
+        self.sandbox.max_message = Some(bytes);
+        self
+    }
+
     /// Loads (compiling once into the cache) the guest and starts the
     /// worker processes.
     ///
@@ -207,13 +250,26 @@ impl PoolBuilder {
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
-        let cache = self.cache.unwrap_or_else(Cache::default_location);
-        let guest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
+        let broker = match self.broker {
+            Some(broker) => broker,
+            None => {
+                let cache = self.cache.unwrap_or_else(Cache::default_location);
+                let guest: CompiledGuest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
+                Broker::new(Launch {
+                    program,
+                    guest,
+                    sandbox,
+                    stdout_to_stderr: self.stdout_to_stderr,
+                })
+            }
+        };
+        let launch = broker.launch().clone();
         let shared = Arc::new(Shared {
-            guest,
-            program,
-            stdout_to_stderr: self.stdout_to_stderr,
-            sandbox,
+            guest: launch.guest,
+            program: launch.program,
+            stdout_to_stderr: launch.stdout_to_stderr,
+            sandbox: launch.sandbox,
+            broker,
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,
             terminated: AtomicBool::new(false),

@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Shared;
 use crate::batch::Batch;
+use crate::interfaces::process::{self as process, Entry, Kind};
 use crate::error::{Error, TaskErrorKind};
 use crate::wire::{Codec, Failure, FromWorker, Init, Outcome, ToWorker};
 use crate::worker::spawn::WorkerProcess;
@@ -100,6 +101,8 @@ pub(crate) struct Driver {
     id: u32,
     shared: Arc<Shared>,
     worker: Option<WorkerProcess>,
+    /// The live worker as the broker knows it.
+    entry: Option<Arc<Entry>>,
     /// Inputs the current worker process has run (for `maxtasksperchild`).
     served: u64,
 }
@@ -121,6 +124,7 @@ impl Driver {
             id,
             shared,
             worker: None,
+            entry: None,
             served: 0,
         }
     }
@@ -163,15 +167,22 @@ impl Driver {
     /// The live worker, starting one if needed.
     fn worker(&mut self) -> Result<&mut WorkerProcess, String> {
         if self.worker.is_none() {
+            let name = format!("PoolWorker-{}", self.id + 1);
             let init = Init {
                 artifact: self.shared.guest.artifact().to_path_buf(),
                 id: self.id,
-                name: format!("PoolWorker-{}", self.id + 1),
+                name: name.clone(),
+                parent: None,
                 stdout_to_stderr: self.shared.stdout_to_stderr,
                 sandbox: self.shared.sandbox.clone(),
             };
             let mut worker =
                 WorkerProcess::spawn(&self.shared.program, &init).map_err(|e| e.to_string())?;
+            let broker = &self.shared.broker;
+            let entry = broker.register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None);
+            entry.set_pid(worker.pid());
+            worker.serve_calls(broker.clone(), entry.id);
+            self.entry = Some(entry);
             if let Ok(socket) = worker.socket() {
                 self.shared
                     .set_worker(self.id, Some((worker.pid(), socket)));
@@ -190,6 +201,15 @@ impl Driver {
         self.shared.set_worker(self.id, None);
         self.worker = None; // Drop kills and reaps it.
         self.served = 0;
+        self.forget_entry(false);
+    }
+
+    /// The worker process ended: the broker lets go of what it held (and of
+    /// its daemon children; `normal` joins the others first).
+    fn forget_entry(&mut self, normal: bool) {
+        if let Some(entry) = self.entry.take() {
+            process::finish(&self.shared.broker, &entry, normal);
+        }
     }
 
     fn names(&mut self) -> Result<Vec<String>, Error> {
@@ -223,10 +243,20 @@ impl Driver {
 
     fn main(&mut self) -> Result<i32, Error> {
         let watchdog = self.shared.sandbox.timeout.map(|t| t + WATCHDOG_GRACE);
-        let worker = self.worker().map_err(Error::Spawn)?;
+        self.worker().map_err(Error::Spawn)?;
+        let name = "MainProcess".to_string();
+        if let Some(entry) = &self.entry {
+            entry.rename(&name);
+        }
+        let worker = self.worker.as_mut().expect("started above");
         let pid = worker.pid();
-        match worker.request_within(&ToWorker::Main, watchdog) {
-            Ok(FromWorker::Exited(code)) => Ok(code),
+        match worker.request_within(&ToWorker::Main { name }, watchdog) {
+            Ok(FromWorker::Exited(code)) => {
+                // Python joins a main's non-daemon children at exit and
+                // terminates its daemon ones.
+                self.forget_entry(true);
+                Ok(code)
+            }
             other => {
                 let why = match &other {
                     Err(e) if is_timeout(e) => "ran past its deadline; it ",
@@ -245,10 +275,13 @@ impl Driver {
     fn end_worker(&mut self) -> String {
         self.shared.set_worker(self.id, None);
         self.served = 0;
-        self.worker
+        let status = self
+            .worker
             .take()
             .map(WorkerProcess::end)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        self.forget_entry(false);
+        status
     }
 
     fn run_chunk(&mut self, chunk: &Chunk) -> ChunkDone {
@@ -424,5 +457,6 @@ fn frame_name(frame: &FromWorker) -> &'static str {
         FromWorker::Trapped { .. } => "unexpected Trapped",
         FromWorker::Names(_) => "unexpected Names",
         FromWorker::Exited(_) => "unexpected Exited",
+        FromWorker::Call(_) => "unexpected Call",
     }
 }

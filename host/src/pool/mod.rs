@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     sandbox: Sandbox,
     retries: u32,
     maxtasksperchild: Option<u64>,
+    /// Serves the workers' upcalls.
+    broker: Arc<crate::broker::Broker>,
     terminated: AtomicBool,
     /// Per worker slot: the live worker's pid and a handle on its socket.
     workers: Mutex<Vec<Option<(u32, UnixStream)>>>,
@@ -454,6 +456,28 @@ impl Pool {
             self.inner
                 .stream(task, codec, Raw(inputs.into_iter()), chunking, ordered),
         )
+    }
+
+    /// The untyped stream behind a guest pool's jobs: raw bincode inputs,
+    /// chunked by `chunksize` or CPython's default for their number.
+    pub(crate) fn submit_raw(
+        &self,
+        task: &str,
+        inputs: Vec<Vec<u8>>,
+        ordered: bool,
+        chunksize: Option<usize>,
+    ) -> RawStream<std::vec::IntoIter<Vec<u8>>> {
+        let chunking = match chunksize {
+            Some(n) => Chunking::Fixed(n),
+            None => self.inner.chunking_for(Some(inputs.len())),
+        };
+        RawStream(self.inner.stream(
+            task,
+            Codec::Bincode,
+            Raw(inputs.into_iter()),
+            chunking,
+            ordered,
+        ))
     }
 
     /// Stops taking work; queued work still runs (Python's `Pool.close`).

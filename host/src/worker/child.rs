@@ -1,9 +1,9 @@
 //! The worker process's side: load the guest, serve `Run` requests.
 
-use std::io::{BufReader, BufWriter};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -11,9 +11,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::sandbox::{self, MemoryCap};
 use super::WORKER_ENV;
-use crate::bindings::{types, Worker, WorkerPre};
+use crate::bindings::{types, Guest, GuestPre};
 use crate::error::TaskErrorKind;
-use crate::wire::{read_frame, write_frame, Codec, Failure, FromWorker, Init, Outcome, ToWorker};
+use crate::wire::{
+    Call, Channel, Codec, Failure, FromWorker, Init, Outcome, Reply, ToWorker,
+};
 
 /// If this process was started as an mpwasm worker, runs the worker until
 /// its parent is done with it and returns the exit code; otherwise returns
@@ -45,26 +47,24 @@ fn serve(parent: u32) -> std::io::Result<()> {
     crate::sys::close_inherited_fds();
     crate::init_logging();
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let mut reader = BufReader::new(socket.try_clone()?);
-    let mut writer = BufWriter::new(socket);
-    let Some(ToWorker::Init(init)) = read_frame(&mut reader)? else {
+    let upcalls = Arc::new(Upcalls {
+        channel: Mutex::new(Channel::new(socket)?),
+    });
+    let Some(ToWorker::Init(init)) = upcalls.next_request()? else {
         return Err(std::io::Error::other("expected an Init frame first"));
     };
-    let mut instance = match GuestInstance::load(init) {
+    let mut instance = match GuestInstance::load(init, upcalls.clone()) {
         Ok(instance) => instance,
         Err(e) => {
             let msg = format!("{e:#}");
-            write_frame(&mut writer, &FromWorker::InitFailed(msg.clone()))?;
+            upcalls.answer(&FromWorker::InitFailed(msg.clone()))?;
             return Err(std::io::Error::other(msg));
         }
     };
-    write_frame(
-        &mut writer,
-        &FromWorker::Ready {
-            pid: std::process::id(),
-        },
-    )?;
-    while let Some(request) = read_frame::<_, ToWorker>(&mut reader)? {
+    upcalls.answer(&FromWorker::Ready {
+        pid: std::process::id(),
+    })?;
+    while let Some(request) = upcalls.next_request()? {
         let reply = match request {
             ToWorker::Run {
                 task,
@@ -72,25 +72,78 @@ fn serve(parent: u32) -> std::io::Result<()> {
                 first_index,
                 inputs,
             } => instance.run(&task, codec, first_index, inputs.into_owned()),
+            ToWorker::Target { task, args } => instance.target(&task, &args),
             ToWorker::Names => instance.names(),
-            ToWorker::Main => instance.main(),
-            ToWorker::Init(_) => return Err(std::io::Error::other("second Init frame")),
+            ToWorker::Main { name } => instance.main(name),
+            ToWorker::Init(_) | ToWorker::Reply(_) => {
+                return Err(std::io::Error::other("unexpected frame from the parent"))
+            }
         };
-        write_frame(&mut writer, &reply)?;
+        upcalls.answer(&reply)?;
     }
     Ok(())
+}
+
+/// The worker's channel to its parent, shared by the request loop and the
+/// host functions that make upcalls while a request runs (the guest is
+/// single-threaded: the two never overlap).
+pub(crate) struct Upcalls {
+    channel: Mutex<Channel>,
+}
+
+impl Upcalls {
+    fn channel(&self) -> std::sync::MutexGuard<'_, Channel> {
+        self.channel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn next_request(&self) -> std::io::Result<Option<ToWorker<'static>>> {
+        match self.channel().recv()? {
+            None => Ok(None),
+            Some((request, fds)) if fds.is_empty() => Ok(Some(request)),
+            Some(_) => Err(std::io::Error::other("descriptors sent with a request")),
+        }
+    }
+
+    fn answer(&self, reply: &FromWorker) -> std::io::Result<()> {
+        self.channel().send(reply, &[])
+    }
+
+    /// Asks the parent for something and waits for the answer. An error
+    /// means the parent is gone or broke the protocol: the caller traps.
+    pub(crate) fn call(
+        &self,
+        call: Call,
+        fds: &[BorrowedFd<'_>],
+    ) -> wasmtime::Result<(Reply, Vec<OwnedFd>)> {
+        let mut channel = self.channel();
+        channel
+            .send(&FromWorker::Call(call), fds)
+            .map_err(|e| wasmtime::Error::msg(format!("upcall to the parent failed: {e}")))?;
+        match channel.recv::<ToWorker>() {
+            Ok(Some((ToWorker::Reply(reply), fds))) => Ok((reply, fds)),
+            Ok(Some(_)) => Err(wasmtime::Error::msg("the parent answered an upcall with a request")),
+            Ok(None) => Err(wasmtime::Error::msg("the parent closed the channel during an upcall")),
+            Err(e) => Err(wasmtime::Error::msg(format!("upcall to the parent failed: {e}"))),
+        }
+    }
 }
 
 /// Everything a guest instance's host functions can reach.
 pub(crate) struct WorkerState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     /// Who this worker is (the `runtime.worker` import).
     pub(crate) info: crate::bindings::runtime::WorkerInfo,
     /// Set by `runtime.report-panic` just before the instance traps.
     pub(crate) panic: Option<(String, Outcome)>,
     /// The memory cap.
     memory: MemoryCap,
+    /// The channel to the parent, for upcalls.
+    pub(crate) upcalls: Arc<Upcalls>,
+    /// The largest queue item or pipe message this worker accepts.
+    pub(crate) max_message: u64,
+    /// How many processes this one has named (for `Process-N`).
+    pub(crate) children_named: u32,
 }
 
 impl WasiView for WorkerState {
@@ -105,14 +158,15 @@ impl WasiView for WorkerState {
 /// One instance of the guest and the means to make a fresh one after a trap.
 struct GuestInstance {
     engine: Engine,
-    pre: WorkerPre<WorkerState>,
+    pre: GuestPre<WorkerState>,
     init: Init,
+    upcalls: Arc<Upcalls>,
     store: Store<WorkerState>,
-    guest: Worker,
+    guest: Guest,
 }
 
 impl GuestInstance {
-    fn load(init: Init) -> wasmtime::Result<Self> {
+    fn load(init: Init, upcalls: Arc<Upcalls>) -> wasmtime::Result<Self> {
         let engine = crate::engine::engine(init.sandbox.fuel.is_some())?;
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
@@ -130,16 +184,24 @@ impl GuestInstance {
         }
         let mut linker = Linker::<WorkerState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Worker::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let pre = WorkerPre::new(linker.instantiate_pre(&component)?)?;
-        let (store, guest) = instantiate(&engine, &pre, &init)?;
+        Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let pre = GuestPre::new(linker.instantiate_pre(&component)?)?;
+        let (store, guest) = instantiate(&engine, &pre, &init, &upcalls)?;
         Ok(GuestInstance {
             engine,
             pre,
             init,
+            upcalls,
             store,
             guest,
         })
+    }
+
+    /// Runs a guest-started process's target: the task once, on `args`.
+    fn target(&mut self, task: &str, args: &[u8]) -> FromWorker {
+        let mut batch = crate::batch::Batch::new();
+        batch.push(args);
+        self.run(task, Codec::Bincode, 0, batch.encoded(0..1).to_vec())
     }
 
     fn run(&mut self, task: &str, codec: Codec, first_index: u64, inputs: Vec<u8>) -> FromWorker {
@@ -193,7 +255,9 @@ impl GuestInstance {
     /// Runs the guest's `main`. A trap is reported on stderr and becomes
     /// exit code 1, as an uncaught exception does in a Python process; the
     /// guest's own `exit(n)` becomes `n`.
-    fn main(&mut self) -> FromWorker {
+    fn main(&mut self, name: String) -> FromWorker {
+        self.store.data_mut().info.name = name.clone();
+        self.init.name = name;
         self.arm(1);
         let args = self.init.sandbox.args.clone();
         let program = self.guest.mpwasm_runtime_program();
@@ -235,7 +299,7 @@ impl GuestInstance {
 
     /// A trapped instance cannot be entered again: start a fresh one.
     fn reset(&mut self) {
-        match instantiate(&self.engine, &self.pre, &self.init) {
+        match instantiate(&self.engine, &self.pre, &self.init, &self.upcalls) {
             Ok((store, guest)) => {
                 self.store = store;
                 self.guest = guest;
@@ -255,20 +319,30 @@ impl GuestInstance {
 
 fn instantiate(
     engine: &Engine,
-    pre: &WorkerPre<WorkerState>,
+    pre: &GuestPre<WorkerState>,
     init: &Init,
-) -> wasmtime::Result<(Store<WorkerState>, Worker)> {
+    upcalls: &Arc<Upcalls>,
+) -> wasmtime::Result<(Store<WorkerState>, Guest)> {
     let state = WorkerState {
         wasi: sandbox::wasi_ctx(&init.sandbox, init.stdout_to_stderr)?,
         table: ResourceTable::new(),
         info: crate::bindings::runtime::WorkerInfo {
             id: init.id,
             pid: std::process::id(),
-            parent_pid: crate::sys::parent_pid(),
+            parent_pid: init
+                .parent
+                .as_ref()
+                .map_or_else(crate::sys::parent_pid, |(pid, _)| *pid),
             name: init.name.clone(),
         },
         panic: None,
         memory: MemoryCap::new(init.sandbox.memory),
+        upcalls: upcalls.clone(),
+        max_message: init
+            .sandbox
+            .max_message
+            .unwrap_or(crate::limits::MAX_MESSAGE_BYTES),
+        children_named: 0,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);

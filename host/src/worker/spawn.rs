@@ -1,13 +1,15 @@
 //! The parent's side of a worker process: start it, talk to it, end it.
 
-use std::io::{self, BufReader, BufWriter};
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 
 use super::WORKER_ENV;
-use crate::wire::{read_frame, write_frame, FromWorker, Init, ToWorker};
+use crate::broker::Broker;
+use crate::wire::{Channel, FromWorker, Init, ToWorker};
 
 /// How long a new worker may take to load its guest and report ready.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
@@ -16,8 +18,9 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub(crate) struct WorkerProcess {
     child: Child,
     pid: u32,
-    reader: BufReader<UnixStream>,
-    writer: BufWriter<UnixStream>,
+    channel: Channel,
+    /// Who answers the worker's upcalls, and the worker's id there.
+    broker: Option<(Arc<Broker>, u64)>,
 }
 
 impl WorkerProcess {
@@ -36,11 +39,16 @@ impl WorkerProcess {
         let mut worker = WorkerProcess {
             child,
             pid,
-            reader: BufReader::new(ours.try_clone()?),
-            writer: BufWriter::new(ours),
+            channel: Channel::new(ours)?,
+            broker: None,
         };
-        write_frame(&mut worker.writer, &ToWorker::Init(init.clone()))?;
+        worker.send(&ToWorker::Init(init.clone()))?;
         Ok(worker)
+    }
+
+    /// Answers this worker's upcalls with `broker`, as process `id` there.
+    pub(crate) fn serve_calls(&mut self, broker: Arc<Broker>, id: u64) {
+        self.broker = Some((broker, id));
     }
 
     /// Waits for the worker to report that the guest is instantiated.
@@ -50,9 +58,7 @@ impl WorkerProcess {
     /// The worker's own description of what failed, or that it died.
     pub(crate) fn wait_ready(&mut self) -> Result<(), String> {
         // A worker that never reports must not hang its pool.
-        let _ = self.reader.get_ref().set_read_timeout(Some(READY_TIMEOUT));
-        let ready = self.receive();
-        let _ = self.reader.get_ref().set_read_timeout(None);
+        let ready = self.receive_within(Some(READY_TIMEOUT));
         match ready {
             Ok(FromWorker::Ready { .. }) => Ok(()),
             Ok(FromWorker::InitFailed(msg)) => Err(msg),
@@ -92,22 +98,46 @@ impl WorkerProcess {
     /// Sends one request. An error means it was not delivered: the worker
     /// is gone and never saw it.
     pub(crate) fn send(&mut self, msg: &ToWorker<'_>) -> io::Result<()> {
-        write_frame(&mut self.writer, msg)
+        self.channel.send(msg, &[])
     }
 
     /// Waits up to `limit` (forever if `None`) for the reply to the request
     /// just sent; see [`request_within`](WorkerProcess::request_within).
+    /// Upcalls that arrive meanwhile are answered; the time spent on them
+    /// counts against `limit`.
     pub(crate) fn receive_within(
         &mut self,
         limit: Option<std::time::Duration>,
     ) -> io::Result<FromWorker> {
-        if limit.is_none() {
-            return self.receive();
+        let deadline = crate::sys::ipc::Deadline::after(limit);
+        loop {
+            if let Some(left) = deadline.remaining() {
+                // A zero timeout means "none" to the socket: wait 1 µs instead.
+                let left = left.max(std::time::Duration::from_micros(1));
+                self.channel.set_read_timeout(Some(left))?;
+            }
+            let frame = self.receive();
+            if limit.is_some() {
+                let _ = self.channel.set_read_timeout(None);
+            }
+            match frame? {
+                (FromWorker::Call(call), fds) => {
+                    let (reply, fds) = match &self.broker {
+                        Some((broker, id)) => broker.handle(*id, call, fds),
+                        None => crate::broker::unsupported(),
+                    };
+                    let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
+                    self.channel.send(&ToWorker::Reply(reply), &fds)?;
+                }
+                (reply, fds) if fds.is_empty() => return Ok(reply),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "descriptors sent with a reply",
+                    ))
+                }
+            }
         }
-        self.reader.get_ref().set_read_timeout(limit)?;
-        let reply = self.receive();
-        let _ = self.reader.get_ref().set_read_timeout(None);
-        reply
     }
 
     /// Whether the worker process has already exited (it died while idle).
@@ -115,8 +145,8 @@ impl WorkerProcess {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    fn receive(&mut self) -> io::Result<FromWorker> {
-        read_frame(&mut self.reader)?.ok_or_else(|| {
+    fn receive(&mut self) -> io::Result<(FromWorker, Vec<OwnedFd>)> {
+        self.channel.recv()?.ok_or_else(|| {
             io::Error::new(io::ErrorKind::UnexpectedEof, "worker closed its channel")
         })
     }
@@ -129,15 +159,32 @@ impl WorkerProcess {
     /// A second handle on the socket, to cut it from another thread
     /// (`Pool::terminate`).
     pub(crate) fn socket(&self) -> io::Result<UnixStream> {
-        self.writer.get_ref().try_clone()
+        self.channel.socket()
     }
 }
 
 impl WorkerProcess {
     /// Stops the worker (if it still runs), reaps it, and describes how it
     /// ended: "exited with status N" or "was killed by signal N".
-    pub(crate) fn end(mut self) -> String {
+    pub(crate) fn end(self) -> String {
         use std::os::unix::process::ExitStatusExt;
+        match self.end_status() {
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(code), _) => format!("exited with status {code}"),
+                (None, Some(sig)) => format!("was killed by signal {sig}"),
+                _ => "ended".to_string(),
+            },
+            Err(e) => format!("could not be reaped: {e}"),
+        }
+    }
+
+    /// Stops the worker (if it still runs after a moment), reaps it, and
+    /// returns its status.
+    pub(crate) fn end_status(mut self) -> io::Result<ExitStatus> {
+        // Closing the socket tells a live worker to exit by itself.
+        if let Ok(socket) = self.channel.socket() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
         // A worker whose socket just closed is usually exiting: give it a
         // moment so its own status is reported, not our SIGKILL.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
@@ -153,14 +200,7 @@ impl WorkerProcess {
                 }
             }
         };
-        match status {
-            Ok(s) => match (s.code(), s.signal()) {
-                (Some(code), _) => format!("exited with status {code}"),
-                (None, Some(sig)) => format!("was killed by signal {sig}"),
-                _ => "ended".to_string(),
-            },
-            Err(e) => format!("could not be reaped: {e}"),
-        }
+        status
     }
 }
 

@@ -5,16 +5,29 @@
 //! other. Both directions carry frames:
 //!
 //! ```text
-//! +----------------+------------------------------------+
-//! | length: u32 LE | bincode 2 (standard config) body   |
-//! +----------------+------------------------------------+
+//! +----------------+-----------+------------------------------------+
+//! | length: u32 LE | fds: u8   | bincode 2 (standard config) body   |
+//! +----------------+-----------+------------------------------------+
 //! ```
 //!
-//! The parent sends [`ToWorker`] frames: `Init` once, then `Run`, `Names` or `Main`
-//! requests, one at a time. The worker answers each with one [`FromWorker`]
-//! frame (`Ready` for `Init`). Frames from a worker are untrusted: a length
-//! above [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES) or a body that
-//! does not decode ends that worker's connection, never the parent.
+//! `fds` is how many file descriptors travel with the frame (`SCM_RIGHTS`,
+//! attached to its first byte); [`Channel`] pairs them up again.
+//!
+//! The parent sends [`ToWorker`] frames: `Init` once, then `Run`, `Names`,
+//! `Main` or `Target` requests, one at a time. The worker answers each with
+//! one [`FromWorker`] frame (`Ready` for `Init`). While a request runs, the
+//! worker may send any number of [`Call`]s (upcalls: start a process, create
+//! a queue, ...); the parent answers each with one [`Reply`] before anything
+//! else. Frames from a worker are untrusted: a length above
+//! [`MAX_FRAME_BYTES`](crate::limits::MAX_FRAME_BYTES), more descriptors than
+//! [`MAX_FDS_PER_MESSAGE`], or a body that does not decode ends that worker's
+//! connection, never the parent.
+
+mod calls;
+mod channel;
+
+pub(crate) use calls::{Call, CallError, JobItem, ProcessDesc, Reply};
+pub(crate) use channel::Channel;
 
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -23,6 +36,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::TaskErrorKind;
 use crate::limits::MAX_FRAME_BYTES;
+use crate::sys::ipc::MAX_FDS_PER_MESSAGE;
 
 /// bincode's standard configuration, bounded by the frame limit.
 const CONFIG: bincode::config::Configuration<
@@ -49,6 +63,9 @@ pub struct Init {
     pub id: u32,
     /// Process name shown to the guest.
     pub name: String,
+    /// The pid of the mpwasm process that started this one, if a guest did
+    /// (the OS parent is always the broker).
+    pub parent: Option<(u32, String)>,
     /// Send the guest's stdout to stderr (keeps `mpwasm pool`'s stdout clean).
     pub stdout_to_stderr: bool,
     /// Limits and grants.
@@ -72,6 +89,12 @@ pub struct Sandbox {
     /// Program arguments (`mpwasm run guest.wasm ARGS…`); the first is the
     /// program's name.
     pub args: Vec<String>,
+    /// Largest queue item or pipe message, in bytes (`None`:
+    /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES)).
+    pub max_message: Option<u64>,
+    /// Most guest-started processes alive at once in one run (`None`:
+    /// [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES)).
+    pub max_processes: Option<u32>,
 }
 
 /// A host directory made visible to the guest.
@@ -108,8 +131,22 @@ pub enum ToWorker<'a> {
     /// List the guest's tasks.
     Names,
     /// Run the guest's `main` (for `mpwasm run`) with the program arguments
-    /// given in [`Sandbox::args`].
-    Main,
+    /// given in [`Sandbox::args`], as the process called `name`.
+    Main {
+        /// The main process's name (`MainProcess`).
+        name: String,
+    },
+    /// Run `task` once on `args` as the target of a guest-started process;
+    /// answered like `Run`.
+    Target {
+        /// Task name.
+        task: String,
+        /// The task's input, bincode-encoded.
+        #[serde(with = "serde_bytes")]
+        args: Vec<u8>,
+    },
+    /// The answer to the worker's last [`Call`].
+    Reply(Reply),
 }
 
 /// Reads bytes into an owned `Cow` (frames are decoded from a buffer that
@@ -173,46 +210,76 @@ pub enum FromWorker {
     Names(Vec<String>),
     /// The guest's `main` returned or exited with this code.
     Exited(i32),
+    /// An upcall: the running guest asks the parent for something.
+    Call(Call),
 }
 
-/// Writes one frame.
+/// Header bytes before a frame's body: length and descriptor count.
+const HEADER: usize = 5;
+
+/// Encodes one frame (header and body) for a message sent with `fds`
+/// descriptors.
 ///
 /// # Errors
 ///
-/// I/O errors, or a body larger than the frame limit.
-pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
-    let mut buf = vec![0u8; 4];
+/// A body larger than the frame limit, or more descriptors than allowed.
+pub(crate) fn encode_frame<T: Serialize>(msg: &T, fds: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; HEADER];
     bincode::serde::encode_into_std_write(msg, &mut buf, CONFIG)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let len = u32::try_from(buf.len() - 4)
+    let len = u32::try_from(buf.len() - HEADER)
         .ok()
         .filter(|&n| n <= MAX_FRAME_BYTES)
         .ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "frame exceeds MAX_FRAME_BYTES")
         })?;
+    if fds > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "too many descriptors"));
+    }
     buf[..4].copy_from_slice(&len.to_le_bytes());
-    w.write_all(&buf)?;
-    w.flush()
+    buf[4] = fds as u8;
+    Ok(buf)
 }
 
-/// Reads one frame. `Ok(None)` on a clean end of stream before a frame.
+/// Writes one frame that carries no descriptors.
 ///
 /// # Errors
 ///
-/// I/O errors, a length above the frame limit, or a body that does not
-/// decode as `T` (all `InvalidData`): the peer must then be dropped.
-pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
+/// I/O errors, or a body larger than the frame limit.
+#[cfg(test)]
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> io::Result<()> {
+    w.write_all(&encode_frame(msg, 0)?)?;
+    w.flush()
+}
+
+/// Reads one frame: the message and how many descriptors came with it.
+/// `Ok(None)` on a clean end of stream before a frame.
+///
+/// # Errors
+///
+/// I/O errors, a length above the frame limit, a descriptor count above
+/// [`MAX_FDS_PER_MESSAGE`], or a body that does not decode as `T` (all
+/// `InvalidData`): the peer must then be dropped.
+pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<(T, usize)>> {
+    let mut header = [0u8; HEADER];
+    match r.read_exact(&mut header[..1]) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len);
+    r.read_exact(&mut header[1..])?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
     if len > MAX_FRAME_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("frame length {len} exceeds the limit of {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    let fds = usize::from(header[4]);
+    if fds > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame claims {fds} descriptors"),
         ));
     }
     // Read through `take` so a lying length never allocates more than what
@@ -226,7 +293,7 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<
         ));
     }
     match bincode::serde::decode_from_slice(&body, CONFIG) {
-        Ok((msg, used)) if used == body.len() => Ok(Some(msg)),
+        Ok((msg, used)) if used == body.len() => Ok(Some((msg, fds))),
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "trailing bytes in frame",
@@ -253,7 +320,8 @@ mod test {
             inputs: Cow::Borrowed(&inputs),
         };
         write_frame(&mut buf, &msg).unwrap();
-        let back: ToWorker = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        let (back, fds): (ToWorker, _) = read_frame(&mut buf.as_slice()).unwrap().unwrap();
+        assert_eq!(fds, 0);
         match back {
             ToWorker::Run {
                 task,
@@ -270,13 +338,14 @@ mod test {
 
     #[test]
     fn clean_eof_is_none() {
-        let got: Option<FromWorker> = read_frame(&mut &[][..]).unwrap();
+        let got: Option<(FromWorker, usize)> = read_frame(&mut &[][..]).unwrap();
         assert!(got.is_none());
     }
 
     #[test]
     fn huge_length_prefix_is_refused_without_allocating() {
-        let frame = (1u32 << 30).to_le_bytes();
+        let mut frame = (1u32 << 30).to_le_bytes().to_vec();
+        frame.push(0);
         let err = read_frame::<_, FromWorker>(&mut &frame[..]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
@@ -284,7 +353,7 @@ mod test {
     #[test]
     fn lying_length_is_a_truncated_frame() {
         let mut frame = 1000u32.to_le_bytes().to_vec();
-        frame.extend_from_slice(&[0; 10]);
+        frame.extend_from_slice(&[0; 11]);
         let err = read_frame::<_, FromWorker>(&mut frame.as_slice()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
@@ -292,6 +361,7 @@ mod test {
     #[test]
     fn garbage_body_is_invalid_data() {
         let mut frame = 8u32.to_le_bytes().to_vec();
+        frame.push(0);
         frame.extend_from_slice(&[0xff; 8]);
         let err = read_frame::<_, FromWorker>(&mut frame.as_slice()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
@@ -305,7 +375,16 @@ mod test {
         body.push(253); // varint u64 marker
         body.extend_from_slice(&(1u64 << 40).to_le_bytes());
         let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+        frame.push(0);
         frame.extend_from_slice(&body);
         assert!(read_frame::<_, FromWorker>(&mut frame.as_slice()).is_err());
+    }
+
+    #[test]
+    fn too_many_descriptors_is_invalid_data() {
+        let mut frame = 0u32.to_le_bytes().to_vec();
+        frame.push(200);
+        let err = read_frame::<_, FromWorker>(&mut frame.as_slice()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Linux is the supported platform: parent-death signals are Linux-only.
 
+pub(crate) mod ipc;
+
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 
 /// Makes the kernel SIGKILL this process when its parent exits, then checks

@@ -1,0 +1,316 @@
+//! The broker: the parent's side of every upcall.
+//!
+//! Each worker process of a run (the main process, the processes guests
+//! start, pool workers) is a *caller* here, served by the host thread that
+//! drives it ([`crate::worker::spawn::WorkerProcess`] hands each upcall to
+//! [`Broker::handle`]). The broker keeps the run's objects — processes,
+//! queues, pools, jobs — under ids, remembers which caller holds which, and
+//! mints the tokens handles travel as. What each call does lives in the
+//! interface module it belongs to (`crate::interfaces::*`); this module is
+//! the registry and the dispatcher.
+//!
+//! Ids and tokens from a worker are untrusted: an id the caller does not
+//! hold, or a token never minted, is `InvalidHandle`, whoever asks.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::interfaces::{pipe, pool, process, queue};
+use crate::load::CompiledGuest;
+use crate::wire::{Call, CallError, Reply, Sandbox};
+
+/// What every worker process of a run is started with.
+#[derive(Clone)]
+pub(crate) struct Launch {
+    /// The program started in worker mode.
+    pub(crate) program: PathBuf,
+    /// The guest, compiled.
+    pub(crate) guest: CompiledGuest,
+    /// Limits and grants.
+    pub(crate) sandbox: Sandbox,
+    /// Guests' stdout goes to stderr.
+    pub(crate) stdout_to_stderr: bool,
+}
+
+/// An object a caller may hold.
+#[derive(Clone)]
+pub(crate) enum Object {
+    /// A worker process: main, a guest-started process, or a pool worker.
+    Process(Arc<process::Entry>),
+    /// A queue.
+    Queue(Arc<queue::Hub>),
+    /// A guest pool.
+    Pool(Arc<pool::Entry>),
+    /// A job running on a guest pool.
+    Job(Arc<pool::Job>),
+}
+
+/// What a token stands for.
+enum Grant {
+    /// An object; the token may be redeemed any number of times.
+    Object(u64),
+    /// A connection end, kept only until the token is redeemed, once.
+    Connection(pipe::End),
+}
+
+/// The registry.
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    objects: HashMap<u64, Object>,
+    /// Per caller, the ids it holds.
+    held: HashMap<u64, HashSet<u64>>,
+    tokens: HashMap<u64, Grant>,
+    /// Objects a token was minted for: kept until the run ends.
+    shared: HashSet<u64>,
+}
+
+/// The parent's side of the upcalls of one run.
+pub(crate) struct Broker {
+    launch: Launch,
+    state: Mutex<State>,
+}
+
+/// The reply to a call, with the descriptors it carries.
+pub(crate) type Answer = Result<(Reply, Vec<OwnedFd>), CallError>;
+
+impl Broker {
+    /// A broker for a run started with `launch`.
+    pub(crate) fn new(launch: Launch) -> Arc<Self> {
+        Arc::new(Broker {
+            launch,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+        })
+    }
+
+    /// How the run's worker processes are started.
+    pub(crate) fn launch(&self) -> &Launch {
+        &self.launch
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `object`, held by `holder` (if any); returns its id.
+    pub(crate) fn register(&self, object: Object, holder: Option<u64>) -> u64 {
+        let mut state = self.state();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.objects.insert(id, object);
+        if let Some(holder) = holder {
+            state.held.entry(holder).or_default().insert(id);
+        }
+        id
+    }
+
+    /// Registers a new process entry made by `make` from its id.
+    pub(crate) fn register_process(
+        &self,
+        make: impl FnOnce(u64) -> process::Entry,
+        holder: Option<u64>,
+    ) -> Arc<process::Entry> {
+        let mut state = self.state();
+        let id = state.next_id;
+        state.next_id += 1;
+        let entry = Arc::new(make(id));
+        state.objects.insert(id, Object::Process(entry.clone()));
+        if let Some(holder) = holder {
+            state.held.entry(holder).or_default().insert(id);
+        }
+        entry
+    }
+
+    /// `caller` now holds `id` too.
+    pub(crate) fn hold(&self, caller: u64, id: u64) {
+        self.state().held.entry(caller).or_default().insert(id);
+    }
+
+    /// The object `id`, if `caller` holds it.
+    pub(crate) fn get(&self, caller: u64, id: u64) -> Result<Object, CallError> {
+        let state = self.state();
+        if !state.held.get(&caller).is_some_and(|h| h.contains(&id)) {
+            return Err(CallError::InvalidHandle);
+        }
+        state.objects.get(&id).cloned().ok_or(CallError::InvalidHandle)
+    }
+
+    /// The process entry of a caller (every caller has one).
+    pub(crate) fn caller(&self, caller: u64) -> Option<Arc<process::Entry>> {
+        match self.state().objects.get(&caller) {
+            Some(Object::Process(p)) => Some(p.clone()),
+            _ => None,
+        }
+    }
+
+    /// Every process entry (for the children of a process).
+    pub(crate) fn processes(&self) -> Vec<Arc<process::Entry>> {
+        self.state()
+            .objects
+            .values()
+            .filter_map(|o| match o {
+                Object::Process(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Mints a token for object `id`, which `caller` must hold.
+    fn share(&self, caller: u64, id: u64) -> Answer {
+        self.get(caller, id)?;
+        let mut state = self.state();
+        state.shared.insert(id);
+        let token = mint(&state.tokens);
+        state.tokens.insert(token, Grant::Object(id));
+        Ok((Reply::Token(token), Vec::new()))
+    }
+
+    /// Mints a single-use token for a connection end.
+    pub(crate) fn share_connection(&self, end: pipe::End) -> u64 {
+        let mut state = self.state();
+        let token = mint(&state.tokens);
+        state.tokens.insert(token, Grant::Connection(end));
+        token
+    }
+
+    /// Redeems a token for `caller`.
+    fn adopt(&self, caller: u64, token: u64) -> Answer {
+        let mut state = self.state();
+        let object = match state.tokens.get(&token) {
+            None => return Err(CallError::InvalidHandle),
+            Some(Grant::Object(id)) => *id,
+            Some(Grant::Connection(_)) => {
+                let Some(Grant::Connection(end)) = state.tokens.remove(&token) else {
+                    unreachable!("just matched")
+                };
+                return Ok(pipe::adopted(end));
+            }
+        };
+        let found = state.objects.get(&object).cloned();
+        state.held.entry(caller).or_default().insert(object);
+        drop(state);
+        match found {
+            Some(Object::Process(p)) => Ok((Reply::Process(p.describe()), Vec::new())),
+            Some(Object::Queue(q)) => q.hand_out(object),
+            Some(Object::Pool(_) | Object::Job(_)) | None => Err(CallError::InvalidHandle),
+        }
+    }
+
+    /// `caller` dropped its handle on `id`.
+    fn release(&self, caller: u64, id: u64) {
+        let mut state = self.state();
+        if let Some(held) = state.held.get_mut(&caller) {
+            held.remove(&id);
+        }
+        drop_if_unused(&mut state, id);
+    }
+
+    /// Everything `caller` held, dropped (its process ended).
+    pub(crate) fn release_all(&self, caller: u64) {
+        let mut state = self.state();
+        let held = state.held.remove(&caller).unwrap_or_default();
+        for id in held {
+            drop_if_unused(&mut state, id);
+        }
+    }
+
+    /// Answers one upcall of process `caller`; `fds` came with it.
+    pub(crate) fn handle(
+        self: &Arc<Self>,
+        caller: u64,
+        call: Call,
+        fds: Vec<OwnedFd>,
+    ) -> (Reply, Vec<OwnedFd>) {
+        let answer = match call {
+            Call::ProcessStart {
+                target,
+                args,
+                name,
+                daemon,
+            } => process::start(self, caller, target, args, name, daemon),
+            Call::ProcessJoin { id, timeout_ms } => process::join(self, caller, id, timeout_ms),
+            Call::ProcessStatus { id } => process::status(self, caller, id),
+            Call::ProcessSignal { id, kill } => process::signal(self, caller, id, kill),
+            Call::Parent => process::parent(self, caller),
+            Call::ActiveChildren => process::active_children(self, caller),
+            Call::Release { id } => {
+                self.release(caller, id);
+                Ok((Reply::Ok, Vec::new()))
+            }
+            Call::Share { id } => self.share(caller, id),
+            Call::ShareConnection { readable, writable } => {
+                pipe::share(self, fds, readable, writable)
+            }
+            Call::Adopt { token } => self.adopt(caller, token),
+            Call::QueueCreate { maxsize, joinable } => queue::create(self, caller, maxsize, joinable),
+            Call::QueueSpill {
+                id,
+                datagram,
+                with_fd,
+            } => queue::spill(self, caller, id, datagram, with_fd, fds),
+            Call::PoolCreate { processes } => pool::create(self, caller, processes),
+            Call::PoolSubmit {
+                pool,
+                task,
+                inputs,
+                ordered,
+                chunksize,
+            } => pool::submit(self, caller, pool, task, inputs, ordered, chunksize),
+            Call::JobNext { job, timeout_ms } => pool::next(self, caller, job, timeout_ms),
+            Call::PoolStop { pool, terminate } => pool::stop(self, caller, pool, terminate),
+            Call::PoolJoin { pool } => pool::join(self, caller, pool),
+        };
+        answer.unwrap_or_else(|e| (Reply::Err(e), Vec::new()))
+    }
+}
+
+/// Lets go of object `id` if nobody holds it and no token names it. A
+/// pool let go is terminated. Process entries stay: their threads still
+/// report their end.
+fn drop_if_unused(state: &mut State, id: u64) {
+    if state.shared.contains(&id) || state.held.values().any(|h| h.contains(&id)) {
+        return;
+    }
+    match state.objects.get(&id) {
+        Some(Object::Process(_)) | None => {}
+        Some(Object::Pool(pool)) => {
+            pool.pool.terminate();
+            state.objects.remove(&id);
+        }
+        Some(_) => {
+            state.objects.remove(&id);
+        }
+    }
+}
+
+/// The answer to upcalls from a worker no broker serves.
+pub(crate) fn unsupported() -> (Reply, Vec<OwnedFd>) {
+    (
+        Reply::Err(CallError::Other("this host does not serve upcalls".into())),
+        Vec::new(),
+    )
+}
+
+/// A fresh random token not in use: 64 bits from the OS.
+fn mint<V>(tokens: &HashMap<u64, V>) -> u64 {
+    loop {
+        let mut bytes = [0u8; 8];
+        // getrandom(2) does not fail for 8 bytes once the pool is ready;
+        // should it, the clock and a counter still make distinct tokens.
+        if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            bytes = (nanos ^ (tokens.len() as u64).rotate_left(32)).to_le_bytes();
+        }
+        let token = u64::from_le_bytes(bytes);
+        if token != 0 && !tokens.contains_key(&token) {
+            return token;
+        }
+    }
+}

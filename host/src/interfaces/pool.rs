@@ -1,0 +1,239 @@
+//! `mpwasm:runtime/pool`: `Pool` from a guest's main.
+//!
+//! Hops of `pool.map(...)` in a guest:
+//! 1. `Pool::new(n)` → `Call::PoolCreate`: the broker ([`create`]) builds a
+//!    host-crate [`Pool`] of the same guest, sandbox and broker (so its
+//!    workers' upcalls are served too);
+//! 2. `map` → `Call::PoolSubmit` ([`submit`]): the inputs (one batch buffer)
+//!    go to the pool's scheduler; a thread moves the results, as they come,
+//!    into the job's channel;
+//! 3. `Call::JobNext` ([`next`]) hands them out one at a time, with the
+//!    guest's timeout. `terminate` (or dropping the pool) kills the workers,
+//!    so a task abandoned after a timed-out `get` really stops.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use wasmtime::component::Resource;
+
+use super::{unexpected, HostResult};
+use crate::batch::Batch;
+use crate::bindings::pool;
+use crate::broker::{Answer, Broker, Object};
+use crate::error::Error;
+use crate::pool::Pool;
+use crate::wire::{Call, CallError, JobItem, Reply};
+use crate::worker::child::WorkerState;
+
+// ---------------------------------------------------------------------------
+// The worker's side.
+
+/// A pool handle in a guest's resource table: the broker's id.
+pub struct PoolHandle(u64);
+
+/// A job handle in a guest's resource table: the broker's id.
+pub struct JobHandle(u64);
+
+impl pool::HostPool for WorkerState {
+    fn submit(
+        &mut self,
+        handle: Resource<PoolHandle>,
+        task: String,
+        inputs: Vec<u8>,
+        ordered: bool,
+        chunksize: Option<u32>,
+    ) -> HostResult<Resource<JobHandle>> {
+        let pool = self.table.get(&handle)?.0;
+        let call = Call::PoolSubmit {
+            pool,
+            task,
+            inputs,
+            ordered,
+            chunksize,
+        };
+        Ok(match self.upcall(call, &[])? {
+            Ok((Reply::Object(id), _)) => Ok(self.table.push(JobHandle(id))?),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn close(&mut self, handle: Resource<PoolHandle>) -> wasmtime::Result<()> {
+        self.stop(&handle, false)
+    }
+
+    fn terminate(&mut self, handle: Resource<PoolHandle>) -> wasmtime::Result<()> {
+        self.stop(&handle, true)
+    }
+
+    fn join(&mut self, handle: Resource<PoolHandle>) -> HostResult<()> {
+        let pool = self.table.get(&handle)?.0;
+        Ok(self.upcall(Call::PoolJoin { pool }, &[])?.map(|_| ()))
+    }
+
+    fn drop(&mut self, handle: Resource<PoolHandle>) -> wasmtime::Result<()> {
+        let id = self.table.delete(handle)?.0;
+        self.upcall(Call::Release { id }, &[])?.ok();
+        Ok(())
+    }
+}
+
+impl WorkerState {
+    fn stop(&mut self, handle: &Resource<PoolHandle>, terminate: bool) -> wasmtime::Result<()> {
+        let pool = self.table.get(handle)?.0;
+        self.upcall(Call::PoolStop { pool, terminate }, &[])?.ok();
+        Ok(())
+    }
+}
+
+impl pool::HostJob for WorkerState {
+    #[allow(clippy::type_complexity, reason = "the WIT signature, as bindgen spells it")]
+    fn next(
+        &mut self,
+        handle: Resource<JobHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<Option<(u64, Result<Vec<u8>, pool::TaskFailure>)>> {
+        let job = self.table.get(&handle)?.0;
+        Ok(match self.upcall(Call::JobNext { job, timeout_ms }, &[])? {
+            Ok((Reply::Item(item), _)) => Ok(item.map(|(index, result)| {
+                let result = result
+                    .map(|bytes| bytes.into_vec())
+                    .map_err(|(kind, message)| pool::TaskFailure { kind, message });
+                (index, result)
+            })),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn drop(&mut self, handle: Resource<JobHandle>) -> wasmtime::Result<()> {
+        let id = self.table.delete(handle)?.0;
+        self.upcall(Call::Release { id }, &[])?.ok();
+        Ok(())
+    }
+}
+
+impl pool::Host for WorkerState {
+    fn create(&mut self, processes: Option<u32>) -> HostResult<Resource<PoolHandle>> {
+        Ok(match self.upcall(Call::PoolCreate { processes }, &[])? {
+            Ok((Reply::Object(id), _)) => Ok(self.table.push(PoolHandle(id))?),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The broker's side.
+
+/// A guest's pool.
+pub(crate) struct Entry {
+    /// The host-crate pool doing the work.
+    pub(crate) pool: Pool,
+}
+
+/// A job's results as they arrive; the channel closes after the last.
+pub(crate) struct Job {
+    results: Receiver<Result<JobItem, CallError>>,
+}
+
+/// Most workers one guest pool may have.
+const MAX_POOL_PROCESSES: u32 = 256;
+
+/// `Call::PoolCreate`.
+pub(crate) fn create(broker: &std::sync::Arc<Broker>, caller: u64, processes: Option<u32>) -> Answer {
+    let n = match processes {
+        Some(0) => return Err(CallError::Other("processes must be at least 1".into())),
+        Some(n) if n > MAX_POOL_PROCESSES => {
+            return Err(CallError::Limit(format!(
+                "a pool may have at most {MAX_POOL_PROCESSES} processes"
+            )))
+        }
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let pool = Pool::for_broker(broker.clone(), n).map_err(|e| CallError::Other(e.to_string()))?;
+    let id = broker.register(Object::Pool(std::sync::Arc::new(Entry { pool })), Some(caller));
+    Ok((Reply::Object(id), Vec::new()))
+}
+
+/// `Call::PoolSubmit`: starts the job and the thread that collects it.
+#[allow(clippy::too_many_arguments, reason = "one per field of the call")]
+pub(crate) fn submit(
+    broker: &Broker,
+    caller: u64,
+    pool: u64,
+    task: String,
+    inputs: Vec<u8>,
+    ordered: bool,
+    chunksize: Option<u32>,
+) -> Answer {
+    let Object::Pool(entry) = broker.get(caller, pool)? else {
+        return Err(CallError::InvalidHandle);
+    };
+    let inputs = Batch::parse(inputs).map_err(|e| CallError::Other(format!("malformed inputs: {e}")))?;
+    let inputs: Vec<Vec<u8>> = (0..inputs.len()).map(|i| inputs.get(i).to_vec()).collect();
+    let chunksize = chunksize.map(|c| (c as usize).max(1));
+    let stream = entry.pool.submit_raw(&task, inputs, ordered, chunksize);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("mpwasm-job".into())
+        .spawn(move || {
+            for item in stream {
+                let item = match item {
+                    Ok((index, payload)) => Ok((index, Ok(serde_bytes::ByteBuf::from(payload.to_vec())))),
+                    Err(Error::Task(e)) => Ok((e.index, Err((e.kind.to_string(), e.message)))),
+                    Err(e) => Err(CallError::Other(e.to_string())),
+                };
+                let end = item.is_err();
+                if tx.send(item).is_err() || end {
+                    return;
+                }
+            }
+        })
+        .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
+    let id = broker.register(Object::Job(std::sync::Arc::new(Job { results: rx })), Some(caller));
+    Ok((Reply::Object(id), Vec::new()))
+}
+
+/// `Call::JobNext`.
+pub(crate) fn next(broker: &Broker, caller: u64, job: u64, timeout_ms: Option<u64>) -> Answer {
+    let Object::Job(job) = broker.get(caller, job)? else {
+        return Err(CallError::InvalidHandle);
+    };
+    let got = match timeout_ms {
+        None => job.results.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        Some(ms) => job.results.recv_timeout(Duration::from_millis(ms)),
+    };
+    match got {
+        Ok(Ok(item)) => Ok((Reply::Item(Some(item)), Vec::new())),
+        Ok(Err(e)) => Err(e),
+        Err(RecvTimeoutError::Disconnected) => Ok((Reply::Item(None), Vec::new())),
+        Err(RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+    }
+}
+
+/// `Call::PoolStop`.
+pub(crate) fn stop(broker: &Broker, caller: u64, pool: u64, terminate: bool) -> Answer {
+    let Object::Pool(entry) = broker.get(caller, pool)? else {
+        return Err(CallError::InvalidHandle);
+    };
+    if terminate {
+        entry.pool.terminate();
+    } else {
+        entry.pool.close();
+    }
+    Ok((Reply::Ok, Vec::new()))
+}
+
+/// `Call::PoolJoin`.
+pub(crate) fn join(broker: &Broker, caller: u64, pool: u64) -> Answer {
+    let Object::Pool(entry) = broker.get(caller, pool)? else {
+        return Err(CallError::InvalidHandle);
+    };
+    entry
+        .pool
+        .join()
+        .map(|()| (Reply::Ok, Vec::new()))
+        .map_err(|e| CallError::Other(e.to_string()))
+}

@@ -1,0 +1,317 @@
+//! The OS objects messages travel through: socketpairs that carry file
+//! descriptors, `poll`, memfds, shared pages and futexes.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+
+/// Most descriptors one message may carry; more is a protocol violation.
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 8;
+
+/// Socket buffer size asked for (the kernel caps it at `wmem_max`).
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// What kind of socketpair.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    /// Byte stream: pipes' connections.
+    Stream,
+    /// Whole datagrams, each read by exactly one reader: queues.
+    SeqPacket,
+}
+
+/// A connected pair of Unix sockets, close-on-exec, buffers enlarged.
+pub(crate) fn socketpair(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
+    let ty = match kind {
+        Kind::Stream => SocketType::STREAM,
+        Kind::SeqPacket => SocketType::SEQPACKET,
+    };
+    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, ty, SocketFlags::CLOEXEC, None)?;
+    for fd in [&a, &b] {
+        // Best effort: the kernel clamps to its maximum.
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, SOCKET_BUFFER);
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(fd, SOCKET_BUFFER);
+    }
+    Ok((a, b))
+}
+
+/// Sends `parts` as one message with `fds` attached. With `wait` false the
+/// call fails with `WouldBlock` instead of blocking. Returns the bytes sent
+/// (a stream socket may take fewer than offered).
+pub(crate) fn send(
+    socket: BorrowedFd<'_>,
+    parts: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+    wait: bool,
+) -> io::Result<usize> {
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("too many descriptors for one message"));
+    }
+    let mut flags = SendFlags::NOSIGNAL;
+    if !wait {
+        flags |= SendFlags::DONTWAIT;
+    }
+    loop {
+        match rustix::net::sendmsg(socket, &iov, &mut control, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(io::Error::from),
+        }
+    }
+}
+
+/// Sends all of `bytes` on a stream socket, `fds` with the first byte.
+pub(crate) fn send_all(
+    socket: BorrowedFd<'_>,
+    mut bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    let mut fds = fds;
+    while !bytes.is_empty() {
+        let n = send(socket, &[bytes], fds, true)?;
+        fds = &[];
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// What one [`recv`] got.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Bytes read into the buffer.
+    pub(crate) len: usize,
+    /// The datagram was longer than the buffer (the rest is lost).
+    pub(crate) truncated: bool,
+}
+
+/// Receives into `buf`, appending any descriptors that arrive to `fds`
+/// (beyond [`MAX_FDS_PER_MESSAGE`] the kernel closes them). With `wait`
+/// false, fails with `WouldBlock` when nothing is there. `len` 0 on a
+/// stream socket is end of file.
+pub(crate) fn recv(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    wait: bool,
+) -> io::Result<Received> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut flags = RecvFlags::CMSG_CLOEXEC;
+    if !wait {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    let msg = loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match rustix::net::recvmsg(socket, &mut iov, &mut control, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?,
+        }
+    };
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        truncated: msg.flags.contains(ReturnFlags::TRUNC),
+    })
+}
+
+/// Waits until one of `fds` is readable (or hung up), or the deadline
+/// passes. Returns which are ready (all false on timeout).
+pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], deadline: Deadline) -> io::Result<Vec<bool>> {
+    use rustix::event::{PollFd, PollFlags};
+    let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
+    loop {
+        let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+        let timeout = deadline.remaining().map(timespec);
+        match rustix::event::poll(&mut polls, timeout.as_ref()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(polls.iter().map(|p| p.revents().intersects(ready)).collect()),
+        }
+    }
+}
+
+/// When a blocking operation gives up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// A deadline `timeout_ms` from now; `None` never passes.
+    pub(crate) fn after_ms(timeout_ms: Option<u64>) -> Self {
+        Deadline(timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms.min(u64::from(u32::MAX) * 1000))))
+    }
+
+    /// A deadline `timeout` from now; `None` never passes.
+    pub(crate) fn after(timeout: Option<Duration>) -> Self {
+        Deadline(timeout.map(|t| Instant::now() + t))
+    }
+
+    /// Time left (zero once passed); `None` for no deadline.
+    pub(crate) fn remaining(&self) -> Option<Duration> {
+        self.0.map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether it has passed.
+    pub(crate) fn passed(&self) -> bool {
+        self.remaining().is_some_and(|r| r.is_zero())
+    }
+}
+
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+/// A sealed memfd holding `bytes`: how big queue items travel.
+pub(crate) fn memfd_with(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create("mpwasm-item", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let file = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut &file, bytes)?;
+    let fd = OwnedFd::from(file);
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)?;
+    Ok(fd)
+}
+
+/// Reads a memfd's contents, refusing more than `max` bytes.
+pub(crate) fn memfd_read(fd: OwnedFd, max: u64) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::from(fd);
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("item of {len} bytes exceeds the limit of {max}"),
+        ));
+    }
+    // Read at offset 0: the descriptor's offset is shared with the writer.
+    let mut out = vec![0u8; len as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, 0)?;
+    Ok(out)
+}
+
+/// A small region of memory shared by every process holding its memfd:
+/// counters and futex words.
+pub(crate) struct SharedPage {
+    map: memmap2::MmapMut,
+    fd: OwnedFd,
+}
+
+impl SharedPage {
+    /// Size of a page: room for this many `u32` words.
+    pub(crate) const WORDS: usize = 1024;
+
+    /// A new zeroed page.
+    pub(crate) fn create(name: &str) -> io::Result<Self> {
+        let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&fd, (Self::WORDS * 4) as u64)?;
+        Self::map(fd)
+    }
+
+    /// Maps a page received from another process. Fails unless it is a
+    /// page's size: a smaller one would fault on access.
+    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
+        let file = std::fs::File::from(fd);
+        if file.metadata()?.len() != (Self::WORDS * 4) as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared page of the wrong size"));
+        }
+        // SAFETY: the memfd is ours or the broker's, never truncated after
+        // creation (its size was just checked); every access goes through
+        // atomics, so concurrent writers in other processes are fine.
+        let map = unsafe { memmap2::MmapOptions::new().len(Self::WORDS * 4).map_mut(&file)? };
+        Ok(SharedPage { map, fd: OwnedFd::from(file) })
+    }
+
+    /// Word `i` (panics beyond [`SharedPage::WORDS`]: indices are constants).
+    pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
+        assert!(i < Self::WORDS);
+        // SAFETY: the mapping is page-aligned, WORDS * 4 bytes long and lives
+        // as long as `self`; AtomicU32 has the layout of u32.
+        unsafe { &*(self.map.as_ptr() as *const AtomicU32).add(i) }
+    }
+
+    /// The memfd, to hand to another process.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Sleeps while `word` holds `expected`, until woken or the deadline.
+/// Spurious returns are possible: callers re-check their condition.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) {
+    let timeout = deadline.remaining().map(timespec);
+    // Shared (not PRIVATE): waiters and wakers are different processes.
+    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, timeout.as_ref());
+}
+
+/// Wakes every process sleeping on `word`.
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn seqpacket_keeps_datagrams_whole_and_carries_fds() {
+        let (a, b) = socketpair(Kind::SeqPacket).unwrap();
+        let page = SharedPage::create("test").unwrap();
+        page.word(3).store(42, Ordering::SeqCst);
+        send(a.as_fd(), &[b"he", b"llo"], &[page.fd()], true).unwrap();
+        send(a.as_fd(), &[b"world"], &[], true).unwrap();
+        let mut fds = Vec::new();
+        let mut buf = [0u8; 3];
+        let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
+        assert!(got.truncated, "a datagram larger than the buffer is flagged");
+        let mut buf = [0u8; 64];
+        let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
+        assert_eq!(&buf[..got.len], b"world");
+        assert_eq!(fds.len(), 1);
+        let other = SharedPage::map(fds.pop().unwrap()).unwrap();
+        assert_eq!(other.word(3).load(Ordering::SeqCst), 42);
+        let err = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn poll_times_out_and_sees_hangup() {
+        let (a, b) = socketpair(Kind::Stream).unwrap();
+        let ready = poll_readable(&[b.as_fd()], Deadline::after(Some(Duration::from_millis(10)))).unwrap();
+        assert_eq!(ready, [false]);
+        drop(a);
+        let ready = poll_readable(&[b.as_fd()], Deadline::after(None)).unwrap();
+        assert_eq!(ready, [true]);
+    }
+
+    #[test]
+    fn memfd_round_trip_and_bound() {
+        let fd = memfd_with(&[7; 100_000]).unwrap();
+        let dup = fd.try_clone().unwrap();
+        assert!(memfd_read(fd, 1 << 20).unwrap() == vec![7; 100_000]);
+        assert!(memfd_read(dup, 10).is_err());
+    }
+
+    #[test]
+    fn futex_wait_returns_at_deadline() {
+        let word = AtomicU32::new(1);
+        let start = Instant::now();
+        futex_wait(&word, 1, Deadline::after(Some(Duration::from_millis(20))));
+        assert!(start.elapsed() >= Duration::from_millis(15));
+        futex_wait(&word, 2, Deadline::after(None)); // value differs: returns at once
+    }
+}

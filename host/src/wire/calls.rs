@@ -1,0 +1,210 @@
+//! Upcalls: what a running guest asks of the parent (the broker), and the
+//! answers. Each variant is served by the interface module named in its
+//! doc (`crate::interfaces::*`).
+//!
+//! Object ids are the broker's: a worker only ever learns ids from replies,
+//! and the broker checks every id against what the calling process holds.
+//! Descriptors in a reply are listed in the order the variant's doc gives.
+
+use serde::{Deserialize, Serialize};
+
+/// Worker → parent, while a request runs.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Call {
+    /// process: start a process running `target` on `args`.
+    /// → `Process`.
+    ProcessStart {
+        /// Task name.
+        target: String,
+        /// bincode-encoded input.
+        #[serde(with = "serde_bytes")]
+        args: Vec<u8>,
+        /// Name (the worker assigns `Process-N` when the guest gives none).
+        name: String,
+        /// Daemon flag.
+        daemon: bool,
+    },
+    /// process: wait for a process to end. → `Joined`.
+    ProcessJoin {
+        /// Broker id.
+        id: u64,
+        /// `None`: forever.
+        timeout_ms: Option<u64>,
+    },
+    /// process: describe a process now. → `Process`.
+    ProcessStatus {
+        /// Broker id.
+        id: u64,
+    },
+    /// process: SIGTERM (`kill` false) or SIGKILL. → `Ok`.
+    ProcessSignal {
+        /// Broker id.
+        id: u64,
+        /// SIGKILL instead of SIGTERM.
+        kill: bool,
+    },
+    /// process: the caller's parent. → `Parent`.
+    Parent,
+    /// process: the caller's running children. → `Processes`.
+    ActiveChildren,
+    /// Any object the caller holds (process, queue, pool, job): it dropped
+    /// its handle. → `Ok`.
+    Release {
+        /// Broker id.
+        id: u64,
+    },
+    /// A token for an object the caller holds. → `Token`.
+    Share {
+        /// Broker id.
+        id: u64,
+    },
+    /// pipe: a token for the connection end attached (1 descriptor), with
+    /// its direction. → `Token`.
+    ShareConnection {
+        /// Whether the end receives.
+        readable: bool,
+        /// Whether the end sends.
+        writable: bool,
+    },
+    /// Redeem a token. → `Process`, `Queue` (3 descriptors) or
+    /// `Connection` (1 descriptor).
+    Adopt {
+        /// The token.
+        token: u64,
+    },
+    /// queue: a new queue. → `Queue` (descriptors: sending socket,
+    /// receiving socket, page).
+    QueueCreate {
+        /// 0: unbounded.
+        maxsize: u32,
+        /// Whether `task_done`/`join` are allowed.
+        joinable: bool,
+    },
+    /// queue: the queue's socket is full; the broker keeps this datagram
+    /// (with its one descriptor, if `with_fd`) and feeds it in. → `Ok`.
+    QueueSpill {
+        /// Broker id.
+        id: u64,
+        /// The datagram, as it would have been sent.
+        #[serde(with = "serde_bytes")]
+        datagram: Vec<u8>,
+        /// A descriptor is attached (a big item's memfd).
+        with_fd: bool,
+    },
+    /// pool: a pool of this guest. → `Object`.
+    PoolCreate {
+        /// `None`: one per CPU.
+        processes: Option<u32>,
+    },
+    /// pool: start a job. → `Object` (the job's id).
+    PoolSubmit {
+        /// Broker id of the pool.
+        pool: u64,
+        /// Task name.
+        task: String,
+        /// Inputs in the batch format.
+        #[serde(with = "serde_bytes")]
+        inputs: Vec<u8>,
+        /// Results in input order.
+        ordered: bool,
+        /// Inputs per chunk; `None` picks.
+        chunksize: Option<u32>,
+    },
+    /// pool: the job's next result. → `Item`.
+    JobNext {
+        /// Broker id of the job.
+        job: u64,
+        /// `None`: forever.
+        timeout_ms: Option<u64>,
+    },
+    /// pool: `close` (`terminate` false) or `terminate`. → `Ok`.
+    PoolStop {
+        /// Broker id.
+        pool: u64,
+        /// Kill the workers now.
+        terminate: bool,
+    },
+    /// pool: wait for the workers after close/terminate. → `Ok`.
+    PoolJoin {
+        /// Broker id.
+        pool: u64,
+    },
+}
+
+/// A process as the broker sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ProcessDesc {
+    /// Broker id.
+    pub(crate) id: u64,
+    /// Name.
+    pub(crate) name: String,
+    /// Daemon flag.
+    pub(crate) daemon: bool,
+    /// OS pid once started.
+    pub(crate) pid: Option<u32>,
+    /// Exit code once ended.
+    pub(crate) exitcode: Option<i32>,
+}
+
+/// One result of a pool job: its input's position and its payload, or the
+/// failure's kind and message.
+pub(crate) type JobItem = (u64, Result<serde_bytes::ByteBuf, (String, String)>);
+
+/// Parent → worker: the answer to one [`Call`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// Done.
+    Ok,
+    /// Refused or failed.
+    Err(CallError),
+    /// A process.
+    Process(ProcessDesc),
+    /// Several processes.
+    Processes(Vec<ProcessDesc>),
+    /// `ProcessJoin`: the exit code, or `None` if still running.
+    Joined(Option<i32>),
+    /// The caller's parent: pid and name.
+    Parent(Option<(u32, String)>),
+    /// A token.
+    Token(u64),
+    /// A queue; descriptors: sending socket, receiving socket, page.
+    Queue {
+        /// Broker id.
+        id: u64,
+        /// 0: unbounded.
+        maxsize: u32,
+        /// Joinable.
+        joinable: bool,
+    },
+    /// A connection end; one descriptor.
+    Connection {
+        /// Receives.
+        readable: bool,
+        /// Sends.
+        writable: bool,
+    },
+    /// A pool or job.
+    Object(u64),
+    /// A job's next result, `None` when all were delivered.
+    Item(Option<JobItem>),
+}
+
+/// Why a call failed; mirrors the WIT `types.error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum CallError {
+    /// The object was closed.
+    #[error("closed")]
+    Closed,
+    /// A timed wait ran out.
+    #[error("timed out")]
+    Timeout,
+    /// Not a handle the caller holds, or an unknown token.
+    #[error("invalid handle")]
+    InvalidHandle,
+    /// A sandbox limit refused it.
+    #[error("limit: {0}")]
+    Limit(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
