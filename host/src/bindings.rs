@@ -16,10 +16,15 @@ wasmtime::component::bindgen!({
         "mpwasm:runtime/pipe.connection": crate::interfaces::pipe::ConnectionHandle,
         "mpwasm:runtime/pool.pool": crate::interfaces::pool::PoolHandle,
         "mpwasm:runtime/pool.job": crate::interfaces::pool::JobHandle,
+        "mpwasm:runtime/shared.region": crate::interfaces::shared::RegionHandle,
+        "mpwasm:runtime/sync.sync-object": crate::interfaces::sync::SyncHandle,
+        "mpwasm:runtime/manager.proxy": crate::interfaces::manager::ProxyHandle,
     },
 });
 
-pub(crate) use self::mpwasm::runtime::{pipe, pool, process, queue, runtime, types};
+pub(crate) use self::mpwasm::runtime::{
+    manager, pipe, pool, process, queue, runtime, shared, sync, types,
+};
 
 /// The fully qualified name of the export every guest must provide.
 pub(crate) const TASKS_EXPORT: &str = "mpwasm:runtime/tasks@0.1.0";

@@ -30,3 +30,11 @@ pub const MAX_PROCESSES: u32 = 256;
 /// Items above this size travel through a queue in a memfd rather than in
 /// the datagram itself (32 KiB).
 pub const QUEUE_INLINE_MAX: usize = 32 << 10;
+
+/// Largest shared memory region (`Value`, `Array`, `SharedMemory`) a guest
+/// may create (1 GiB).
+pub const MAX_REGION_BYTES: u64 = 1 << 30;
+
+/// Most bytes one manager list or dict may hold (256 MiB): a guest that
+/// appends forever gets a `limit` error, not the parent's memory.
+pub const MAX_MANAGER_BYTES: usize = 256 << 20;

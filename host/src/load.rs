@@ -31,6 +31,9 @@ const PROVIDED_IMPORTS: &[&str] = &[
     "mpwasm:runtime/queue@0.1.0",
     "mpwasm:runtime/pipe@0.1.0",
     "mpwasm:runtime/pool@0.1.0",
+    "mpwasm:runtime/shared@0.1.0",
+    "mpwasm:runtime/sync@0.1.0",
+    "mpwasm:runtime/manager@0.1.0",
 ];
 
 /// A guest compiled for mpwasm's engine and stored in the cache.

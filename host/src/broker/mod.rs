@@ -17,7 +17,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::interfaces::{pipe, pool, process, queue};
+use crate::interfaces::{manager, pipe, pool, process, queue, shared, sync};
 use crate::load::CompiledGuest;
 use crate::wire::{Call, CallError, Reply, Sandbox};
 
@@ -45,6 +45,12 @@ pub(crate) enum Object {
     Pool(Arc<pool::Entry>),
     /// A job running on a guest pool.
     Job(Arc<pool::Job>),
+    /// A shared memory region.
+    Region(Arc<shared::Hub>),
+    /// A lock, semaphore, event, condition or barrier.
+    Sync(Arc<sync::Hub>),
+    /// A manager list, dict or namespace.
+    Proxy(Arc<manager::Proxy>),
 }
 
 /// What a token stands for.
@@ -65,6 +71,8 @@ struct State {
     tokens: HashMap<u64, Grant>,
     /// Objects a token was minted for: kept until the run ends.
     shared: HashSet<u64>,
+    /// Named regions: kept until unlinked.
+    names: HashMap<String, u64>,
 }
 
 /// The parent's side of the upcalls of one run.
@@ -197,8 +205,49 @@ impl Broker {
         match found {
             Some(Object::Process(p)) => Ok((Reply::Process(p.describe()), Vec::new())),
             Some(Object::Queue(q)) => q.hand_out(object),
+            Some(Object::Region(r)) => r.hand_out(object),
+            Some(Object::Sync(s)) => s.hand_out(object),
+            Some(Object::Proxy(p)) => p.hand_out(object),
             Some(Object::Pool(_) | Object::Job(_)) | None => Err(CallError::InvalidHandle),
         }
+    }
+
+    /// Gives object `id` the region name `name`; false if taken.
+    pub(crate) fn name(&self, name: &str, id: u64) -> bool {
+        let mut state = self.state();
+        if state.names.contains_key(name) {
+            return false;
+        }
+        state.names.insert(name.to_string(), id);
+        true
+    }
+
+    /// The object named `name`.
+    pub(crate) fn named(&self, name: &str) -> Option<u64> {
+        self.state().names.get(name).copied()
+    }
+
+    /// Removes a name; the object goes once nobody holds it.
+    pub(crate) fn unname(&self, name: &str) {
+        let mut state = self.state();
+        if let Some(id) = state.names.remove(name) {
+            drop_if_unused(&mut state, id);
+        }
+    }
+
+    /// The objects `caller` holds now.
+    pub(crate) fn held_by(&self, caller: u64) -> Vec<Object> {
+        let state = self.state();
+        state
+            .held
+            .get(&caller)
+            .map(|ids| ids.iter().filter_map(|id| state.objects.get(id).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// `caller` dropped its handle on `id`.
+    pub(crate) fn release_id(&self, caller: u64, id: u64) {
+        self.release(caller, id);
     }
 
     /// `caller` dropped its handle on `id`.
@@ -264,6 +313,12 @@ impl Broker {
             Call::JobNext { job, timeout_ms } => pool::next(self, caller, job, timeout_ms),
             Call::PoolStop { pool, terminate } => pool::stop(self, caller, pool, terminate),
             Call::PoolJoin { pool } => pool::join(self, caller, pool),
+            Call::RegionCreate { size, name } => shared::create(self, caller, size, name),
+            Call::RegionAttach { name } => shared::attach(self, caller, &name),
+            Call::RegionUnlink { id } => shared::unlink(self, caller, id),
+            Call::SyncCreate { kind } => sync::create(self, caller, kind),
+            Call::ManagerCreate { container } => manager::create(self, caller, container),
+            Call::Manager { id, op } => manager::apply(self, caller, id, op),
         };
         answer.unwrap_or_else(|e| (Reply::Err(e), Vec::new()))
     }
@@ -273,7 +328,10 @@ impl Broker {
 /// pool let go is terminated. Process entries stay: their threads still
 /// report their end.
 fn drop_if_unused(state: &mut State, id: u64) {
-    if state.shared.contains(&id) || state.held.values().any(|h| h.contains(&id)) {
+    if state.shared.contains(&id)
+        || state.held.values().any(|h| h.contains(&id))
+        || state.names.values().any(|&named| named == id)
+    {
         return;
     }
     match state.objects.get(&id) {

@@ -5,15 +5,15 @@
 //! process), and the broker's side of that interface's upcalls (in the
 //! parent).
 //!
-//! `shared`, `sync` and `manager` are specified in `wit/` (world `planned`)
-//! and not linked yet: a guest importing them is refused at load time with a
-//! one-line error.
 
+pub(crate) mod manager;
 pub(crate) mod pipe;
 pub(crate) mod pool;
 pub(crate) mod process;
 pub(crate) mod queue;
 mod runtime;
+pub(crate) mod shared;
+pub(crate) mod sync;
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 

@@ -522,6 +522,11 @@ fn status_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
 /// joined first (Python joins them at exit); then everything it held is let
 /// go.
 pub(crate) fn finish(broker: &Broker, entry: &Entry, join_children: bool) {
+    if !join_children {
+        // It died (or failed): the barriers it was a party of break rather
+        // than wait for it forever.
+        crate::interfaces::sync::break_barriers(&broker.held_by(entry.id));
+    }
     let children: Vec<Arc<Entry>> = broker
         .processes()
         .into_iter()

@@ -26,12 +26,12 @@ use super::{io_error, unexpected, HostResult};
 use crate::bindings::{queue, types};
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::QUEUE_INLINE_MAX;
-use crate::sys::ipc::{self, Deadline, SharedPage};
+use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
 
 /// The words of a queue's shared page.
-struct Page(SharedPage);
+struct Page(SharedMap);
 
 impl Page {
     /// Items put and not yet taken (`qsize`); the semaphore of a bounded queue.
@@ -86,7 +86,7 @@ impl QueueHandle {
         let [send, recv, page]: [OwnedFd; 3] = fds
             .try_into()
             .map_err(|_| wasmtime::Error::msg("a queue arrived without its descriptors"))?;
-        let page = Page(SharedPage::map(page)?);
+        let page = Page(SharedMap::map(page, SharedMap::PAGE_WORDS * 4)?);
         Ok(QueueHandle {
             id,
             send,
@@ -411,7 +411,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool)
     let hub = Arc::new(Hub {
         send,
         recv,
-        page: Page(SharedPage::create("mpwasm-queue").map_err(other)?),
+        page: Page(SharedMap::page("mpwasm-queue").map_err(other)?),
         maxsize,
         joinable,
         spill: Mutex::new((VecDeque::new(), false)),

@@ -203,43 +203,60 @@ pub(crate) fn memfd_read(fd: OwnedFd, max: u64) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A small region of memory shared by every process holding its memfd:
-/// counters and futex words.
-pub(crate) struct SharedPage {
+/// Memory shared by every process holding its memfd: queue counters,
+/// futex words, locks, `Value`s and `SharedMemory`.
+pub(crate) struct SharedMap {
     map: memmap2::MmapMut,
     fd: OwnedFd,
 }
 
-impl SharedPage {
-    /// Size of a page: room for this many `u32` words.
-    pub(crate) const WORDS: usize = 1024;
+impl SharedMap {
+    /// A queue's or primitive's page: room for this many `u32` words.
+    pub(crate) const PAGE_WORDS: usize = 1024;
 
-    /// A new zeroed page.
-    pub(crate) fn create(name: &str) -> io::Result<Self> {
+    /// A new zeroed mapping of `len` bytes (at least 1).
+    pub(crate) fn create(name: &str, len: usize) -> io::Result<Self> {
         let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
-        rustix::fs::ftruncate(&fd, (Self::WORDS * 4) as u64)?;
-        Self::map(fd)
+        rustix::fs::ftruncate(&fd, len.max(1) as u64)?;
+        Self::map(fd, len.max(1))
     }
 
-    /// Maps a page received from another process. Fails unless it is a
-    /// page's size: a smaller one would fault on access.
-    pub(crate) fn map(fd: OwnedFd) -> io::Result<Self> {
+    /// A new zeroed page of [`PAGE_WORDS`](SharedMap::PAGE_WORDS) words.
+    pub(crate) fn page(name: &str) -> io::Result<Self> {
+        Self::create(name, Self::PAGE_WORDS * 4)
+    }
+
+    /// Maps a memfd received from the broker, which must be exactly `len`
+    /// bytes: a smaller one would fault on access.
+    pub(crate) fn map(fd: OwnedFd, len: usize) -> io::Result<Self> {
         let file = std::fs::File::from(fd);
-        if file.metadata()?.len() != (Self::WORDS * 4) as u64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared page of the wrong size"));
+        if file.metadata()?.len() != len as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared memory of the wrong size"));
         }
-        // SAFETY: the memfd is ours or the broker's, never truncated after
-        // creation (its size was just checked); every access goes through
-        // atomics, so concurrent writers in other processes are fine.
-        let map = unsafe { memmap2::MmapOptions::new().len(Self::WORDS * 4).map_mut(&file)? };
-        Ok(SharedPage { map, fd: OwnedFd::from(file) })
+        // SAFETY: the memfd is the broker's, never truncated after creation
+        // (its size was just checked). Other processes write it
+        // concurrently: every access goes through atomics or through the
+        // raw-pointer copies of `SharedMap::read`/`write`, never through
+        // references to its bytes.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file)? };
+        Ok(SharedMap { map, fd: OwnedFd::from(file) })
     }
 
-    /// Word `i` (panics beyond [`SharedPage::WORDS`]: indices are constants).
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// The first byte.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.map.as_ptr() as *mut u8
+    }
+
+    /// Word `i` (panics beyond the mapping: indices are constants).
     pub(crate) fn word(&self, i: usize) -> &AtomicU32 {
-        assert!(i < Self::WORDS);
-        // SAFETY: the mapping is page-aligned, WORDS * 4 bytes long and lives
-        // as long as `self`; AtomicU32 has the layout of u32.
+        assert!((i + 1) * 4 <= self.len());
+        // SAFETY: in bounds (checked), 4-aligned (the mapping is
+        // page-aligned), alive as long as `self`; AtomicU32 has u32's layout.
         unsafe { &*(self.map.as_ptr() as *const AtomicU32).add(i) }
     }
 
@@ -257,6 +274,11 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) {
     let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, timeout.as_ref());
 }
 
+/// Wakes up to `n` processes sleeping on `word`.
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
+}
+
 /// Wakes every process sleeping on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
@@ -270,7 +292,7 @@ mod test {
     #[test]
     fn seqpacket_keeps_datagrams_whole_and_carries_fds() {
         let (a, b) = socketpair(Kind::SeqPacket).unwrap();
-        let page = SharedPage::create("test").unwrap();
+        let page = SharedMap::page("test").unwrap();
         page.word(3).store(42, Ordering::SeqCst);
         send(a.as_fd(), &[b"he", b"llo"], &[page.fd()], true).unwrap();
         send(a.as_fd(), &[b"world"], &[], true).unwrap();
@@ -282,7 +304,7 @@ mod test {
         let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
         assert_eq!(&buf[..got.len], b"world");
         assert_eq!(fds.len(), 1);
-        let other = SharedPage::map(fds.pop().unwrap()).unwrap();
+        let other = SharedMap::map(fds.pop().unwrap(), SharedMap::PAGE_WORDS * 4).unwrap();
         assert_eq!(other.word(3).load(Ordering::SeqCst), 42);
         let err = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);

@@ -3,6 +3,7 @@
 //! Linux is the supported platform: parent-death signals are Linux-only.
 
 pub(crate) mod ipc;
+pub(crate) mod robust;
 
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 

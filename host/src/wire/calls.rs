@@ -129,6 +129,103 @@ pub(crate) enum Call {
         /// Broker id.
         pool: u64,
     },
+    /// shared: a new region. → `Region` (descriptor: the memfd).
+    RegionCreate {
+        /// Bytes.
+        size: u64,
+        /// Attachable by this name.
+        name: Option<String>,
+    },
+    /// shared: the region of this name. → `Region` (descriptor: the memfd).
+    RegionAttach {
+        /// Its name.
+        name: String,
+    },
+    /// shared: remove a region's name. → `Ok`.
+    RegionUnlink {
+        /// Broker id.
+        id: u64,
+    },
+    /// sync: a new primitive. → `Sync` (descriptor: its page).
+    SyncCreate {
+        /// Which.
+        kind: SyncKind,
+    },
+    /// manager: a new container. → `Proxy`.
+    ManagerCreate {
+        /// Which.
+        container: Container,
+    },
+    /// manager: one operation on a container. → `Len`, `Bool`, `Value`,
+    /// `Items` or `Ok`.
+    Manager {
+        /// Broker id.
+        id: u64,
+        /// What to do.
+        op: ManagerOp,
+    },
+}
+
+/// A synchronization primitive's kind (the WIT `sync.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SyncKind {
+    /// Lock.
+    Lock,
+    /// RLock.
+    RLock,
+    /// Semaphore; bounded for BoundedSemaphore.
+    Semaphore {
+        /// Initial value.
+        value: u32,
+        /// Whether `release` may not exceed it.
+        bounded: bool,
+    },
+    /// Event.
+    Event,
+    /// Condition, with its own RLock.
+    Condition,
+    /// Barrier.
+    Barrier {
+        /// How many processes must wait.
+        parties: u32,
+    },
+}
+
+/// What a manager proxy holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Container {
+    /// `Manager().list()`.
+    List,
+    /// `Manager().dict()`.
+    Dict,
+    /// `Manager().Namespace()`.
+    Namespace,
+}
+
+/// One operation on a manager container; keys, values and indices are
+/// bincode bytes (see the WIT `manager` interface).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ManagerOp {
+    /// Number of items.
+    Len,
+    /// List: push.
+    Append(serde_bytes::ByteBuf),
+    /// List: push several.
+    Extend(Vec<serde_bytes::ByteBuf>),
+    /// List: insert before an index.
+    Insert(i64, serde_bytes::ByteBuf),
+    /// Value at an index or key.
+    Get(serde_bytes::ByteBuf),
+    /// Set at an index or key.
+    Set(serde_bytes::ByteBuf, serde_bytes::ByteBuf),
+    /// Remove and return.
+    Pop(Option<serde_bytes::ByteBuf>),
+    /// Membership.
+    Contains(serde_bytes::ByteBuf),
+    /// Snapshot.
+    Items,
+    /// Empty it.
+    Clear,
 }
 
 /// A process as the broker sees it.
@@ -187,6 +284,37 @@ pub(crate) enum Reply {
     Object(u64),
     /// A job's next result, `None` when all were delivered.
     Item(Option<JobItem>),
+    /// A shared region; one descriptor (its memfd).
+    Region {
+        /// Broker id.
+        id: u64,
+        /// Bytes.
+        size: u64,
+        /// Its name, if any.
+        name: Option<String>,
+    },
+    /// A synchronization primitive; one descriptor (its page).
+    Sync {
+        /// Broker id.
+        id: u64,
+        /// Which.
+        kind: SyncKind,
+    },
+    /// A manager container.
+    Proxy {
+        /// Broker id.
+        id: u64,
+        /// Which.
+        container: Container,
+    },
+    /// A count.
+    Len(u64),
+    /// A yes or no.
+    Bool(bool),
+    /// A value, or none.
+    Value(Option<serde_bytes::ByteBuf>),
+    /// Pairs (list values come with empty keys).
+    Items(Vec<(serde_bytes::ByteBuf, serde_bytes::ByteBuf)>),
 }
 
 /// Why a call failed; mirrors the WIT `types.error`.

@@ -26,11 +26,13 @@
 mod calls;
 mod channel;
 
-pub(crate) use calls::{Call, CallError, JobItem, ProcessDesc, Reply};
+pub(crate) use calls::{Call, CallError, Container, JobItem, ManagerOp, ProcessDesc, Reply, SyncKind};
 pub(crate) use channel::Channel;
 
 use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+#[cfg(test)]
+use std::io::Write;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 

@@ -1,0 +1,477 @@
+//! `mpwasm:runtime/sync`: Lock, RLock, Semaphore, BoundedSemaphore, Event,
+//! Condition, Barrier — across processes, robust against dying holders.
+//!
+//! Hops of `lock.acquire()`:
+//! 1. `Lock::new` → `Call::SyncCreate`: the broker ([`create`]) makes a
+//!    shared page, initializes a robust mutex in it and hands the page over;
+//!    the worker maps it ([`SyncHandle`]);
+//! 2. `acquire` is a host function in the worker: a `pthread_mutex_lock` on
+//!    the shared page ([`RobustMutex`]). No message, no broker;
+//! 3. if the holder died, the kernel hands the lock to the next acquirer
+//!    with `EOWNERDEAD`, which the guest sees as `owner-died` (it holds the
+//!    lock). A party that dies breaks its barriers: the broker sets the
+//!    broken flag when it reaps the process ([`break_barriers`]).
+//!
+//! The page: the mutex in its first [`MUTEX_BYTES`], then the kind's words
+//! (see [`Word`]). Semaphore, Event and Condition waits are futex waits on a
+//! sequence word: a waiter keeps no state in the page, so a dead waiter
+//! cannot wedge anyone.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use super::{unexpected, HostResult};
+use crate::bindings::{sync, types};
+use crate::broker::{Answer, Broker, Object};
+use crate::sys::ipc::{self, Deadline, SharedMap};
+use crate::sys::robust::{Acquired, LockError, RobustMutex, MUTEX_BYTES};
+use crate::wire::{Call, CallError, Reply, SyncKind};
+use crate::worker::child::WorkerState;
+
+/// Word indices after the mutex, by kind.
+struct Word;
+
+impl Word {
+    const FIRST: usize = MUTEX_BYTES / 4;
+    // Semaphore.
+    const SEM_VALUE: usize = Self::FIRST;
+    const SEM_MAX: usize = Self::FIRST + 1;
+    const SEM_WAITERS: usize = Self::FIRST + 2;
+    // Event.
+    const EVENT_FLAG: usize = Self::FIRST;
+    const EVENT_SEQ: usize = Self::FIRST + 1;
+    // Condition.
+    const COND_SEQ: usize = Self::FIRST;
+    // Barrier.
+    const BAR_PARTIES: usize = Self::FIRST;
+    const BAR_COUNT: usize = Self::FIRST + 1;
+    const BAR_GENERATION: usize = Self::FIRST + 2;
+    const BAR_BROKEN: usize = Self::FIRST + 3;
+}
+
+fn uses_mutex(kind: SyncKind) -> bool {
+    matches!(
+        kind,
+        SyncKind::Lock | SyncKind::RLock | SyncKind::Condition | SyncKind::Barrier { .. }
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The worker's side.
+
+/// A primitive in a guest's resource table.
+pub struct SyncHandle {
+    id: u64,
+    kind: SyncKind,
+    page: SharedMap,
+    mutex: Option<RobustMutex>,
+    /// How many times this process holds the mutex (RLock, Condition).
+    depth: u32,
+}
+
+impl SyncHandle {
+    fn from_reply(reply: Reply, mut fds: Vec<OwnedFd>) -> wasmtime::Result<Self> {
+        let Reply::Sync { id, kind } = reply else {
+            return Err(unexpected(reply));
+        };
+        let (Some(fd), true) = (fds.pop(), fds.is_empty()) else {
+            return Err(wasmtime::Error::msg("a primitive arrived without its page"));
+        };
+        let page = SharedMap::map(fd, SharedMap::PAGE_WORDS * 4)?;
+        // SAFETY: the broker initialized the mutex at the page's start
+        // before handing the page out; the page lives in this handle.
+        let mutex = uses_mutex(kind).then(|| unsafe { RobustMutex::at(page.as_ptr()) });
+        Ok(SyncHandle {
+            id,
+            kind,
+            page,
+            mutex,
+            depth: 0,
+        })
+    }
+
+    fn word(&self, i: usize) -> &AtomicU32 {
+        self.page.word(i)
+    }
+
+    fn lock(&mut self, deadline: Deadline) -> Result<(), types::Error> {
+        let mutex = self.mutex.as_ref().ok_or_else(|| not_for(self.kind, "acquire"))?;
+        match mutex.lock(deadline) {
+            Ok(acquired) => {
+                self.depth += 1;
+                match acquired {
+                    Acquired::Clean => Ok(()),
+                    Acquired::OwnerDied => Err(types::Error::OwnerDied),
+                }
+            }
+            Err(LockError::Timeout) => Err(types::Error::Timeout),
+            Err(LockError::Os(libc::EDEADLK)) => Err(types::Error::Other(
+                "this process already holds the lock (it is not re-entrant: use RLock)".into(),
+            )),
+            Err(LockError::Os(e)) => Err(types::Error::Other(std::io::Error::from_raw_os_error(e).to_string())),
+        }
+    }
+
+    fn unlock(&mut self) -> Result<(), types::Error> {
+        let mutex = self.mutex.as_ref().ok_or_else(|| not_for(self.kind, "release"))?;
+        match mutex.unlock() {
+            Ok(()) => {
+                self.depth = self.depth.saturating_sub(1);
+                Ok(())
+            }
+            Err(_) => Err(types::Error::Other("release of a lock this process does not hold".into())),
+        }
+    }
+
+    fn acquire(&mut self, deadline: Deadline) -> Result<(), types::Error> {
+        match self.kind {
+            SyncKind::Semaphore { .. } => self.sem_acquire(deadline),
+            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => self.lock(deadline),
+            kind => Err(not_for(kind, "acquire")),
+        }
+    }
+
+    fn release(&mut self) -> Result<(), types::Error> {
+        match self.kind {
+            SyncKind::Semaphore { .. } => self.sem_release(),
+            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => self.unlock(),
+            kind => Err(not_for(kind, "release")),
+        }
+    }
+
+    fn sem_acquire(&self, deadline: Deadline) -> Result<(), types::Error> {
+        let value = self.word(Word::SEM_VALUE);
+        loop {
+            let v = value.load(Ordering::Acquire);
+            if v > 0 {
+                if value
+                    .compare_exchange(v, v - 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            if deadline.passed() {
+                return Err(types::Error::Timeout);
+            }
+            self.word(Word::SEM_WAITERS).fetch_add(1, Ordering::AcqRel);
+            ipc::futex_wait(value, 0, deadline);
+            self.word(Word::SEM_WAITERS).fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn sem_release(&self) -> Result<(), types::Error> {
+        let value = self.word(Word::SEM_VALUE);
+        let max = self.word(Word::SEM_MAX).load(Ordering::Acquire);
+        let released = value.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            (max == 0 || v.saturating_add(1) < max).then_some(v + 1)
+        });
+        if released.is_err() {
+            return Err(types::Error::Other("semaphore released too many times".into()));
+        }
+        if self.word(Word::SEM_WAITERS).load(Ordering::Acquire) > 0 {
+            ipc::futex_wake(value, 1);
+        }
+        Ok(())
+    }
+
+    fn event_wait(&self, deadline: Deadline) -> u32 {
+        loop {
+            let seq = self.word(Word::EVENT_SEQ).load(Ordering::Acquire);
+            if self.word(Word::EVENT_FLAG).load(Ordering::Acquire) != 0 {
+                return 1;
+            }
+            if deadline.passed() {
+                return 0;
+            }
+            ipc::futex_wait(self.word(Word::EVENT_SEQ), seq, deadline);
+        }
+    }
+
+    /// Releases the condition's lock however deep it is held, waits for a
+    /// notify, and takes the lock back as deep. `1` if notified, `0` on
+    /// timeout.
+    fn condition_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
+        if self.depth == 0 {
+            return Err(types::Error::Other("cannot wait on an un-acquired condition".into()));
+        }
+        let depth = self.depth;
+        let seq_word = Word::COND_SEQ;
+        let seq = self.word(seq_word).load(Ordering::Acquire);
+        for _ in 0..depth {
+            self.unlock()?;
+        }
+        ipc::futex_wait(self.word(seq_word), seq, deadline);
+        let notified = self.word(seq_word).load(Ordering::Acquire) != seq;
+        let mut owner_died = false;
+        for _ in 0..depth {
+            match self.lock(Deadline::after(None)) {
+                Ok(()) => {}
+                Err(types::Error::OwnerDied) => owner_died = true,
+                Err(e) => return Err(e),
+            }
+        }
+        if owner_died {
+            return Err(types::Error::OwnerDied);
+        }
+        Ok(u32::from(notified))
+    }
+
+    fn barrier_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
+        let gen = Word::BAR_GENERATION;
+        // The mutex only guards a few word updates by host code; a party
+        // that died inside them left the words consistent enough to go on.
+        match self.lock(Deadline::after(None)) {
+            Ok(()) | Err(types::Error::OwnerDied) => {}
+            Err(e) => return Err(e),
+        }
+        if self.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0 {
+            self.unlock()?;
+            return Err(types::Error::Broken);
+        }
+        let parties = self.word(Word::BAR_PARTIES).load(Ordering::Acquire);
+        let index = self.word(Word::BAR_COUNT).fetch_add(1, Ordering::AcqRel);
+        if index + 1 >= parties {
+            self.word(Word::BAR_COUNT).store(0, Ordering::Release);
+            self.word(gen).fetch_add(1, Ordering::AcqRel);
+            ipc::futex_wake_all(self.word(gen));
+            self.unlock()?;
+            return Ok(index);
+        }
+        let mine = self.word(gen).load(Ordering::Acquire);
+        self.unlock()?;
+        loop {
+            if self.word(gen).load(Ordering::Acquire) != mine {
+                return Ok(index);
+            }
+            if self.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0 {
+                return Err(types::Error::Broken);
+            }
+            if deadline.passed() {
+                // Python: a timed-out wait breaks the barrier for everyone.
+                self.break_barrier();
+                return Err(types::Error::Broken);
+            }
+            ipc::futex_wait(self.word(gen), mine, deadline);
+        }
+    }
+
+    fn break_barrier(&self) {
+        break_page(&self.page);
+    }
+}
+
+/// Sets a barrier page's broken flag and wakes its waiters.
+fn break_page(page: &SharedMap) {
+    page.word(Word::BAR_BROKEN).store(1, Ordering::Release);
+    ipc::futex_wake_all(page.word(Word::BAR_GENERATION));
+}
+
+fn not_for(kind: SyncKind, what: &str) -> types::Error {
+    types::Error::Other(format!("{what} is not an operation of {kind:?}"))
+}
+
+impl WorkerState {
+    fn sync_object(&mut self, handle: &Resource<SyncHandle>) -> wasmtime::Result<&mut SyncHandle> {
+        Ok(self.table.get_mut(handle)?)
+    }
+}
+
+impl sync::HostSyncObject for WorkerState {
+    fn acquire(&mut self, handle: Resource<SyncHandle>, timeout_ms: Option<u64>) -> HostResult<()> {
+        Ok(self.sync_object(&handle)?.acquire(Deadline::after_ms(timeout_ms)))
+    }
+
+    fn release(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
+        Ok(self.sync_object(&handle)?.release())
+    }
+
+    fn set(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
+        let s = self.sync_object(&handle)?;
+        if s.kind != SyncKind::Event {
+            return Ok(Err(not_for(s.kind, "set")));
+        }
+        s.word(Word::EVENT_FLAG).store(1, Ordering::Release);
+        s.word(Word::EVENT_SEQ).fetch_add(1, Ordering::AcqRel);
+        ipc::futex_wake_all(s.word(Word::EVENT_SEQ));
+        Ok(Ok(()))
+    }
+
+    fn clear(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
+        let s = self.sync_object(&handle)?;
+        if s.kind != SyncKind::Event {
+            return Ok(Err(not_for(s.kind, "clear")));
+        }
+        s.word(Word::EVENT_FLAG).store(0, Ordering::Release);
+        Ok(Ok(()))
+    }
+
+    fn is_set(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<bool> {
+        let s = self.sync_object(&handle)?;
+        Ok(s.kind == SyncKind::Event && s.word(Word::EVENT_FLAG).load(Ordering::Acquire) != 0)
+    }
+
+    fn wait(&mut self, handle: Resource<SyncHandle>, timeout_ms: Option<u64>) -> HostResult<u32> {
+        let s = self.sync_object(&handle)?;
+        let deadline = Deadline::after_ms(timeout_ms);
+        Ok(match s.kind {
+            SyncKind::Event => Ok(s.event_wait(deadline)),
+            SyncKind::Condition => s.condition_wait(deadline),
+            SyncKind::Barrier { .. } => s.barrier_wait(deadline),
+            kind => Err(not_for(kind, "wait")),
+        })
+    }
+
+    fn notify(&mut self, handle: Resource<SyncHandle>, n: u32) -> HostResult<()> {
+        let s = self.sync_object(&handle)?;
+        if s.kind != SyncKind::Condition {
+            return Ok(Err(not_for(s.kind, "notify")));
+        }
+        if s.depth == 0 {
+            return Ok(Err(types::Error::Other("cannot notify on an un-acquired condition".into())));
+        }
+        s.word(Word::COND_SEQ).fetch_add(1, Ordering::AcqRel);
+        ipc::futex_wake(s.word(Word::COND_SEQ), n);
+        Ok(Ok(()))
+    }
+
+    fn abort(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
+        let s = self.sync_object(&handle)?;
+        if !matches!(s.kind, SyncKind::Barrier { .. }) {
+            return Ok(Err(not_for(s.kind, "abort")));
+        }
+        s.break_barrier();
+        Ok(Ok(()))
+    }
+
+    fn reset(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
+        let s = self.sync_object(&handle)?;
+        if !matches!(s.kind, SyncKind::Barrier { .. }) {
+            return Ok(Err(not_for(s.kind, "reset")));
+        }
+        match s.lock(Deadline::after(None)) {
+            Ok(()) | Err(types::Error::OwnerDied) => {}
+            Err(e) => return Ok(Err(e)),
+        }
+        s.word(Word::BAR_BROKEN).store(0, Ordering::Release);
+        s.word(Word::BAR_COUNT).store(0, Ordering::Release);
+        s.word(Word::BAR_GENERATION).fetch_add(1, Ordering::AcqRel);
+        ipc::futex_wake_all(s.word(Word::BAR_GENERATION));
+        Ok(s.unlock())
+    }
+
+    fn value(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<u32> {
+        let s = self.sync_object(&handle)?;
+        Ok(match s.kind {
+            SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
+            SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
+            _ => 0,
+        })
+    }
+
+    fn share(&mut self, handle: Resource<SyncHandle>) -> HostResult<u64> {
+        let id = self.sync_object(&handle)?.id;
+        super::token(self.upcall(Call::Share { id }, &[])?)
+    }
+
+    fn drop(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<()> {
+        // A lock still held stays held, as in Python; should this process
+        // die holding it, the next acquirer gets `owner-died`.
+        let s = self.table.delete(handle)?;
+        self.upcall(Call::Release { id: s.id }, &[])?.ok();
+        Ok(())
+    }
+}
+
+impl WorkerState {
+    fn sync_reply(&mut self, call: Call) -> HostResult<Resource<SyncHandle>> {
+        Ok(match self.upcall(call, &[])? {
+            Ok((reply @ Reply::Sync { .. }, fds)) => Ok(self.table.push(SyncHandle::from_reply(reply, fds)?)?),
+            Ok(_) => Err(types::Error::InvalidHandle),
+            Err(e) => Err(e),
+        })
+    }
+}
+
+impl sync::Host for WorkerState {
+    fn create(&mut self, kind: sync::Kind) -> HostResult<Resource<SyncHandle>> {
+        let kind = match kind {
+            sync::Kind::Lock => SyncKind::Lock,
+            sync::Kind::Rlock => SyncKind::RLock,
+            sync::Kind::Semaphore((value, bounded)) => SyncKind::Semaphore { value, bounded },
+            sync::Kind::Event => SyncKind::Event,
+            sync::Kind::Condition => SyncKind::Condition,
+            sync::Kind::Barrier(parties) => SyncKind::Barrier { parties },
+        };
+        self.sync_reply(Call::SyncCreate { kind })
+    }
+
+    fn adopt(&mut self, cap: u64) -> HostResult<Resource<SyncHandle>> {
+        self.sync_reply(Call::Adopt { token: cap })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The broker's side.
+
+/// A primitive as the broker keeps it: its page, to hand to every holder.
+pub(crate) struct Hub {
+    kind: SyncKind,
+    page: SharedMap,
+}
+
+impl Hub {
+    /// The reply that gives a process this primitive (id `id`).
+    pub(crate) fn hand_out(&self, id: u64) -> Answer {
+        let fd = self
+            .page
+            .fd()
+            .try_clone_to_owned()
+            .map_err(|e| CallError::Other(e.to_string()))?;
+        Ok((Reply::Sync { id, kind: self.kind }, vec![fd]))
+    }
+}
+
+/// `Call::SyncCreate`: a page with the kind's initial state.
+pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
+    let other = |e: std::io::Error| CallError::Other(e.to_string());
+    let page = SharedMap::page("mpwasm-sync").map_err(other)?;
+    if uses_mutex(kind) {
+        let recursive = matches!(kind, SyncKind::RLock | SyncKind::Condition);
+        // SAFETY: a fresh page no other process has yet.
+        unsafe { RobustMutex::init(page.as_ptr(), recursive) }.map_err(other)?;
+    }
+    match kind {
+        SyncKind::Semaphore { value, bounded } => {
+            page.word(Word::SEM_VALUE).store(value, Ordering::Release);
+            // The bound plus one; 0 means unbounded.
+            let max = if bounded { value.saturating_add(1) } else { 0 };
+            page.word(Word::SEM_MAX).store(max, Ordering::Release);
+        }
+        SyncKind::Barrier { parties } => {
+            if parties == 0 {
+                return Err(CallError::Other("a barrier needs at least one party".into()));
+            }
+            page.word(Word::BAR_PARTIES).store(parties, Ordering::Release);
+        }
+        _ => {}
+    }
+    let hub = Arc::new(Hub { kind, page });
+    let id = broker.register(Object::Sync(hub.clone()), Some(caller));
+    hub.hand_out(id)
+}
+
+/// Breaks every barrier in `objects` (what a process that died held).
+pub(crate) fn break_barriers(objects: &[Object]) {
+    for o in objects {
+        if let Object::Sync(hub) = o {
+            if matches!(hub.kind, SyncKind::Barrier { .. }) {
+                break_page(&hub.page);
+            }
+        }
+    }
+}
