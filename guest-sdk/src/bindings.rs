@@ -1,10 +1,12 @@
-//! The one `generate!` call: Rust bindings for the `worker` world of `wit/`.
+//! The one `generate!` call: Rust bindings for the `guest` world of `wit/`
+//! (the `worker` world's tasks and main, plus processes, queues, pipes and
+//! pools).
 //!
 //! Everything generated here is private to the SDK; the public API in the
 //! other modules wraps it in Python's names.
 
 wit_bindgen::generate!({
-    world: "worker",
+    world: "guest",
     path: "../wit",
     // The SDK implements the exports itself (see `dispatch`), so guests only
     // write `#[mpwasm_guest::task]` functions.
@@ -12,7 +14,7 @@ wit_bindgen::generate!({
 });
 
 pub(crate) use exports::mpwasm::runtime::{program, tasks};
-pub(crate) use mpwasm::runtime::{runtime, types};
+pub(crate) use mpwasm::runtime::{pipe, pool, process, queue, runtime, types};
 
 /// The type that implements the world's exports.
 pub(crate) struct Guest;

@@ -1,11 +1,19 @@
-//! Encoding of task arguments and results: bincode between Rust ends, JSON
-//! when `mpwasm pool` feeds JSON lines. The host says which in every call.
+//! Encoding of values: bincode 2 (standard configuration) for everything
+//! that crosses between processes (queue items, pipe messages, process
+//! arguments, pool inputs and results); task arguments and results also in
+//! JSON when `mpwasm pool` feeds JSON lines (the host says which in every
+//! call).
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::bindings::types::Codec;
+use crate::error::Error;
 
 /// bincode 2's standard configuration; the host uses the same one.
+///
+/// A serde error (`custom`, e.g. a capability token the host refused)
+/// comes back as bincode's `OtherString`, whose `Display` is its `Debug`;
+/// the functions below pass on the message itself.
 const BINCODE: bincode::config::Configuration = bincode::config::standard();
 
 /// Decodes one value of `T` from `bytes`, or says why not.
@@ -17,6 +25,7 @@ pub(crate) fn decode<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<
                 "{} trailing bytes after the value",
                 bytes.len() - used
             )),
+            Err(bincode::error::DecodeError::OtherString(why)) => Err(why),
             Err(e) => Err(e.to_string()),
         },
         Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
@@ -24,17 +33,49 @@ pub(crate) fn decode<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<
 }
 
 /// Appends the encoding of `value` to `out`, or says why not.
-pub(crate) fn encode_into<T: Serialize>(
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
     codec: Codec,
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     match codec {
-        Codec::Bincode => bincode::serde::encode_into_std_write(value, out, BINCODE)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Codec::Bincode => match bincode::serde::encode_into_std_write(value, out, BINCODE) {
+            Ok(_) => Ok(()),
+            Err(bincode::error::EncodeError::OtherString(why)) => Err(why),
+            Err(e) => Err(e.to_string()),
+        },
         Codec::Json => serde_json::to_writer(out, value).map_err(|e| e.to_string()),
     }
+}
+
+/// The bincode encoding of `value` (a queue item, pipe message, process
+/// argument).
+pub(crate) fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encode_into(Codec::Bincode, value, &mut out).map_err(Error::Codec)?;
+    Ok(out)
+}
+
+/// Decodes a bincode value that must fill `bytes` exactly.
+pub(crate) fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    decode(Codec::Bincode, bytes).map_err(Error::Codec)
+}
+
+/// Appends `value` to `batch` as one payload: its bincode encoding behind a
+/// little-endian `u32` length (see `batch` in the WIT).
+///
+/// On error `batch` holds a partial payload and must be discarded.
+pub(crate) fn push_payload<T: Serialize + ?Sized>(
+    batch: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), Error> {
+    let start = batch.len();
+    batch.extend_from_slice(&[0; 4]);
+    encode_into(Codec::Bincode, value, batch).map_err(Error::Codec)?;
+    let len = u32::try_from(batch.len() - start - 4)
+        .map_err(|_| Error::Limit("a pool input encodes to 4 GiB or more".into()))?;
+    batch[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 /// The payloads of a batch: each a little-endian `u32` length and that

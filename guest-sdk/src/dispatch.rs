@@ -152,3 +152,40 @@ where
     let value = f(arg).map_err(|e| TaskError::Failed(e.to_string()))?;
     crate::codec::encode_into(codec, &value, out).map_err(TaskError::BadOutput)
 }
+
+/// The input currently being processed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's name.
+    pub name: String,
+    /// Position of this input in the whole job (0 for the first input of a
+    /// `map`), whatever chunk it arrived in.
+    pub index: u64,
+}
+
+/// Describes the input being processed, or `None` outside a task (in `main`).
+///
+/// ```no_run
+/// #[mpwasm_guest::task]
+/// fn work(x: u32) -> u32 {
+///     let me = mpwasm_guest::current_task().expect("inside a task");
+///     println!("input {} of {}", me.index, me.name);
+///     x
+/// }
+/// ```
+pub fn current_task() -> Option<TaskInfo> {
+    BATCH.with(|b| {
+        b.borrow().as_ref().map(|batch| TaskInfo {
+            name: batch.name.clone(),
+            index: batch.first_index + u64::from(batch.done),
+        })
+    })
+}
+
+/// Reports an `Err` returned by `#[main]` as Rust's own `main` does, and
+/// gives the exit code 1.
+#[doc(hidden)]
+pub fn main_failed<E: std::fmt::Debug>(e: E) -> i32 {
+    eprintln!("Error: {e:?}");
+    1
+}

@@ -30,8 +30,129 @@
 //!
 //! [`main`] marks the entry point `mpwasm run guest.wasm ARGS…` calls, in a
 //! worker process of its own; `std::env::args()` holds the program name and
-//! `ARGS`, and the value it returns (an `i32`, or nothing for 0) is the exit
-//! status.
+//! `ARGS`. It returns nothing (exit status 0), an `i32` exit status, or
+//! `Result<(), E>` with `E: Debug`, where `Err(e)` prints `Error: {e:?}` on
+//! stderr and exits with 1. What any process prints with `println!` goes to
+//! `mpwasm run`'s stdout.
+//!
+//! Inside `main` (and inside processes it starts) a guest has Python's
+//! multiprocessing objects. Every fallible operation returns this crate's
+//! [`Result`], whose [`Error`] names the Python exception it stands for.
+//!
+//! # Processes
+//!
+//! A [`Process`] runs one `#[task]` of the same guest, once, in a new OS
+//! process (Python's `Process(target=..., args=...)`): the target is named,
+//! not pickled, and there is no `__main__` guard to write.
+//!
+//! ```no_run
+//! use mpwasm_guest::Process;
+//!
+//! #[mpwasm_guest::task]
+//! fn hello(who: String) {
+//!     println!("hello, {who}");
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let mut p = Process::new("hello", "world");
+//!     p.start()?;
+//!     p.join()?;
+//!     assert_eq!(p.exitcode(), Some(0));
+//!     Ok(())
+//! }
+//! ```
+//!
+//! A process's exit code is 0 when the task returned, 1 after a panic, an
+//! `Err` or a trap, and `-N` when signal `N` killed it. See also
+//! [`parent_process`] and [`active_children`].
+//!
+//! # Queues
+//!
+//! [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] carry serde values
+//! between any number of processes. Items go from the putting process
+//! straight to the getting one, and a `put` has handed its item over when it
+//! returns: there is no feeder thread to flush before exiting.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mpwasm_guest::{Error, Queue};
+//!
+//! let q = Queue::with_maxsize(2)?;
+//! q.put("first".to_string())?;
+//! assert_eq!(q.get()?, "first");
+//! assert_eq!(q.get_timeout(Duration::from_millis(10)), Err(Error::Empty));
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! # Pipes
+//!
+//! [`pipe`] makes two connected [`Connection`]s (Python's `Pipe()`); [`wait`]
+//! waits on several connections, queues and processes at once (Python's
+//! `multiprocessing.connection.wait`). A closed or dead peer makes `recv`
+//! fail with [`Error::Eof`], never hang.
+//!
+//! ```no_run
+//! let (parent_end, child_end) = mpwasm_guest::pipe(true)?;
+//! child_end.send(&[1_u8, 2, 3])?;
+//! let ready = mpwasm_guest::wait(&[&parent_end], None)?;
+//! assert_eq!(ready, [0]);
+//! assert_eq!(parent_end.recv::<Vec<u8>>()?, [1, 2, 3]);
+//! # Ok::<(), mpwasm_guest::Error>(())
+//! ```
+//!
+//! # Pools
+//!
+//! A [`Pool`] runs tasks of the guest on worker processes the host manages,
+//! with its crash isolation and retries: `map`, `starmap`, `apply`, `imap`,
+//! `imap_unordered` and their `_async` forms ([`AsyncResult`]). A failed
+//! input comes back as [`Error::Task`].
+//!
+//! ```no_run
+//! #[mpwasm_guest::task]
+//! fn cube(x: i64) -> i64 {
+//!     x * x * x
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let pool = mpwasm_guest::Pool::new(4)?;
+//!     let cubes: Vec<i64> = pool.map("cube", 1..=5_i64)?;
+//!     assert_eq!(cubes, [1, 8, 27, 64, 125]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Handles travel as capabilities
+//!
+//! Queues, connections and processes are serde values: put one in process
+//! arguments, a queue item or a pipe message and the receiving process gets
+//! its own handle to the same object. What travels is a token the host
+//! minted for that object (Serialize calls the handle's `share`, Deserialize
+//! redeems the token with `adopt`); a token the host never issued to the
+//! receiver fails to decode ([`Error::Codec`]).
+//!
+//! ```no_run
+//! use mpwasm_guest::{Connection, Process, Queue};
+//!
+//! #[mpwasm_guest::task]
+//! fn relay(args: (Queue<Connection>, String)) {
+//!     let (mailbox, text) = args;
+//!     let conn = mailbox.get().unwrap(); // a connection sent through a queue
+//!     conn.send(&text).unwrap();
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let mailbox = Queue::new()?;
+//!     let (here, there) = mpwasm_guest::pipe(true)?;
+//!     let mut p = Process::new("relay", (mailbox.clone(), "hi".to_string()));
+//!     p.start()?;
+//!     mailbox.put(there)?;
+//!     assert_eq!(here.recv::<String>()?, "hi");
+//!     p.join()
+//! }
+//! ```
 //!
 //! # Who am I
 //!
@@ -57,108 +178,42 @@
 //! [mpwasm]: https://example.invalid/mpwasm
 
 mod bindings;
+mod capability;
 mod codec;
 mod dispatch;
+mod error;
+mod log;
 mod panic;
+mod pipe;
+mod pool;
+mod process;
+mod queue;
+mod time;
 
+#[cfg(test)]
+mod test;
+
+pub use crate::dispatch::{current_task, TaskInfo};
+pub use crate::error::{Error, Result};
+pub use crate::log::{log, Level};
+pub use crate::pipe::{pipe, wait, Connection, Waitable};
+pub use crate::pool::{AsyncResult, Imap, Pool};
+pub use crate::process::{
+    active_children, cpu_count, current_process, parent_process, ParentProcess, Process,
+    ProcessInfo,
+};
+pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
 pub use mpwasm_guest_macros::{main, task};
-
-use bindings::runtime;
 
 /// Support code for the `#[task]` and `#[main]` macros. Not a stable API.
 #[doc(hidden)]
 pub mod internal {
     pub use crate::bindings::types::{Codec, TaskError};
-    pub use crate::dispatch::{run_task, Main, Task};
+    pub use crate::dispatch::{main_failed, run_task, Main, Task};
     pub use inventory;
 
     /// Wraps an infallible task result so every task returns a `Result`.
     pub fn infallible<R>(value: R) -> Result<R, std::convert::Infallible> {
         Ok(value)
     }
-}
-
-/// The worker process this code runs in (Python's
-/// `multiprocessing.current_process()`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessInfo {
-    /// Index of the worker within its pool, from 0.
-    pub id: u32,
-    /// OS process id of the worker process.
-    pub pid: u32,
-    /// OS process id of the process that started it.
-    pub parent_pid: u32,
-    /// The process's name, e.g. `PoolWorker-1`.
-    pub name: String,
-}
-
-/// Describes the worker process this code runs in.
-///
-/// Each worker is its own OS process, so two tasks that see different `pid`s
-/// ran in different processes.
-pub fn current_process() -> ProcessInfo {
-    let w = runtime::worker();
-    ProcessInfo {
-        id: w.id,
-        pid: w.pid,
-        parent_pid: w.parent_pid,
-        name: w.name,
-    }
-}
-
-/// The input currently being processed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskInfo {
-    /// The task's name.
-    pub name: String,
-    /// Position of this input in the whole job (0 for the first input of a
-    /// `map`), whatever chunk it arrived in.
-    pub index: u64,
-}
-
-/// Describes the input being processed, or `None` outside a task (in `main`).
-pub fn current_task() -> Option<TaskInfo> {
-    dispatch::BATCH.with(|b| {
-        b.borrow().as_ref().map(|batch| TaskInfo {
-            name: batch.name.clone(),
-            index: batch.first_index + u64::from(batch.done),
-        })
-    })
-}
-
-/// Number of CPUs the host offers (Python's `os.cpu_count()`).
-pub fn cpu_count() -> u32 {
-    runtime::cpu_count()
-}
-
-/// Severity of a [`log`] line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Very detailed tracing.
-    Trace,
-    /// Debugging detail.
-    Debug,
-    /// Normal progress.
-    Info,
-    /// Something looks wrong.
-    Warn,
-    /// Something failed.
-    Error,
-}
-
-/// Writes one line to the host's log (its stderr), tagged with the worker
-/// and shown according to the host's `RUST_LOG` filter.
-///
-/// ```no_run
-/// mpwasm_guest::log(mpwasm_guest::Level::Info, "starting");
-/// ```
-pub fn log(level: Level, message: &str) {
-    let level = match level {
-        Level::Trace => runtime::Level::Trace,
-        Level::Debug => runtime::Level::Debug,
-        Level::Info => runtime::Level::Info,
-        Level::Warn => runtime::Level::Warn,
-        Level::Error => runtime::Level::Error,
-    };
-    runtime::log(level, message);
 }

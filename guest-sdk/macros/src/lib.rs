@@ -96,15 +96,31 @@ fn returns_result(output: &ReturnType) -> bool {
 
 /// Marks the guest's entry point for `mpwasm run`.
 ///
-/// The function takes no arguments and returns `()` (exit code 0) or an
-/// `i32` exit code.
+/// The function takes no arguments and returns `()` (exit code 0), an
+/// `i32` exit code, or `Result<(), E>` with `E: Debug`: `Err(e)` prints
+/// `Error: {e:?}` on stderr and exits with code 1, as Rust's own `main`
+/// does.
 #[proc_macro_attribute]
-pub fn main(_attr: TokenStream, item: TokenStream) -> TokenStream {
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return syn::Error::new(proc_macro2::Span::call_site(), "#[main] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
     let func = parse_macro_input!(item as ItemFn);
     let name = &func.sig.ident;
-    let run = match &func.sig.output {
-        ReturnType::Default => quote!({ #name(); 0 }),
-        ReturnType::Type(..) => quote!(#name()),
+    let run = if returns_result(&func.sig.output) {
+        quote! {
+            match #name() {
+                ::core::result::Result::Ok(()) => 0,
+                ::core::result::Result::Err(e) => ::mpwasm_guest::internal::main_failed(e),
+            }
+        }
+    } else {
+        match &func.sig.output {
+            ReturnType::Default => quote!({ #name(); 0 }),
+            ReturnType::Type(..) => quote!(#name()),
+        }
     };
     quote! {
         #func

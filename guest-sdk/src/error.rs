@@ -1,0 +1,127 @@
+//! Why a process, queue, pipe or pool operation failed.
+//!
+//! One error type for the whole SDK, as Python raises a handful of
+//! exception classes across `multiprocessing`: the variants the host reports
+//! (the WIT `error` variant) plus the ones the SDK itself detects (encoding,
+//! a failed pool task, a receive buffer that is too short).
+
+use std::fmt;
+
+use crate::bindings::types;
+
+/// Why an operation failed.
+///
+/// `Display` names the Python exception each variant stands for, where
+/// there is one.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mpwasm_guest::{Error, Queue};
+///
+/// let q: Queue<i32> = Queue::new()?;
+/// match q.get_timeout(Duration::from_millis(10)) {
+///     Ok(item) => println!("got {item}"),
+///     Err(Error::Empty) => println!("nothing yet"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The object was closed by this process (Python's `ValueError: ... is
+    /// closed`, `OSError: handle is closed`).
+    Closed,
+    /// The peer closed its end or died: nothing more will arrive (Python's
+    /// `EOFError`).
+    Eof,
+    /// A non-blocking or timed get found nothing (Python's `queue.Empty`).
+    Empty,
+    /// A non-blocking or timed put found no room (Python's `queue.Full`).
+    Full,
+    /// A timed wait ran out (Python's `multiprocessing.TimeoutError`).
+    Timeout,
+    /// The handle or capability token is not valid in this process.
+    InvalidHandle,
+    /// A sandbox limit refused the operation (process cap, payload size,
+    /// message longer than `maxlength`, ...).
+    Limit(String),
+    /// The previous owner of a lock died while holding it.
+    OwnerDied,
+    /// A barrier was broken (Python's `BrokenBarrierError`).
+    Broken,
+    /// Anything else, described.
+    Other(String),
+    /// A value could not be encoded or decoded (serde/bincode).
+    Codec(String),
+    /// One pool task failed: its input's position in the job, the kind of
+    /// failure (`panic`, `failed`, `trap`, `timeout`, `worker-lost`, ...) and
+    /// what happened.
+    Task {
+        /// Position of the failed input among the job's inputs, from 0.
+        index: u64,
+        /// What kind of failure: `panic`, `failed`, `trap`, `timeout`,
+        /// `worker-lost`, ...
+        kind: String,
+        /// The panic message, the task's `Err` rendered with `Display`, or
+        /// the host's description.
+        message: String,
+    },
+    /// [`Connection::recv_bytes_into`](crate::Connection::recv_bytes_into):
+    /// the buffer is shorter than the message, which is handed back here
+    /// (Python's `BufferTooShort`).
+    BufferTooShort(Vec<u8>),
+}
+
+/// `Result` with [`Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed => f.write_str("handle is closed"),
+            Error::Eof => f.write_str("end of file: the peer closed its end or died (EOFError)"),
+            Error::Empty => f.write_str("queue is empty (queue.Empty)"),
+            Error::Full => f.write_str("queue is full (queue.Full)"),
+            Error::Timeout => f.write_str("timed out (TimeoutError)"),
+            Error::InvalidHandle => {
+                f.write_str("handle or capability is not valid in this process")
+            }
+            Error::Limit(what) => write!(f, "limit exceeded: {what}"),
+            Error::OwnerDied => f.write_str("the previous owner died holding the lock"),
+            Error::Broken => f.write_str("barrier is broken (BrokenBarrierError)"),
+            Error::Other(what) => f.write_str(what),
+            Error::Codec(what) => write!(f, "cannot encode or decode a value: {what}"),
+            Error::Task {
+                index,
+                kind,
+                message,
+            } => write!(f, "task input {index} failed ({kind}): {message}"),
+            Error::BufferTooShort(message) => write!(
+                f,
+                "buffer too short for a {}-byte message (BufferTooShort)",
+                message.len()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<types::Error> for Error {
+    fn from(e: types::Error) -> Self {
+        match e {
+            types::Error::Closed => Error::Closed,
+            types::Error::Eof => Error::Eof,
+            types::Error::Empty => Error::Empty,
+            types::Error::Full => Error::Full,
+            types::Error::Timeout => Error::Timeout,
+            types::Error::InvalidHandle => Error::InvalidHandle,
+            types::Error::Limit(what) => Error::Limit(what),
+            types::Error::OwnerDied => Error::OwnerDied,
+            types::Error::Broken => Error::Broken,
+            types::Error::Other(what) => Error::Other(what),
+        }
+    }
+}

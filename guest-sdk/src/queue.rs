@@ -1,0 +1,826 @@
+//! Queues between processes (Python's `multiprocessing.Queue`,
+//! `JoinableQueue` and `SimpleQueue`).
+//!
+//! Items are serde values, encoded with bincode; they go from the putting
+//! process straight to the getting one over an OS socket the host created
+//! (see `docs/messaging.md`). Unlike CPython's there is no feeder thread: a
+//! `put` has handed the item over by the time it returns, so a producer may
+//! exit, or be joined, with items still queued.
+//!
+//! ```no_run
+//! use mpwasm_guest::{Process, Queue};
+//!
+//! #[mpwasm_guest::task]
+//! fn square_all(io: (Queue<u64>, Queue<u64>)) {
+//!     let (inbox, outbox) = io;
+//!     loop {
+//!         let n = inbox.get().unwrap();
+//!         if n == 0 {
+//!             break;
+//!         }
+//!         outbox.put(n * n).unwrap();
+//!     }
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let inbox: Queue<u64> = Queue::new()?;
+//!     let outbox: Queue<u64> = Queue::new()?;
+//!     let mut p = Process::new("square_all", (inbox.clone(), outbox.clone()));
+//!     p.start()?;
+//!     for n in [1, 2, 3, 0] {
+//!         inbox.put(n)?;
+//!     }
+//!     for _ in 0..3 {
+//!         println!("{}", outbox.get()?);
+//!     }
+//!     p.join()
+//! }
+//! ```
+//!
+//! The three types share one implementation: `put` and `get` each have one
+//! internal form taking a timeout (`None` blocks, zero does not), behind
+//! `put`/`put_timeout`/`put_nowait` and `get`/`get_timeout`/`get_nowait`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::bindings::queue as wit;
+use crate::error::{Error, Result};
+use crate::pipe::sealed::{Sealed, Target};
+use crate::{capability, codec, time, Waitable};
+
+/// One host queue of `T` items, shared by every clone of a handle in this
+/// process: what `Queue`, `JoinableQueue` and `SimpleQueue` wrap.
+struct Inner<T> {
+    host: Rc<wit::Queue>,
+    /// `fn(T) -> T`: the queue both takes and gives `T`s, and owns none.
+    items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Inner<T> {
+    fn create(maxsize: usize, joinable: bool) -> Result<Inner<T>> {
+        let maxsize = u32::try_from(maxsize)
+            .map_err(|_| Error::Limit(format!("queue maxsize {maxsize} is above {}", u32::MAX)))?;
+        Ok(Inner::wrap(wit::create(maxsize, joinable)?))
+    }
+
+    fn wrap(host: wit::Queue) -> Inner<T> {
+        Inner {
+            host: Rc::new(host),
+            items: PhantomData,
+        }
+    }
+
+    fn qsize(&self) -> usize {
+        self.host.qsize() as usize
+    }
+
+    fn maxsize(&self) -> usize {
+        self.host.maxsize() as usize
+    }
+
+    fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    fn full(&self) -> bool {
+        let maxsize = self.maxsize();
+        maxsize > 0 && self.qsize() >= maxsize
+    }
+
+    fn close(&self) {
+        self.host.close();
+    }
+
+    fn task_done(&self) -> Result<()> {
+        Ok(self.host.task_done()?)
+    }
+
+    fn join(&self, timeout: Option<Duration>) -> Result<()> {
+        Ok(self.host.join(time::millis(timeout))?)
+    }
+
+    fn serialize<S: Serializer>(
+        &self,
+        serializer: S,
+        name: &'static str,
+    ) -> Result<S::Ok, S::Error> {
+        capability::serialize(serializer, name, self.host.share())
+    }
+
+    fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        name: &'static str,
+    ) -> Result<Inner<T>, D::Error> {
+        capability::deserialize(deserializer, name, wit::adopt).map(Inner::wrap)
+    }
+
+    fn debug(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+        f.debug_struct(name)
+            .field("handle", &self.host.handle())
+            .finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Inner<T> {
+    /// Puts `item`, waiting at most `timeout` for room (`None`: forever).
+    fn put(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
+        let bytes = codec::to_bytes(item)?;
+        Ok(self.host.put(&bytes, time::millis(timeout))?)
+    }
+
+    /// Gets an item, waiting at most `timeout` for one (`None`: forever).
+    fn get(&self, timeout: Option<Duration>) -> Result<T> {
+        let bytes = self.host.get(time::millis(timeout))?;
+        codec::from_bytes(&bytes)
+    }
+}
+
+impl<T> Clone for Inner<T> {
+    fn clone(&self) -> Self {
+        Inner {
+            host: Rc::clone(&self.host),
+            items: PhantomData,
+        }
+    }
+}
+
+/// Stamps out what `Queue`, `JoinableQueue` and `SimpleQueue` share beside
+/// their methods: `Clone`, `Debug`, the capability `Serialize` /
+/// `Deserialize`, and `Waitable`.
+macro_rules! handle_impls {
+    ($ty:ident, $name:literal) => {
+        impl<T> Clone for $ty<T> {
+            /// Another handle to the same queue, in this process. Closing
+            /// one closes them all.
+            fn clone(&self) -> Self {
+                $ty(self.0.clone())
+            }
+        }
+
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.debug(f, stringify!($ty))
+            }
+        }
+
+        impl<T> Serialize for $ty<T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(serializer, $name)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $ty<T> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Inner::deserialize(deserializer, $name).map($ty)
+            }
+        }
+
+        impl<T> Sealed for $ty<T> {
+            fn target(&self) -> Target<'_> {
+                Target::Queue(&self.0.host)
+            }
+        }
+
+        impl<T> Waitable for $ty<T> {}
+    };
+}
+
+/// A multi-producer, multi-consumer FIFO queue of `T` between processes
+/// (Python's `multiprocessing.Queue`).
+///
+/// Clones are handles to the same queue. Sending a handle to another
+/// process (in [`Process`](crate::Process) arguments, a queue item or a pipe
+/// message) gives the receiver a handle to the same queue.
+pub struct Queue<T>(Inner<T>);
+
+handle_impls!(Queue, "mpwasm::Queue");
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// An unbounded queue (Python's `Queue()`).
+    ///
+    /// # Errors
+    ///
+    /// The host's error, e.g. [`Error::Limit`] over a sandbox limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::Queue<String> = mpwasm_guest::Queue::new()?;
+    /// q.put("hello".to_string())?;
+    /// assert_eq!(q.get()?, "hello");
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn new() -> Result<Queue<T>> {
+        Queue::with_maxsize(0)
+    }
+
+    /// A queue holding at most `maxsize` items; 0 is unbounded (Python's
+    /// `Queue(maxsize)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] if `maxsize` does not fit in a `u32`; the host's
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::{Error, Queue};
+    ///
+    /// let q = Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// assert_eq!(q.put_nowait(2), Err(Error::Full));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>> {
+        Inner::create(maxsize, false).map(Queue)
+    }
+
+    /// Puts `item`, waiting as long as the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Codec`] if `item` cannot be encoded; [`Error::Closed`] after
+    /// [`close`](Self::close); [`Error::Limit`] if the item is too large.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Queue::new()?;
+    /// q.put(vec![1, 2, 3])?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> Result<()> {
+        self.0.put(&item, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if there was no room in time; otherwise as
+    /// [`put`](Self::put).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let q = mpwasm_guest::Queue::with_maxsize(1)?;
+    /// q.put_timeout('a', Duration::from_millis(50))?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.0.put(&item, Some(timeout))
+    }
+
+    /// Puts `item` only if there is room now (Python's `put_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if there is no room; otherwise as [`put`](Self::put).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Queue::with_maxsize(8)?;
+    /// q.put_nowait(1_u8)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.0.put(&item, Some(Duration::ZERO))
+    }
+
+    /// Takes the oldest item, waiting as long as the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Codec`] if
+    /// the item does not decode as a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Queue::new()?;
+    /// q.put(42)?;
+    /// assert_eq!(q.get()?, 42);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.0.get(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] if no item came in time; otherwise as
+    /// [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use mpwasm_guest::{Error, Queue};
+    ///
+    /// let q: Queue<i32> = Queue::new()?;
+    /// assert_eq!(q.get_timeout(Duration::from_millis(10)), Err(Error::Empty));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.0.get(Some(timeout))
+    }
+
+    /// Takes the oldest item if there is one now (Python's `get_nowait`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Empty`] if the queue is empty; otherwise as
+    /// [`get`](Self::get).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::{Error, Queue};
+    ///
+    /// let q: Queue<i32> = Queue::new()?;
+    /// assert_eq!(q.get_nowait(), Err(Error::Empty));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn get_nowait(&self) -> Result<T> {
+        self.0.get(Some(Duration::ZERO))
+    }
+
+    /// The approximate number of items in the queue (other processes may
+    /// put and get at the same time).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Queue::new()?;
+    /// q.put(())?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.0.qsize()
+    }
+
+    /// Whether the queue is empty (approximately, as
+    /// [`qsize`](Self::qsize)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::Queue<u8> = mpwasm_guest::Queue::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.0.empty()
+    }
+
+    /// Whether the queue is full (approximately, as
+    /// [`qsize`](Self::qsize)); never for an unbounded queue.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Queue::with_maxsize(1)?;
+    /// q.put(0)?;
+    /// assert!(q.full());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn full(&self) -> bool {
+        self.0.full()
+    }
+
+    /// The bound given at creation; 0 for unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::Queue<u8> = mpwasm_guest::Queue::with_maxsize(4)?;
+    /// assert_eq!(q.maxsize(), 4);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.0.maxsize()
+    }
+
+    /// Ends this process's use of the queue: later calls through any clone
+    /// of this handle fail with [`Error::Closed`]. Other processes' handles
+    /// are unaffected, and items already put stay queued.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::{Error, Queue};
+    ///
+    /// let q = Queue::new()?;
+    /// q.close();
+    /// assert_eq!(q.put(1), Err(Error::Closed));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
+
+/// A [`Queue`] that also counts unfinished items, so a producer can
+/// [`join`](Self::join) until consumers called
+/// [`task_done`](Self::task_done) for every item (Python's
+/// `multiprocessing.JoinableQueue`).
+///
+/// ```no_run
+/// use mpwasm_guest::{JoinableQueue, Process};
+///
+/// #[mpwasm_guest::task]
+/// fn consume(q: JoinableQueue<String>) {
+///     loop {
+///         let item = q.get().unwrap();
+///         println!("{item}");
+///         q.task_done().unwrap();
+///     }
+/// }
+///
+/// #[mpwasm_guest::main]
+/// fn main() -> mpwasm_guest::Result<()> {
+///     let q = JoinableQueue::new()?;
+///     Process::new("consume", q.clone()).with_daemon(true).start()?;
+///     for word in ["a", "b", "c"] {
+///         q.put(word.to_string())?;
+///     }
+///     q.join() // every item processed
+/// }
+/// ```
+pub struct JoinableQueue<T>(Inner<T>);
+
+handle_impls!(JoinableQueue, "mpwasm::JoinableQueue");
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// An unbounded joinable queue (Python's `JoinableQueue()`).
+    ///
+    /// # Errors
+    ///
+    /// The host's error, e.g. [`Error::Limit`] over a sandbox limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u32> = mpwasm_guest::JoinableQueue::new()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn new() -> Result<JoinableQueue<T>> {
+        JoinableQueue::with_maxsize(0)
+    }
+
+    /// A joinable queue holding at most `maxsize` items; 0 is unbounded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`] if `maxsize` does not fit in a `u32`; the host's
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u32> = mpwasm_guest::JoinableQueue::with_maxsize(16)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>> {
+        Inner::create(maxsize, true).map(JoinableQueue)
+    }
+
+    /// Puts `item`, waiting as long as the queue is full; one more
+    /// unfinished item.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> Result<()> {
+        self.0.put(&item, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put_timeout(1, std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.0.put(&item, Some(timeout))
+    }
+
+    /// Puts `item` only if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put_nowait`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put_nowait(1)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.0.put(&item, Some(Duration::ZERO))
+    }
+
+    /// Takes the oldest item, waiting as long as the queue is empty. Call
+    /// [`task_done`](Self::task_done) once it is processed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// let item: i32 = q.get()?;
+    /// q.task_done()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.0.get(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<i32> = mpwasm_guest::JoinableQueue::new()?;
+    /// let _ = q.get_timeout(std::time::Duration::from_millis(10));
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.0.get(Some(timeout))
+    }
+
+    /// Takes the oldest item if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get_nowait`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<i32> = mpwasm_guest::JoinableQueue::new()?;
+    /// assert_eq!(q.get_nowait(), Err(mpwasm_guest::Error::Empty));
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get_nowait(&self) -> Result<T> {
+        self.0.get(Some(Duration::ZERO))
+    }
+
+    /// Marks one item taken with `get` as processed (Python's
+    /// `task_done`).
+    ///
+    /// # Errors
+    ///
+    /// The host's error if called more times than there were items
+    /// (Python's `ValueError`), or after [`close`](Self::close).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put("job".to_string())?;
+    /// let _job = q.get()?;
+    /// q.task_done()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn task_done(&self) -> Result<()> {
+        self.0.task_done()
+    }
+
+    /// Waits until every item put has been marked done with
+    /// [`task_done`](Self::task_done).
+    ///
+    /// # Errors
+    ///
+    /// The host's error, e.g. [`Error::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// q.join()?; // nothing put: returns at once
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn join(&self) -> Result<()> {
+        self.0.join(None)
+    }
+
+    /// Waits at most `timeout` until every item put has been marked done.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if items are still unfinished when it passes;
+    /// otherwise as [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use mpwasm_guest::{Error, JoinableQueue};
+    ///
+    /// let q = JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// assert_eq!(q.join_timeout(Duration::from_millis(10)), Err(Error::Timeout));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.0.join(Some(timeout))
+    }
+
+    /// The approximate number of items in the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// assert_eq!(q.qsize(), 0);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.0.qsize()
+    }
+
+    /// Whether the queue is empty (approximately).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.0.empty()
+    }
+
+    /// Whether the queue is full (approximately); never for an unbounded
+    /// queue.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// assert!(!q.full());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn full(&self) -> bool {
+        self.0.full()
+    }
+
+    /// The bound given at creation; 0 for unbounded.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// assert_eq!(q.maxsize(), 0);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.0.maxsize()
+    }
+
+    /// Ends this process's use of the queue, as [`Queue::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// q.close();
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
+
+/// An unbounded queue with only `put`, `get`, `empty` and `close` (Python's
+/// `multiprocessing.SimpleQueue`).
+///
+/// ```no_run
+/// let q = mpwasm_guest::SimpleQueue::new()?;
+/// q.put((1, "one".to_string()))?;
+/// let (n, word): (i32, String) = q.get()?;
+/// # Ok::<(), mpwasm_guest::Error>(())
+/// ```
+pub struct SimpleQueue<T>(Inner<T>);
+
+handle_impls!(SimpleQueue, "mpwasm::SimpleQueue");
+
+impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
+    /// A new, empty queue.
+    ///
+    /// # Errors
+    ///
+    /// The host's error, e.g. [`Error::Limit`] over a sandbox limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::SimpleQueue<String> = mpwasm_guest::SimpleQueue::new()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn new() -> Result<SimpleQueue<T>> {
+        Inner::create(0, false).map(SimpleQueue)
+    }
+
+    /// Puts `item`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::SimpleQueue::new()?;
+    /// q.put(3.5)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> Result<()> {
+        self.0.put(&item, None)
+    }
+
+    /// Takes the oldest item, waiting as long as the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::SimpleQueue::new()?;
+    /// q.put('x')?;
+    /// assert_eq!(q.get()?, 'x');
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.0.get(None)
+    }
+
+    /// Whether the queue is empty (approximately).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::SimpleQueue<u8> = mpwasm_guest::SimpleQueue::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.0.empty()
+    }
+
+    /// Ends this process's use of the queue, as [`Queue::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::SimpleQueue<u8> = mpwasm_guest::SimpleQueue::new()?;
+    /// q.close();
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.0.close();
+    }
+}
