@@ -66,8 +66,8 @@ enum Grant {
 struct State {
     next_id: u64,
     objects: HashMap<u64, Object>,
-    /// Per caller, the ids it holds.
-    held: HashMap<u64, HashSet<u64>>,
+    /// Per caller, the ids it holds and how many handles on each.
+    held: HashMap<u64, HashMap<u64, u32>>,
     tokens: HashMap<u64, Grant>,
     /// Objects a token was minted for: kept until the run ends.
     shared: HashSet<u64>,
@@ -112,7 +112,7 @@ impl Broker {
         state.next_id += 1;
         state.objects.insert(id, object);
         if let Some(holder) = holder {
-            state.held.entry(holder).or_default().insert(id);
+            hold(&mut state, holder, id);
         }
         id
     }
@@ -129,20 +129,20 @@ impl Broker {
         let entry = Arc::new(make(id));
         state.objects.insert(id, Object::Process(entry.clone()));
         if let Some(holder) = holder {
-            state.held.entry(holder).or_default().insert(id);
+            hold(&mut state, holder, id);
         }
         entry
     }
 
     /// `caller` now holds `id` too.
     pub(crate) fn hold(&self, caller: u64, id: u64) {
-        self.state().held.entry(caller).or_default().insert(id);
+        hold(&mut self.state(), caller, id);
     }
 
     /// The object `id`, if `caller` holds it.
     pub(crate) fn get(&self, caller: u64, id: u64) -> Result<Object, CallError> {
         let state = self.state();
-        if !state.held.get(&caller).is_some_and(|h| h.contains(&id)) {
+        if !state.held.get(&caller).is_some_and(|h| h.contains_key(&id)) {
             return Err(CallError::InvalidHandle);
         }
         state.objects.get(&id).cloned().ok_or(CallError::InvalidHandle)
@@ -200,7 +200,7 @@ impl Broker {
             }
         };
         let found = state.objects.get(&object).cloned();
-        state.held.entry(caller).or_default().insert(object);
+        hold(&mut state, caller, object);
         drop(state);
         match found {
             Some(Object::Process(p)) => Ok((Reply::Process(p.describe()), Vec::new())),
@@ -241,7 +241,7 @@ impl Broker {
         state
             .held
             .get(&caller)
-            .map(|ids| ids.iter().filter_map(|id| state.objects.get(id).cloned()).collect())
+            .map(|ids| ids.keys().filter_map(|id| state.objects.get(id).cloned()).collect())
             .unwrap_or_default()
     }
 
@@ -254,7 +254,12 @@ impl Broker {
     fn release(&self, caller: u64, id: u64) {
         let mut state = self.state();
         if let Some(held) = state.held.get_mut(&caller) {
-            held.remove(&id);
+            if let Some(handles) = held.get_mut(&id) {
+                *handles -= 1;
+                if *handles == 0 {
+                    held.remove(&id);
+                }
+            }
         }
         drop_if_unused(&mut state, id);
     }
@@ -263,7 +268,7 @@ impl Broker {
     pub(crate) fn release_all(&self, caller: u64) {
         let mut state = self.state();
         let held = state.held.remove(&caller).unwrap_or_default();
-        for id in held {
+        for id in held.into_keys() {
             drop_if_unused(&mut state, id);
         }
     }
@@ -329,7 +334,7 @@ impl Broker {
 /// report their end.
 fn drop_if_unused(state: &mut State, id: u64) {
     if state.shared.contains(&id)
-        || state.held.values().any(|h| h.contains(&id))
+        || state.held.values().any(|h| h.contains_key(&id))
         || state.names.values().any(|&named| named == id)
     {
         return;
@@ -344,6 +349,11 @@ fn drop_if_unused(state: &mut State, id: u64) {
             state.objects.remove(&id);
         }
     }
+}
+
+/// One more handle of `caller` on `id`.
+fn hold(state: &mut State, caller: u64, id: u64) {
+    *state.held.entry(caller).or_default().entry(id).or_insert(0) += 1;
 }
 
 /// The answer to upcalls from a worker no broker serves.

@@ -60,6 +60,10 @@ impl Page {
     }
 }
 
+/// How long a `put` waits for room in a full socket before it spills the
+/// item to the broker.
+const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Datagram tags.
 const INLINE: u8 = 0;
 const IN_MEMFD: u8 = 1;
@@ -197,10 +201,17 @@ impl WorkerState {
     /// or the broker already holds earlier items.
     fn send_item(&self, q: &QueueHandle, datagram: &[u8], fd: Option<&OwnedFd>) -> HostResult<()> {
         let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
-        if q.page.spilling().load(Ordering::Acquire) == 0 {
+        // A full socket usually drains within moments (consumers are
+        // reading): wait that long before paying for a trip to the broker.
+        let mut grace = true;
+        while q.page.spilling().load(Ordering::Acquire) == 0 {
             match ipc::send(q.send.as_fd(), &[datagram], &fds, false) {
                 Ok(_) => return Ok(Ok(())),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && grace => {
+                    grace = false;
+                    let _ = ipc::poll_writable(q.send.as_fd(), Deadline::after(Some(SPILL_GRACE)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Ok(Err(io_error(e))),
             }
         }
@@ -314,7 +325,10 @@ impl queue::HostQueue for WorkerState {
     }
 
     fn share(&mut self, handle: Resource<QueueHandle>) -> HostResult<u64> {
-        let id = self.table.get(&handle)?.id;
+        let id = match self.queue(&handle)? {
+            Ok(q) => q.id,
+            Err(e) => return Ok(Err(e)),
+        };
         super::token(self.upcall(Call::Share { id }, &[])?)
     }
 

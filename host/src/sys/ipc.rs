@@ -143,6 +143,20 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], deadline: Deadline) -> io::R
     }
 }
 
+/// Waits until `fd` has room to send, or the deadline passes; whether it has.
+pub(crate) fn poll_writable(fd: BorrowedFd<'_>, deadline: Deadline) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags};
+    loop {
+        let mut polls = [PollFd::new(&fd, PollFlags::OUT)];
+        let timeout = deadline.remaining().map(timespec);
+        match rustix::event::poll(&mut polls, timeout.as_ref()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => return Ok(polls[0].revents().contains(PollFlags::OUT)),
+        }
+    }
+}
+
 /// When a blocking operation gives up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline(Option<Instant>);
