@@ -139,9 +139,9 @@ fn hostile_worker(dir: &std::path::Path, reply: &str) -> std::path::PathBuf {
          import os, struct, time\n\
          sock = os.fdopen(0, 'r+b', buffering=0)  # the channel is the worker's stdin\n\
          def read(n):\n    b = b''\n    while len(b) < n: b += sock.read(n - len(b))\n    return b\n\
-         def frame(): read(struct.unpack('<I', read(4))[0])\n\
+         def frame(): n = struct.unpack('<I', read(4))[0]; read(1); read(n)  # length, descriptor count, body\n\
          frame()\n\
-         sock.write(bytes([2, 0, 0, 0, 0, 5]))  # Ready {{ pid: 5 }}\n\
+         sock.write(bytes([2, 0, 0, 0, 0, 0, 5]))  # Ready {{ pid: 5 }}, no descriptors\n\
          frame()\n\
          sock.write({reply})\n\
          time.sleep(30)\n"
@@ -157,9 +157,11 @@ fn hostile_worker(dir: &std::path::Path, reply: &str) -> std::path::PathBuf {
 fn hostile_frames_end_only_that_worker() {
     let dir = tempfile::tempdir().unwrap();
     for (what, reply) in [
-        ("1 GiB length prefix", "bytes([0, 0, 0, 64])"),
-        ("garbage body", "bytes([8, 0, 0, 0]) + b'\\xff' * 8"),
-        ("wrong number of results", "bytes([3, 0, 0, 0, 2, 0, 0])"),
+        ("1 GiB length prefix", "bytes([0, 0, 0, 64, 0])"),
+        ("garbage body", "bytes([8, 0, 0, 0, 0]) + b'\\xff' * 8"),
+        ("wrong number of results", "bytes([3, 0, 0, 0, 0, 2, 0, 0])"),
+        ("descriptors claimed but never sent", "bytes([1, 0, 0, 0, 3, 2])"),
+        ("more descriptors than a frame may carry", "bytes([1, 0, 0, 0, 200, 2])"),
     ] {
         let worker = hostile_worker(dir.path(), reply);
         let pool = mpwasm::Pool::builder(guest("pool_square"))
