@@ -465,8 +465,26 @@ pub(crate) fn start(
 /// Drives a guest-started process from start to exit code.
 fn run(broker: Arc<Broker>, entry: Arc<Entry>, mut worker: WorkerProcess, target: String, args: Vec<u8>) {
     let name = entry.name();
+    // The worker stops its task at the deadline by itself; this is for a
+    // task blocked in a host call (a queue `get`, a `join`) past it.
+    let watchdog = broker
+        .launch()
+        .sandbox
+        .timeout
+        .map(|t| t + crate::pool::WATCHDOG_GRACE);
     let outcome = match worker.wait_ready() {
-        Ok(()) => worker.request(&ToWorker::Target { task: target, args }).ok(),
+        Ok(()) => match worker.request_within(&ToWorker::Target { task: target, args }, watchdog) {
+            Ok(reply) => Some(reply),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                let f = Failure {
+                    kind: crate::error::TaskErrorKind::Timeout,
+                    message: "deadline exceeded while blocked; the process was killed".into(),
+                    backtrace: None,
+                };
+                Some(FromWorker::Rejected(f))
+            }
+            Err(_) => None,
+        },
         Err(_) => None,
     };
     let code = match outcome {

@@ -116,7 +116,7 @@ struct Pending {
 
 /// How long the parent waits beyond a deadline before it kills a worker
 /// that did not stop by itself (one blocked in a host call, say).
-const WATCHDOG_GRACE: Duration = Duration::from_millis(100);
+pub(crate) const WATCHDOG_GRACE: Duration = Duration::from_millis(100);
 
 impl Driver {
     pub(crate) fn new(id: u32, shared: Arc<Shared>) -> Self {

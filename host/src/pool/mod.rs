@@ -29,6 +29,7 @@ use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::CompiledGuest;
 use crate::wire::{Codec, Sandbox};
 use driver::Job;
+pub(crate) use driver::WATCHDOG_GRACE;
 use stream::Chunking;
 
 /// What the driver threads share.
