@@ -1,6 +1,6 @@
 //! The one `generate!` call: Rust bindings for the `guest` world of `wit/`
-//! (the `worker` world's tasks and main, plus processes, queues, pipes and
-//! pools).
+//! (the `worker` world's tasks and main, plus processes, queues, pipes,
+//! pools, shared memory, locks and managers).
 //!
 //! Everything generated here is private to the SDK; the public API in the
 //! other modules wraps it in Python's names.
@@ -14,7 +14,9 @@ wit_bindgen::generate!({
 });
 
 pub(crate) use exports::mpwasm::runtime::{program, tasks};
-pub(crate) use mpwasm::runtime::{pipe, pool, process, queue, runtime, types};
+pub(crate) use mpwasm::runtime::{
+    manager, pipe, pool, process, queue, runtime, shared, sync, types,
+};
 
 /// The type that implements the world's exports.
 pub(crate) struct Guest;

@@ -9,13 +9,19 @@
 //! receiving process a handle of its own. That is how handles travel in
 //! process arguments, queue items and pipe messages; a token the host never
 //! granted to the receiver fails to decode.
+//!
+//! The shared-state handles ([`Handle`]) write their token followed by what
+//! the receiver needs to check it got the object it expects: which sync
+//! primitive, which scalar type and length, which container. Decoding a
+//! `Lock` token as an `Event` fails there, not later.
 
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
-use serde::ser::{self, Serializer};
+use serde::ser::{self, Serialize, Serializer};
 
-use crate::bindings::types;
+use crate::bindings::{manager, shared, sync, types};
 use crate::error::Error;
 
 /// Writes the token `share` returned, as the newtype struct `name`.
@@ -67,3 +73,73 @@ impl<'de> Visitor<'de> for Token {
         Ok(v)
     }
 }
+
+/// A host resource that travels as a token: the interface's `share` and
+/// `adopt`, and the name its token is written under.
+pub(crate) trait Shareable: Sized {
+    /// The newtype struct name of the token.
+    const NAME: &'static str;
+    /// A token for this handle (the resource's `share`).
+    fn share(&self) -> Result<types::Capability, types::Error>;
+    /// Redeems a token (the interface's `adopt`).
+    fn adopt(token: types::Capability) -> Result<Self, types::Error>;
+}
+
+/// A host resource shared by every clone of a handle in this process, and
+/// written as its token: what the shared-state handles (regions, sync
+/// objects, manager proxies) are built on.
+pub(crate) struct Handle<H>(Rc<H>);
+
+impl<H> Handle<H> {
+    /// Wraps a resource the host just gave this process.
+    pub(crate) fn new(host: H) -> Handle<H> {
+        Handle(Rc::new(host))
+    }
+}
+
+impl<H> std::ops::Deref for Handle<H> {
+    type Target = H;
+
+    fn deref(&self) -> &H {
+        &self.0
+    }
+}
+
+impl<H> Clone for Handle<H> {
+    fn clone(&self) -> Self {
+        Handle(Rc::clone(&self.0))
+    }
+}
+
+impl<H: Shareable> Serialize for Handle<H> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize(serializer, H::NAME, self.0.share())
+    }
+}
+
+impl<'de, H: Shareable> Deserialize<'de> for Handle<H> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize(deserializer, H::NAME, H::adopt).map(Handle::new)
+    }
+}
+
+/// Stamps out [`Shareable`] for a WIT resource whose interface has `adopt`.
+macro_rules! shareable {
+    ($resource:ty, $adopt:path, $name:literal) => {
+        impl Shareable for $resource {
+            const NAME: &'static str = $name;
+
+            fn share(&self) -> Result<types::Capability, types::Error> {
+                <$resource>::share(self)
+            }
+
+            fn adopt(token: types::Capability) -> Result<Self, types::Error> {
+                $adopt(token)
+            }
+        }
+    };
+}
+
+shareable!(shared::Region, shared::adopt, "mpwasm::Region");
+shareable!(sync::SyncObject, sync::adopt, "mpwasm::SyncObject");
+shareable!(manager::Proxy, manager::adopt, "mpwasm::Proxy");

@@ -3,7 +3,8 @@
 //! One error type for the whole SDK, as Python raises a handful of
 //! exception classes across `multiprocessing`: the variants the host reports
 //! (the WIT `error` variant) plus the ones the SDK itself detects (encoding,
-//! a failed pool task, a receive buffer that is too short).
+//! a failed pool task, a receive buffer that is too short, an index outside
+//! a shared array).
 
 use std::fmt;
 
@@ -48,6 +49,11 @@ pub enum Error {
     /// message longer than `maxlength`, ...).
     Limit(String),
     /// The previous owner of a lock died while holding it.
+    ///
+    /// Acquiring a lock reports this on the guard instead
+    /// ([`LockGuard::owner_died`](crate::LockGuard::owner_died)), since the
+    /// lock *is* acquired; [`Condition::wait`](crate::Condition::wait)
+    /// returns it after taking the lock back.
     OwnerDied,
     /// A barrier was broken (Python's `BrokenBarrierError`).
     Broken,
@@ -72,6 +78,15 @@ pub enum Error {
     /// the buffer is shorter than the message, which is handed back here
     /// (Python's `BufferTooShort`).
     BufferTooShort(Vec<u8>),
+    /// An index or range outside a shared array, shared memory block or
+    /// shareable list, caught before asking the host (Python's
+    /// `IndexError`).
+    IndexOutOfRange {
+        /// The first index out of range.
+        index: usize,
+        /// The length of the array, block or list.
+        len: usize,
+    },
 }
 
 /// `Result` with [`Error`] as its default error type.
@@ -103,6 +118,12 @@ impl fmt::Display for Error {
                 "buffer too short for a {}-byte message (BufferTooShort)",
                 message.len()
             ),
+            Error::IndexOutOfRange { index, len } => {
+                write!(
+                    f,
+                    "index {index} out of range for length {len} (IndexError)"
+                )
+            }
         }
     }
 }

@@ -123,9 +123,124 @@
 //! }
 //! ```
 //!
+//! # Shared values and arrays
+//!
+//! [`Value`] and [`Array`] (and their lock-less [`RawValue`] and
+//! [`RawArray`]) hold numbers in shared memory every process holding them
+//! sees (Python's `Value('i', 0)` is `Value::new(0_i32)`; [`Scalar`] lists
+//! the typecodes). Each `get` and `set` is one atomic operation, but
+//! `counter.set(counter.get() + 1)` is two, and races exactly like CPython's
+//! `counter.value += 1`: two processes can both read 5 and both write 6.
+//! Hold [`Value::get_lock`] around the pair, as in Python, or use
+//! [`Value::fetch_add`], one atomic read-modify-write that never loses an
+//! update. Array indices are checked before any host call
+//! ([`Error::IndexOutOfRange`]), and [`Array::read`] / [`Array::write`] move
+//! a whole range at once.
+//!
+//! ```no_run
+//! use mpwasm_guest::{Process, Value};
+//!
+//! #[mpwasm_guest::task]
+//! fn count(counter: Value<i32>) {
+//!     for _ in 0..1000 {
+//!         counter.fetch_add(1); // not counter.set(counter.get() + 1)
+//!     }
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let counter = Value::new(0_i32)?;
+//!     let mut ps: Vec<Process> = (0..4).map(|_| Process::new("count", counter.clone())).collect();
+//!     for p in &mut ps {
+//!         p.start()?;
+//!     }
+//!     for p in &mut ps {
+//!         p.join()?;
+//!     }
+//!     assert_eq!(counter.get(), 4000);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Locks
+//!
+//! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
+//! [`Condition`] and [`Barrier`] work across processes as Python's do.
+//! Acquiring returns a guard ([`LockGuard`], [`SemaphoreGuard`]) that
+//! releases on drop, as `with lock:` does.
+//!
+//! Locks are robust against a holder dying. When a process is killed while
+//! holding a lock, the next process to acquire it gets it (it is not stuck
+//! forever, as it would be in CPython) and the guard's
+//! [`owner_died`](LockGuard::owner_died) is `true`: the lock is held, but
+//! the data it protects may be half-updated, so check or repair it before
+//! going on. A [`Barrier`] breaks ([`Error::Broken`]) when one of its
+//! parties dies, so the others do not wait forever.
+//!
+//! ```no_run
+//! use mpwasm_guest::{Lock, Value};
+//!
+//! fn add(total: &Value<i64>, lock: &Lock, n: i64) -> mpwasm_guest::Result<()> {
+//!     let guard = lock.acquire()?;
+//!     if guard.owner_died() {
+//!         eprintln!("a process died holding the lock; total may be off");
+//!     }
+//!     total.set(total.get() + n);
+//!     Ok(())
+//! } // released here
+//! ```
+//!
+//! # Shared memory
+//!
+//! [`SharedMemory`] is a block of bytes (Python's
+//! `multiprocessing.shared_memory.SharedMemory`), created with a name other
+//! processes of the run [`attach`](SharedMemory::attach) by, or without one
+//! and sent as a handle. A guest copies bytes in and out with
+//! [`read`](SharedMemory::read) and [`write`](SharedMemory::write) (its own
+//! memory cannot point into the block). [`ShareableList`] keeps a
+//! fixed-length list of numbers, strings and bytes in one.
+//!
+//! ```no_run
+//! use mpwasm_guest::SharedMemory;
+//!
+//! let shm = SharedMemory::create("frame", 1024)?;
+//! shm.write(0, b"header")?;
+//! let other = SharedMemory::attach("frame")?; // as another process would
+//! assert_eq!(other.read(0, 6)?, b"header");
+//! shm.unlink()?;
+//! # Ok::<(), mpwasm_guest::Error>(())
+//! ```
+//!
+//! # Managers
+//!
+//! A [`Manager`] makes lists ([`ListProxy`]), dicts ([`DictProxy`]) and
+//! namespaces ([`Namespace`]) of serde values that live in the parent
+//! `mpwasm` process: every operation is one message to it, and the
+//! containers outlive any worker, even one killed mid-update.
+//!
+//! ```no_run
+//! use mpwasm_guest::{ListProxy, Manager, Process};
+//!
+//! #[mpwasm_guest::task]
+//! fn greet(list: ListProxy<String>) {
+//!     list.append("hello").unwrap();
+//! }
+//!
+//! #[mpwasm_guest::main]
+//! fn main() -> mpwasm_guest::Result<()> {
+//!     let list: ListProxy<String> = Manager::new()?.list()?;
+//!     let mut p = Process::new("greet", list.clone());
+//!     p.start()?;
+//!     p.join()?;
+//!     assert_eq!(list.to_vec()?, ["hello"]);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Handles travel as capabilities
 //!
-//! Queues, connections and processes are serde values: put one in process
+//! Queues, connections, processes, shared values and arrays, locks, shared
+//! memory and manager proxies are serde values: put one in process
 //! arguments, a queue item or a pipe message and the receiving process gets
 //! its own handle to the same object. What travels is a token the host
 //! minted for that object (Serialize calls the handle's `share`, Deserialize
@@ -177,25 +292,32 @@
 //!
 //! [mpwasm]: https://example.invalid/mpwasm
 
+mod array;
 mod bindings;
 mod capability;
 mod codec;
 mod dispatch;
 mod error;
 mod log;
+mod manager;
 mod panic;
 mod pipe;
 mod pool;
 mod process;
 mod queue;
+mod shared_memory;
+mod sync;
 mod time;
+mod value;
 
 #[cfg(test)]
 mod test;
 
+pub use crate::array::{Array, ByteArray, RawArray};
 pub use crate::dispatch::{current_task, TaskInfo};
 pub use crate::error::{Error, Result};
 pub use crate::log::{log, Level};
+pub use crate::manager::{DictProxy, ListProxy, Manager, Namespace};
 pub use crate::pipe::{pipe, wait, Connection, Waitable};
 pub use crate::pool::{AsyncResult, Imap, Pool};
 pub use crate::process::{
@@ -203,6 +325,11 @@ pub use crate::process::{
     ProcessInfo,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
+pub use crate::shared_memory::{Item, ShareableList, SharedMemory};
+pub use crate::sync::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, LockGuard, RLock, Semaphore, SemaphoreGuard,
+};
+pub use crate::value::{AtomicInt, RawValue, Scalar, Value};
 pub use mpwasm_guest_macros::{main, task};
 
 /// Support code for the `#[task]` and `#[main]` macros. Not a stable API.

@@ -1,11 +1,13 @@
 //! Unit tests of the parts that need no host: timeouts, payload framing,
-//! error text. (Everything else calls the host; the integration tests run it
+//! error text, scalar encodings, range checks, the shareable list layout. (Everything else calls the host; the integration tests run it
 //! through `mpwasm run`.)
 
 use std::time::Duration;
 
 use crate::bindings::types;
-use crate::{codec, time, Error};
+use crate::shared_memory::layout;
+use crate::value::{self, check_range};
+use crate::{codec, time, Error, Item, Scalar};
 
 #[test]
 fn timeouts_round_up_to_whole_milliseconds() {
@@ -91,4 +93,133 @@ fn serde_messages_pass_through_bincode_unwrapped() {
         codec::to_bytes(&Refuses),
         Err(Error::Codec("no token for you".into()))
     );
+}
+
+#[test]
+fn scalars_round_trip_through_their_bits() {
+    fn round_trip<T: Scalar + PartialEq>(values: &[T]) {
+        for &v in values {
+            // The host zero-extends what it loads: only the low bytes count.
+            let width_bits = u32::from(T::WIDTH) * 8;
+            let bits = v.to_bits();
+            let loaded = if width_bits == 64 {
+                bits
+            } else {
+                bits & ((1_i64 << width_bits) - 1)
+            };
+            assert_eq!(T::from_bits(loaded), v, "{v:?}");
+        }
+        let encoded = value::encode(values);
+        assert_eq!(encoded.len(), values.len() * usize::from(T::WIDTH));
+        assert_eq!(value::decode::<T>(&encoded), values);
+    }
+    round_trip(&[i8::MIN, -1, 0, i8::MAX]);
+    round_trip(&[0_u8, 255]);
+    round_trip(&[i16::MIN, -2, i16::MAX]);
+    round_trip(&[u16::MAX, 1]);
+    round_trip(&[i32::MIN, -3, i32::MAX]);
+    round_trip(&[u32::MAX, 7]);
+    round_trip(&[i64::MIN, -4, i64::MAX]);
+    round_trip(&[u64::MAX, 9]);
+    round_trip(&[-1.5_f32, 0.0, f32::MAX]);
+    round_trip(&[-2.25_f64, f64::MIN_POSITIVE]);
+    round_trip(&[true, false]);
+}
+
+#[test]
+fn typecodes_are_cpythons() {
+    let codes = [
+        i8::TYPECODE,
+        u8::TYPECODE,
+        i16::TYPECODE,
+        u16::TYPECODE,
+        i32::TYPECODE,
+        u32::TYPECODE,
+        i64::TYPECODE,
+        u64::TYPECODE,
+        f32::TYPECODE,
+        f64::TYPECODE,
+        bool::TYPECODE,
+    ];
+    assert_eq!(
+        codes,
+        ['b', 'B', 'h', 'H', 'i', 'I', 'q', 'Q', 'f', 'd', '?']
+    );
+}
+
+#[test]
+fn ranges_are_checked_against_the_length() {
+    assert_eq!(check_range(&(0..10), 10), Ok(0..10));
+    assert_eq!(check_range(&(10..10), 10), Ok(10..10));
+    assert_eq!(
+        check_range(&(3..12), 10),
+        Err(Error::IndexOutOfRange { index: 10, len: 10 })
+    );
+    assert_eq!(
+        check_range(&(11..12), 10),
+        Err(Error::IndexOutOfRange { index: 11, len: 10 })
+    );
+    // Ends before it starts: empty, as a Python slice, if it starts inside.
+    let reversed = |start, end| std::ops::Range { start, end };
+    assert_eq!(check_range(&reversed(5, 3), 10), Ok(5..5));
+    assert!(check_range(&reversed(12, 3), 10).is_err());
+}
+
+#[test]
+fn index_errors_name_pythons_exception() {
+    assert_eq!(
+        Error::IndexOutOfRange { index: 4, len: 4 }.to_string(),
+        "index 4 out of range for length 4 (IndexError)"
+    );
+}
+
+#[test]
+fn shareable_list_slots_are_sized_like_pythons() {
+    assert_eq!(layout::capacity(&None), 8);
+    assert_eq!(layout::capacity(&Some(Item::Int(1))), 8);
+    assert_eq!(layout::capacity(&Some(Item::Bool(true))), 8);
+    assert_eq!(layout::capacity(&Some(Item::Str("123456789".into()))), 16);
+    assert_eq!(layout::capacity(&Some(Item::Bytes(vec![0; 16]))), 16);
+}
+
+#[test]
+fn shareable_list_items_round_trip_through_their_slots() {
+    let items = vec![
+        Some(Item::Int(-7)),
+        Some(Item::Float(2.5)),
+        Some(Item::Bool(true)),
+        Some(Item::Str("héllo".into())),
+        Some(Item::Bytes(vec![0, 1, 2])),
+        None,
+    ];
+    let (slots, block) = layout::block(&items).unwrap();
+    assert_eq!(layout::read_count(&block).unwrap(), items.len());
+    let table = &block[layout::HEADER..layout::HEADER + 4 * items.len()];
+    let capacities = layout::read_capacities(table);
+    assert_eq!(layout::slots(&capacities), (slots.clone(), block.len()));
+    for (item, slot) in items.iter().zip(&slots) {
+        let bytes = &block[slot.offset..slot.offset + layout::SLOT_HEADER + slot.capacity];
+        assert_eq!(&layout::read_slot(bytes).unwrap(), item);
+    }
+}
+
+#[test]
+fn shareable_list_items_must_fit_their_slot() {
+    let (slots, _) = layout::block(&[Some(Item::Str("abc".into()))]).unwrap();
+    let fits = Some(Item::Str("12345678".into()));
+    assert!(layout::slot_bytes(&fits, slots[0]).is_ok());
+    let too_long = Some(Item::Str("123456789".into()));
+    assert!(matches!(
+        layout::slot_bytes(&too_long, slots[0]),
+        Err(Error::Other(_))
+    ));
+    // Another type of the same size replaces it.
+    assert!(layout::slot_bytes(&Some(Item::Float(1.0)), slots[0]).is_ok());
+}
+
+#[test]
+fn other_blocks_are_not_shareable_lists() {
+    assert!(layout::read_count(&[0; 8]).is_err());
+    assert!(layout::read_slot(&[9, 0, 0, 0, 0]).is_err());
+    assert!(layout::read_slot(&[4, 5, 0, 0, 0, b'a']).is_err());
 }
