@@ -33,6 +33,21 @@
 //!    is free; results come back in input order ([`Pool::map`],
 //!    [`Pool::imap`]) or as they complete ([`Pool::imap_unordered`]).
 //!
+//! # Processes, queues, pipes and shared state inside guests
+//!
+//! A guest's `main` (run with [`Pool::run_main`], or `mpwasm run`) can use
+//! Python's whole `multiprocessing` surface through the guest SDK: start
+//! processes (each a new worker process with a fresh instance), queues,
+//! pipes, pools, shared values and arrays, locks and other primitives,
+//! shared memory and manager containers. The worker asks its parent for
+//! what only the parent may do — start a process, create a queue, redeem a
+//! handle — over the channel it already has (an *upcall*); the parent's
+//! broker keeps the run's objects and checks every id a worker names. Data
+//! then flows directly between worker processes: queue items and pipe
+//! messages over OS sockets the broker handed out, shared values in memfd
+//! mappings, locks as robust futex mutexes in them. `docs/messaging.md`
+//! explains the design and why.
+//!
 //! # Failures
 //!
 //! A task that panics, returns `Err`, or traps fails only its own input: the

@@ -50,6 +50,9 @@ impl Word {
     const BAR_COUNT: usize = Self::FIRST + 1;
     const BAR_GENERATION: usize = Self::FIRST + 2;
     const BAR_BROKEN: usize = Self::FIRST + 3;
+    /// The generation a `reset` started: waiters of the one before it are
+    /// released as broken, not as passed.
+    const BAR_RESET_GEN: usize = Self::FIRST + 4;
 }
 
 fn uses_mutex(kind: SyncKind) -> bool {
@@ -245,8 +248,16 @@ impl SyncHandle {
         let mine = self.word(gen).load(Ordering::Acquire);
         self.unlock()?;
         loop {
-            if self.word(gen).load(Ordering::Acquire) != mine {
-                return Ok(index);
+            let now = self.word(gen).load(Ordering::Acquire);
+            if now != mine {
+                let reset = self.word(Word::BAR_RESET_GEN).load(Ordering::Acquire);
+                // A reset while we waited breaks our wait (Python's rule);
+                // a normal release passes it.
+                return if reset == mine.wrapping_add(1) {
+                    Err(types::Error::Broken)
+                } else {
+                    Ok(index)
+                };
             }
             if self.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0 {
                 return Err(types::Error::Broken);
@@ -312,7 +323,12 @@ impl sync::HostSyncObject for WorkerState {
 
     fn is_set(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<bool> {
         let s = self.sync_object(&handle)?;
-        Ok(s.kind == SyncKind::Event && s.word(Word::EVENT_FLAG).load(Ordering::Acquire) != 0)
+        Ok(match s.kind {
+            SyncKind::Event => s.word(Word::EVENT_FLAG).load(Ordering::Acquire) != 0,
+            // A barrier "is set" when it is broken.
+            SyncKind::Barrier { .. } => s.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0,
+            _ => false,
+        })
     }
 
     fn wait(&mut self, handle: Resource<SyncHandle>, timeout_ms: Option<u64>) -> HostResult<u32> {
@@ -335,7 +351,8 @@ impl sync::HostSyncObject for WorkerState {
             return Ok(Err(types::Error::Other("cannot notify on an un-acquired condition".into())));
         }
         s.word(Word::COND_SEQ).fetch_add(1, Ordering::AcqRel);
-        ipc::futex_wake(s.word(Word::COND_SEQ), n);
+        // FUTEX_WAKE reads the count as a signed int.
+        ipc::futex_wake(s.word(Word::COND_SEQ), n.min(i32::MAX as u32));
         Ok(Ok(()))
     }
 
@@ -359,7 +376,9 @@ impl sync::HostSyncObject for WorkerState {
         }
         s.word(Word::BAR_BROKEN).store(0, Ordering::Release);
         s.word(Word::BAR_COUNT).store(0, Ordering::Release);
-        s.word(Word::BAR_GENERATION).fetch_add(1, Ordering::AcqRel);
+        let next = s.word(Word::BAR_GENERATION).load(Ordering::Acquire).wrapping_add(1);
+        s.word(Word::BAR_RESET_GEN).store(next, Ordering::Release);
+        s.word(Word::BAR_GENERATION).store(next, Ordering::Release);
         ipc::futex_wake_all(s.word(Word::BAR_GENERATION));
         Ok(s.unlock())
     }
