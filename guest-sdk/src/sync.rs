@@ -1331,6 +1331,21 @@ impl Barrier {
     pub fn n_waiting(&self) -> u32 {
         self.object.host.value()
     }
+
+    /// Whether the barrier is broken: aborted, a wait timed out, or a party
+    /// died (Python's `broken`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let b = mpwasm_guest::Barrier::new(3)?;
+    /// b.abort()?;
+    /// assert!(b.broken());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn broken(&self) -> bool {
+        self.object.host.is_set()
+    }
 }
 
 impl Clone for Barrier {
