@@ -1,6 +1,6 @@
 """CPython multiprocessing side of mpwasm's benchmarks (see shared BENCH.md).
 
-Usage: python3 cpython_bench.py w1|w2|w2serial|w6|w7
+Usage: python3 cpython_bench.py w1|w2|w2serial|w3|w4|w6|w7|w8
 Prints one JSON object with the measured figures.
 """
 import json
@@ -95,6 +95,115 @@ def w7():
         time.sleep(0.2)
         rss, pss = memory(pool._pool[0].pid)
     return {"rss_mib": rss, "pss_mib": pss}
+
+
+# W3, W4 and W8 (messaging) time from after their processes have started, as
+# the mpwasm guest examples/bench_msg does: a first round trip or a ready
+# message comes before the clock.
+FORK = mp.get_context("fork")
+ROUND_TRIPS = 20_000
+MESSAGES, MESSAGE_BYTES = 1024, 1 << 20
+PRODUCERS, CONSUMERS, PER_PRODUCER, MAXSIZE = 4, 4, 50_000, 1000
+TOTAL = PRODUCERS * PER_PRODUCER
+
+
+def echo(ping, pong):
+    while True:
+        x = ping.get()
+        if x < 0:
+            return
+        pong.put(x)
+
+
+def w3():
+    ping, pong = FORK.Queue(), FORK.Queue()
+    p = FORK.Process(target=echo, args=(ping, pong))
+    p.start()
+    ping.put(0)
+    assert pong.get() == 0
+    t = time.perf_counter()
+    for i in range(ROUND_TRIPS):
+        ping.put(i)
+        assert pong.get() == i
+    secs = time.perf_counter() - t
+    ping.put(-1)
+    p.join()
+    return {"us_per_round_trip": secs * 1e6 / ROUND_TRIPS}
+
+
+def send_mib(writer):
+    buf = bytes([7]) * MESSAGE_BYTES
+    writer.send_bytes(b"r")
+    for _ in range(MESSAGES):
+        writer.send_bytes(buf)
+    writer.close()
+
+
+def w4():
+    reader, writer = FORK.Pipe(duplex=False)
+    p = FORK.Process(target=send_mib, args=(writer,))
+    p.start()
+    writer.close()
+    assert reader.recv_bytes() == b"r"
+    t = time.perf_counter()
+    for _ in range(MESSAGES):
+        assert len(reader.recv_bytes()) == MESSAGE_BYTES
+    secs = time.perf_counter() - t
+    p.join()
+    return {"gb_per_s": MESSAGES * MESSAGE_BYTES / secs / 1e9}
+
+
+def produce(items, reports, go, first):
+    reports.put(("ready",))
+    go.get()
+    for msg in range(first, first + PER_PRODUCER):
+        items.put(msg)
+    # A put only hands the item to this process's feeder thread: flush it
+    # before reporting, or main's sentinels could overtake the last items.
+    items.close()
+    items.join_thread()
+    reports.put(("produced",))
+
+
+def consume(items, reports):
+    seen = bytearray(TOTAL)
+    count = 0
+    reports.put(("ready",))
+    while (msg := items.get()) is not None:
+        seen[msg] = min(seen[msg] + 1, 255)
+        count += 1
+    reports.put(("consumed", count, bytes(seen)))
+
+
+def w8():
+    items, reports, go = FORK.Queue(MAXSIZE), FORK.Queue(), FORK.Queue()
+    procs = [FORK.Process(target=produce, args=(items, reports, go, i * PER_PRODUCER))
+             for i in range(PRODUCERS)]
+    procs += [FORK.Process(target=consume, args=(items, reports)) for _ in range(CONSUMERS)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        assert reports.get() == ("ready",)
+    t = time.perf_counter()
+    for _ in range(PRODUCERS):
+        go.put(None)
+    produced, consumed = 0, []
+    while len(consumed) < CONSUMERS:
+        report = reports.get()
+        if report[0] == "produced":
+            produced += 1
+            if produced == PRODUCERS:
+                for _ in range(CONSUMERS):
+                    items.put(None)
+        else:
+            consumed.append(report[1:])
+    secs = time.perf_counter() - t
+    for p in procs:
+        p.join()
+    once = (sum(c for c, _ in consumed) == TOTAL
+            and all(sum(col) == 1 for col in zip(*(s for _, s in consumed))))
+    assert once, "W8: some message was lost or received twice"
+    return {"msgs_per_s": TOTAL / secs, "exactly_once": once}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-//! Benchmarks W1, W2, W6 and W7 of `shared/BENCH.md`: each runs mpwasm and
+//! Benchmarks W1–W4 and W6–W8 of `shared/BENCH.md`: each runs mpwasm and
 //! CPython's `multiprocessing` (and, where a target is relative to it, native
 //! Rust) in the same run, and prints both and their ratio. Medians of a few
 //! repetitions; the machine is shared and noisy, so only the ratios taken
@@ -6,22 +6,25 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod messaging;
 mod reliability;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const REPS: usize = 5;
 
 fn main() {
-    // Workers are this program started again.
+    // Native references and workers are this program started again.
+    messaging::native_helper();
     mpwasm::init();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let guests = root.join("target/guests");
     let square = guests.join("pool_square.wasm");
     let primes = guests.join("primes.wasm");
-    for g in [&square, &primes] {
+    let bench_msg = guests.join("bench_msg.wasm");
+    for g in [&square, &primes, &bench_msg] {
         assert!(g.is_file(), "{} missing: run `make guests`", g.display());
         mpwasm::Cache::default_location()
             .load(g)
@@ -32,13 +35,22 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     w1(&square, &py);
     w2(&primes, &py);
+    let mpwasm = root.join("target/release/mpwasm");
+    assert!(mpwasm.is_file(), "{} missing: run `make build`", mpwasm.display());
+    let msg = messaging::Guest {
+        mpwasm: &mpwasm,
+        wasm: &bench_msg,
+    };
+    messaging::w3(&msg, &py);
+    messaging::w4(&msg, &py);
     w6(&square, &py);
     w7(&square, &py);
+    messaging::w8(&msg, &py);
     let kit = guests.join("testkit.wasm");
-    reliability::run(&kit, &root.join("target/release/mpwasm"));
+    reliability::run(&kit, &mpwasm);
 }
 
-fn cpython(py: &PathBuf, which: &str) -> serde_json::Value {
+fn cpython(py: &Path, which: &str) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(py)
         .arg(which)
@@ -64,7 +76,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
 }
 
 /// W1: `Pool(2).map(square, range(200_000))`, including pool start.
-fn w1(square: &PathBuf, py: &PathBuf) {
+fn w1(square: &PathBuf, py: &Path) {
     let ours = median(
         (0..REPS)
             .map(|_| {
@@ -136,7 +148,7 @@ fn native_primes_2_threads() -> u64 {
 }
 
 /// W2: `Pool(2).starmap(count_primes, 64 chunks of [0, 2M))`.
-fn w2(primes: &PathBuf, py: &PathBuf) {
+fn w2(primes: &PathBuf, py: &Path) {
     let ours = median(
         (0..3)
             .map(|_| {
@@ -172,7 +184,7 @@ fn w2(primes: &PathBuf, py: &PathBuf) {
 
 /// W6: a new worker process, spawn to first answer, 50 times in sequence;
 /// also with the exit and reap (Python's `start()` + `join()`).
-fn w6(square: &PathBuf, py: &PathBuf) {
+fn w6(square: &PathBuf, py: &Path) {
     let mut first = Vec::new();
     let mut whole = Vec::new();
     for _ in 0..50 {
@@ -199,7 +211,7 @@ fn proc_mib(pid: u32, file: &str, key: &str) -> Option<f64> {
 }
 
 /// W7: VmRSS and Pss of one idle pool worker.
-fn w7(square: &PathBuf, py: &PathBuf) {
+fn w7(square: &PathBuf, py: &Path) {
     let pool = mpwasm::Pool::builder(square).processes(1).build().unwrap();
     let _: Vec<i64> = pool.map("square", 0..10i64).unwrap();
     std::thread::sleep(Duration::from_millis(200));
