@@ -93,6 +93,13 @@ fn queue_hello() {
     assert_eq!(lines, ["Data from producer"]);
 }
 
+/// S5: a manager list appended to by a child, printed Python-style.
+#[test]
+fn manager_list() {
+    let (lines, _) = run_seed("manager_list");
+    assert_eq!(lines, ["['hello']"]);
+}
+
 /// S6: two processes sleep 2 s at the same time.
 #[test]
 fn two_workers() {
@@ -122,6 +129,20 @@ fn queue_produce_consume() {
         .chain((0..5).map(|i| format!("Consumed {i}")))
         .collect();
     assert_eq!(lines, expected);
+}
+
+/// S8: four processes increment one value: racing `get` + `set` loses
+/// updates (any number up to 4000), the atomic add none.
+#[test]
+fn value_counter() {
+    let (lines, _) = run_seed("value_counter");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let racy: u32 = lines[0]
+        .strip_prefix("Counter value (racy): ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("expected `Counter value (racy): N`, got {:?}", lines[0]));
+    assert!((1..=4000).contains(&racy), "{racy}");
+    assert_eq!(lines[1], "Counter value: 4000");
 }
 
 /// S9: two producers, two consumers, a bounded queue, one sentinel each.
@@ -208,6 +229,13 @@ fn parallel_squares() {
     );
 }
 
+/// S12: a raw value guarded by a lock across four processes.
+#[test]
+fn lock_counter() {
+    let (lines, _) = run_seed("lock_counter");
+    assert_eq!(lines, ["Final counter: 40000"]);
+}
+
 /// S13: map_async with worker errors handled, then a timed-out get whose
 /// task the pool's termination stops (no 10 s wait).
 #[test]
@@ -221,4 +249,12 @@ fn map_async_timeout() {
         elapsed < Duration::from_secs(6),
         "the stuck task was not stopped: {elapsed:?}"
     );
+}
+
+/// S14: two processes push onto a manager list under a lock; the parent
+/// pops it empty.
+#[test]
+fn manager_stack() {
+    let (lines, _) = run_seed("manager_stack");
+    assert_eq!(lines, ["Popped 10 items"]);
 }
