@@ -1,0 +1,52 @@
+//! Test guest for `tests/shared_state.rs`: shared values, arrays, locks,
+//! barriers and manager containers under contention and failure.
+//!
+//! `mpwasm run statekit.wasm <scenario> [ARGS…]` runs one scenario in `main`,
+//! which prints one fact per line (`name value…`, values in `{:?}` form) for
+//! the test to check; the `#[task]`s are the targets its processes run.
+//! Scenarios do not assert: a wrong value is printed, so the test shows all
+//! of them, and every blocking call that could hang on a bug has a timeout.
+
+mod bounds;
+mod counters;
+mod deaths;
+mod waits;
+
+use std::time::{Duration, Instant};
+
+use mpwasm_guest::{Error, Result};
+
+/// How long any scenario waits for something that should come at once.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Milliseconds since `t`, with a fraction.
+pub(crate) fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// The scenario's `i`th argument (after its name), or `default`.
+pub(crate) fn arg<T: std::str::FromStr>(args: &[String], i: usize, default: T) -> T {
+    args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+}
+
+#[mpwasm_guest::main]
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((scenario, rest)) = args.split_first() else {
+        return Err(Error::Other(
+            "usage: statekit.wasm <scenario> [args…]".into(),
+        ));
+    };
+    match scenario.as_str() {
+        "locked" => counters::locked(rest),
+        "atomics" => counters::atomics(rest),
+        "owner_died" => deaths::owner_died(),
+        "barrier_kill" => deaths::barrier_kill(),
+        "manager_kill" => deaths::manager_kill(),
+        "timeouts" => waits::timeouts(),
+        "wakeups" => waits::wakeups(),
+        "array_bounds" => bounds::array_bounds(),
+        "forged" => bounds::forged(),
+        other => Err(Error::Other(format!("no scenario {other:?}"))),
+    }
+}

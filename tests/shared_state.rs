@@ -1,0 +1,328 @@
+//! Shared state across processes: `Value`, `Array`, locks, barriers, events,
+//! conditions, shared memory and manager containers, under contention and
+//! when a process is killed holding them.
+//!
+//! Each test runs one scenario of the guest `tests/guests/statekit` with
+//! `mpwasm run statekit.wasm <scenario>` and checks the facts it prints
+//! (`name value…`, one a line). A run that outlives [`HANG`] is killed and
+//! the test fails: a hang is a failure, never a stuck test run. Timings the
+//! guest measures are printed (`cargo test -- --nocapture` shows them) and
+//! checked only against generous guards; benchmarks live in `bench/`.
+
+mod common;
+use common::*;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a scenario may run before it counts as hung.
+const HANG: Duration = Duration::from_secs(120);
+
+/// What a scenario printed.
+struct Facts {
+    lines: Vec<String>,
+    stderr: String,
+}
+
+impl Facts {
+    /// The rest of the line `name …`; fails the test if there is none.
+    fn get(&self, name: &str) -> &str {
+        let prefix = format!("{name} ");
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no fact {name:?} in {self}"))
+    }
+
+    /// The number a fact starts with.
+    fn number(&self, name: &str) -> f64 {
+        let value = self.get(name);
+        value
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("fact {name:?} is not a number: {value:?}"))
+    }
+}
+
+impl std::fmt::Display for Facts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "stdout:")?;
+        for line in &self.lines {
+            writeln!(f, "  {line}")?;
+        }
+        write!(f, "stderr:\n{}", self.stderr)
+    }
+}
+
+/// Runs `mpwasm run statekit.wasm <args…>`; it must exit 0 within [`HANG`].
+fn statekit(args: &[&str]) -> Facts {
+    let mut child = Command::new(mpwasm_bin())
+        .arg("run")
+        .arg(guest("statekit"))
+        .args(args)
+        .env("MPWASM_CACHE_DIR", shared_cache())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mpwasm");
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().expect("stdout")));
+    let err = collect(Box::new(child.stderr.take().expect("stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait mpwasm") {
+            break Some(status);
+        }
+        if start.elapsed() > HANG {
+            // The workers die with their parent (the death signal).
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let facts = Facts {
+        lines: out.join().unwrap().lines().map(str::to_string).collect(),
+        stderr: err.join().unwrap(),
+    };
+    match status {
+        None => panic!("statekit {args:?} hung for {HANG:?}; killed\n{facts}"),
+        Some(s) if !s.success() => panic!("statekit {args:?} exited with {s}\n{facts}"),
+        Some(_) => facts,
+    }
+}
+
+/// The milliseconds a fact reports, shown in the test's output; at most the
+/// 2 s guard (what they should be is for `bench/`, not for a test).
+fn millis(facts: &Facts, name: &str) -> f64 {
+    let ms = facts.number(name);
+    println!("{name}: {ms:.3} ms");
+    assert!(ms < 2000.0, "{name} took {ms} ms\n{facts}");
+    ms
+}
+
+/// Python's `test_value` / `test_lock` with four processes: no locked
+/// increment is lost.
+#[test]
+fn locked_increments_from_four_processes_are_exact() {
+    let facts = statekit(&["locked", "4", "100000"]);
+    assert_eq!(facts.get("final"), "400000", "{facts}");
+    assert_eq!(
+        facts.get("exitcodes"),
+        "[Some(0), Some(0), Some(0), Some(0)]"
+    );
+}
+
+/// fetch_add, fetch_sub, swap, compare_exchange and an array's fetch_add
+/// from four processes at once: every operation counted once.
+#[test]
+fn atomics_are_exact_across_processes() {
+    let facts = statekit(&["atomics", "4", "20000"]);
+    assert_eq!(
+        facts.get("exitcodes"),
+        "[Some(0), Some(0), Some(0), Some(0)]",
+        "{facts}"
+    );
+    assert_eq!(facts.get("sum"), "160000 expected 160000", "{facts}");
+    assert_eq!(facts.get("cas"), "80000 expected 80000", "{facts}");
+    assert_eq!(
+        facts.get("slots"),
+        "[10000, 10000, 10000, 10000, 10000, 10000, 10000, 10000] expected 10000 each"
+    );
+    assert_eq!(facts.get("byte"), "128 expected 128", "{facts}");
+    assert_eq!(facts.get("swap_each_once"), "true", "{facts}");
+    println!("compare_exchange retries: {}", facts.get("cas_retries"));
+    // What each returns, in one process.
+    assert_eq!(facts.get("cx_wrong"), "Err(5)");
+    assert_eq!(facts.get("cx_right"), "Ok(5)");
+    assert_eq!(facts.get("swap"), "9 now 1");
+    assert_eq!(facts.get("fetch_add"), "1 now 11");
+    assert_eq!(facts.get("fetch_sub"), "11 now -9");
+    assert_eq!(facts.get("wrapping"), "2147483647 now -2147483648");
+}
+
+/// A process SIGKILLed holding a lock: the next acquirer gets it, told that
+/// the owner died, whether it asks after the kill or was already blocked;
+/// then the lock works as before.
+#[test]
+fn a_killed_lock_holder_hands_over_the_lock_as_owner_died() {
+    let facts = statekit(&["owner_died"]);
+    assert_eq!(facts.get("ready"), "true", "{facts}");
+    assert_eq!(facts.get("busy"), "Some(Timeout)", "{facts}");
+    assert_eq!(facts.get("owner_died"), "true", "{facts}");
+    millis(&facts, "kill_to_acquire_ms");
+    assert_eq!(facts.get("holder_exitcode"), "Some(-9)", "{facts}");
+    assert_eq!(facts.get("reacquire_owner_died"), "Ok(false)", "{facts}");
+    assert_eq!(facts.get("blocked_waiter"), "owner_died=true", "{facts}");
+    millis(&facts, "blocked_kill_to_acquire_ms");
+    assert_eq!(
+        facts.get("blocked_exitcodes"),
+        "Some(-9) Some(0)",
+        "{facts}"
+    );
+}
+
+/// Python's `test_barrier` family: a party killed while waiting breaks the
+/// barrier for the others (no hang), and `reset` mends it.
+#[test]
+fn a_barrier_breaks_when_a_party_is_killed() {
+    let facts = statekit(&["barrier_kill"]);
+    assert_eq!(facts.get("n_waiting"), "2", "{facts}");
+    assert_eq!(facts.get("survivor"), "Err(Broken)", "{facts}");
+    millis(&facts, "kill_to_broken_ms");
+    assert_eq!(facts.get("broken"), "true", "{facts}");
+    let (late, ms) = timed(&facts, "late_wait");
+    assert_eq!(late, "Err(Broken)", "{facts}");
+    assert!(ms < 2000.0, "a later wait fails at once, not after {ms} ms");
+    assert_eq!(facts.get("exitcodes"), "Some(0) Some(-9)", "{facts}");
+    assert_eq!(facts.get("reset_broken"), "false", "{facts}");
+    assert_eq!(
+        facts.get("after_reset"),
+        r#"["Ok(0)", "Ok(1)", "Ok(2)"]"#,
+        "{facts}"
+    );
+}
+
+/// Result and milliseconds of a `timed` fact (`name result ms`).
+fn timed(facts: &Facts, name: &str) -> (String, f64) {
+    let value = facts.get(name);
+    let (result, ms) = value.rsplit_once(' ').expect(value);
+    let ms: f64 = ms.parse().unwrap_or_else(|_| panic!("{name}: {value:?}"));
+    println!("{name}: {result} after {ms:.1} ms");
+    (result.to_string(), ms)
+}
+
+/// Python's `test_event` / `test_waitfor_timeout` / `test_timeout`: waits
+/// nobody ends give up after their timeout (200 ms), not before, and not
+/// long after.
+#[test]
+fn timed_waits_give_up_after_their_timeout() {
+    let facts = statekit(&["timeouts"]);
+    for (name, expected) in [
+        ("event", "false"),
+        ("condition", "Ok(false)"),
+        ("condition_wait_for", "Ok(false)"),
+        ("semaphore", "Err(Timeout)"),
+        ("lock", "Err(Timeout)"),
+        ("barrier", "Err(Broken)"),
+    ] {
+        let (result, ms) = timed(&facts, name);
+        assert_eq!(result, expected, "{name}\n{facts}");
+        assert!((199.0..2000.0).contains(&ms), "{name}: {ms} ms\n{facts}");
+    }
+    assert_eq!(facts.get("holder_exitcode"), "Some(0)", "{facts}");
+    // The timed-out wait broke the barrier: the next wait fails at once.
+    assert_eq!(facts.get("barrier_broken"), "true", "{facts}");
+    let (result, ms) = timed(&facts, "barrier_after");
+    assert_eq!(result, "Err(Broken)", "{facts}");
+    assert!(
+        ms < 2000.0,
+        "a broken barrier fails at once, not after {ms} ms"
+    );
+}
+
+/// The same waits return true (or succeed) when another process wakes them.
+#[test]
+fn waits_woken_by_another_process_succeed() {
+    let facts = statekit(&["wakeups"]);
+    for (name, expected) in [
+        ("event", "true"),
+        ("condition", "Ok(true)"),
+        ("semaphore", "Ok(())"),
+    ] {
+        let (result, ms) = timed(&facts, name);
+        assert_eq!(result, expected, "{name}\n{facts}");
+        assert!(ms < 2000.0, "{name}: {ms} ms\n{facts}");
+    }
+    let (barrier, _) = timed(&facts, "barrier");
+    assert!(["Ok(0)", "Ok(1)"].contains(&barrier.as_str()), "{facts}");
+    assert_eq!(facts.get("waker_exitcode"), "Some(0)", "{facts}");
+}
+
+/// An index past an array is an error the guest gets back, from main or a
+/// child; the host carries on and the run exits 0.
+#[test]
+fn out_of_bounds_array_indices_are_guest_errors() {
+    let facts = statekit(&["array_bounds"]);
+    for name in [
+        "get",
+        "get_max",
+        "set",
+        "read",
+        "write",
+        "write_max",
+        "fetch_add",
+        "child_get",
+        "child_set",
+        "shm_read",
+        "shm_read_max",
+        "shm_write",
+    ] {
+        assert!(facts.get(name).starts_with("Err("), "{name}\n{facts}");
+    }
+    assert_eq!(
+        facts.get("get"),
+        "Err(IndexOutOfRange { index: 10, len: 10 })"
+    );
+    // Python's a[6:5]: empty, not an error.
+    assert_eq!(facts.get("read_reversed"), "Ok([])", "{facts}");
+    assert_eq!(facts.get("child_exitcode"), "Some(0)", "{facts}");
+    assert_eq!(facts.get("in_range"), "Ok(7) Ok([1, 2, 0])", "{facts}");
+    assert_eq!(facts.get("shm_in_range"), "Ok([1, 2])", "{facts}");
+}
+
+/// A process holds a region only through a handle the host gave it: a
+/// forged token, another kind's token or a name never created gets nothing.
+#[test]
+fn a_region_without_a_handle_is_out_of_reach() {
+    let facts = statekit(&["forged"]);
+    for name in [
+        "forged 0",
+        "forged 1",
+        "forged 12345",
+        "forged 18446744073709551615",
+    ] {
+        let value = facts.get(name);
+        assert!(value.starts_with("Err("), "{name}: {value}\n{facts}");
+        assert!(
+            value.contains("not valid in this process"),
+            "{name} is refused as an invalid handle: {value}"
+        );
+    }
+    assert_eq!(facts.get("real_token"), "Ok(41)", "{facts}");
+    for name in ["real_near", "real_longer", "lock_token"] {
+        assert!(facts.get(name).starts_with("Err("), "{name}\n{facts}");
+    }
+    assert_eq!(facts.get("forged_args_exitcode"), "Some(1)", "{facts}");
+    assert_eq!(facts.get("real_after"), "42", "{facts}");
+    assert!(facts.get("attach_unknown").starts_with("Err("), "{facts}");
+    assert_eq!(facts.get("attach_named"), "Ok([104, 105])", "{facts}");
+    assert!(facts.get("attach_unlinked").starts_with("Err("), "{facts}");
+}
+
+/// Python's managers keep their containers in the manager process: a user
+/// killed mid-update takes nothing with it.
+#[test]
+fn a_manager_dict_outlives_a_killed_user() {
+    let facts = statekit(&["manager_kill"]);
+    assert_eq!(facts.get("filler_exitcode"), "Some(-9)", "{facts}");
+    assert_eq!(facts.get("enough"), "true", "{facts}");
+    assert_eq!(facts.get("consistent"), "true", "{facts}");
+    assert_eq!(facts.get("len_matches"), "true", "{facts}");
+    assert_eq!(
+        facts.get("main_entry"),
+        r#"Ok(Some("from main"))"#,
+        "{facts}"
+    );
+    assert_eq!(facts.get("after"), r#"Ok(Some("changed"))"#, "{facts}");
+}
