@@ -29,7 +29,7 @@ demo: guests build
 test: guests
 	$(CARGO) test --release --workspace
 
-## Benchmarks W1–W4, W6–W8: mpwasm and CPython side by side.
+## Benchmarks W1–W8: mpwasm and CPython side by side.
 bench: guests build
 	$(CARGO) run --release -p mpwasm-bench
 

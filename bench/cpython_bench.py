@@ -1,6 +1,6 @@
 """CPython multiprocessing side of mpwasm's benchmarks (see shared BENCH.md).
 
-Usage: python3 cpython_bench.py w1|w2|w2serial|w3|w4|w6|w7|w8
+Usage: python3 cpython_bench.py w1|w2|w2serial|w3|w4|w5|w5racy|w6|w7|w8
 Prints one JSON object with the measured figures.
 """
 import json
@@ -204,6 +204,50 @@ def w8():
             and all(sum(col) == 1 for col in zip(*(s for _, s in consumed))))
     assert once, "W8: some message was lost or received twice"
     return {"msgs_per_s": TOTAL / secs, "exactly_once": once}
+
+
+# W5 (locked counter): two processes each add one to Value('i', 0) 100_000
+# times, timed from a barrier all three processes pass once the workers have
+# started to one they pass when both are done, as examples/bench_state does.
+W5_PROCESSES, W5_INCREMENTS = 2, 100_000
+
+
+def w5_add(counter, locked, start, finish):
+    start.wait()
+    if locked:
+        for _ in range(W5_INCREMENTS):
+            with counter.get_lock():
+                counter.value += 1
+    else:
+        for _ in range(W5_INCREMENTS):
+            counter.value += 1
+    finish.wait()
+
+
+def w5_run(locked):
+    counter = FORK.Value("i", 0)
+    start, finish = FORK.Barrier(W5_PROCESSES + 1), FORK.Barrier(W5_PROCESSES + 1)
+    procs = [FORK.Process(target=w5_add, args=(counter, locked, start, finish))
+             for _ in range(W5_PROCESSES)]
+    for p in procs:
+        p.start()
+    start.wait()
+    t = time.perf_counter()
+    finish.wait()
+    secs = time.perf_counter() - t
+    for p in procs:
+        p.join()
+    return {"ops_per_s": W5_PROCESSES * W5_INCREMENTS / secs, "final": counter.value}
+
+
+def w5():
+    out = w5_run(locked=True)
+    assert out["final"] == W5_PROCESSES * W5_INCREMENTS, out
+    return out
+
+
+def w5racy():
+    return w5_run(locked=False)
 
 
 if __name__ == "__main__":

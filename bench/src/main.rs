@@ -1,4 +1,4 @@
-//! Benchmarks W1–W4 and W6–W8 of `shared/BENCH.md`: each runs mpwasm and
+//! Benchmarks W1–W8 of `shared/BENCH.md`: each runs mpwasm and
 //! CPython's `multiprocessing` (and, where a target is relative to it, native
 //! Rust) in the same run, and prints both and their ratio. Medians of a few
 //! repetitions; the machine is shared and noisy, so only the ratios taken
@@ -8,6 +8,7 @@
 
 mod messaging;
 mod reliability;
+mod shared_state;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +25,8 @@ fn main() {
     let square = guests.join("pool_square.wasm");
     let primes = guests.join("primes.wasm");
     let bench_msg = guests.join("bench_msg.wasm");
-    for g in [&square, &primes, &bench_msg] {
+    let bench_state = guests.join("bench_state.wasm");
+    for g in [&square, &primes, &bench_msg, &bench_state] {
         assert!(g.is_file(), "{} missing: run `make guests`", g.display());
         mpwasm::Cache::default_location()
             .load(g)
@@ -43,6 +45,7 @@ fn main() {
     };
     messaging::w3(&msg, &py);
     messaging::w4(&msg, &py);
+    shared_state::w5(&mpwasm, &bench_state, &py);
     w6(&square, &py);
     w7(&square, &py);
     messaging::w8(&msg, &py);
