@@ -33,24 +33,45 @@ fn main() {
             .expect("compile guest");
     }
     let py = root.join("bench/cpython_bench.py");
+    // `mpwasm-bench w3 w8` runs only those; no arguments runs everything.
+    let only: Vec<String> = std::env::args().skip(1).map(|a| a.to_lowercase()).collect();
+    let wanted = |id: &str| only.is_empty() || only.iter().any(|a| a == id);
     println!("| id | workload | mpwasm | CPython | ratio | native | target |");
     println!("|---|---|---|---|---|---|---|");
-    w1(&square, &py);
-    w2(&primes, &py);
     let mpwasm = root.join("target/release/mpwasm");
     assert!(mpwasm.is_file(), "{} missing: run `make build`", mpwasm.display());
     let msg = messaging::Guest {
         mpwasm: &mpwasm,
         wasm: &bench_msg,
     };
-    messaging::w3(&msg, &py);
-    messaging::w4(&msg, &py);
-    shared_state::w5(&mpwasm, &bench_state, &py);
-    w6(&square, &py);
-    w7(&square, &py);
-    messaging::w8(&msg, &py);
-    let kit = guests.join("testkit.wasm");
-    reliability::run(&kit, &mpwasm);
+    if wanted("w1") {
+        w1(&square, &py);
+    }
+    if wanted("w2") {
+        w2(&primes, &py);
+    }
+    if wanted("w3") {
+        messaging::w3(&msg, &py);
+    }
+    if wanted("w4") {
+        messaging::w4(&msg, &py);
+    }
+    if wanted("w5") {
+        shared_state::w5(&mpwasm, &bench_state, &py);
+    }
+    if wanted("w6") {
+        w6(&square, &py);
+    }
+    if wanted("w7") {
+        w7(&square, &py);
+    }
+    if wanted("w8") {
+        messaging::w8(&msg, &py);
+    }
+    if wanted("reliability") {
+        let kit = guests.join("testkit.wasm");
+        reliability::run(&kit, &mpwasm);
+    }
 }
 
 fn cpython(py: &Path, which: &str) -> serde_json::Value {

@@ -17,7 +17,7 @@ use serde_bytes::ByteBuf;
 use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
-use crate::bindings::{manager, types};
+use crate::bindings::manager;
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::MAX_MANAGER_BYTES;
 use crate::wire::{Call, CallError, Container, ManagerOp, Reply};
@@ -109,7 +109,7 @@ impl WorkerState {
     fn proxy_reply(&mut self, call: Call) -> HostResult<Resource<ProxyHandle>> {
         Ok(match self.upcall(call, &[])? {
             Ok((Reply::Proxy { id, .. }, _)) => Ok(self.table.push(ProxyHandle(id))?),
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

@@ -51,6 +51,26 @@ impl WorkerState {
     }
 }
 
+impl WorkerState {
+    /// A token redeemed as the wrong kind of handle (a queue's token given
+    /// to `Lock`'s adopt): the broker recorded this process as a holder, so
+    /// let go of it again, and tell the guest the handle is invalid.
+    pub(crate) fn refuse(&self, reply: Reply) -> wasmtime::Result<types::Error> {
+        let id = match reply {
+            Reply::Process(d) => Some(d.id),
+            Reply::Queue { id, .. }
+            | Reply::Region { id, .. }
+            | Reply::Sync { id, .. }
+            | Reply::Proxy { id, .. } => Some(id),
+            _ => None,
+        };
+        if let Some(id) = id {
+            self.upcall(Call::Release { id }, &[])?.ok();
+        }
+        Ok(types::Error::InvalidHandle)
+    }
+}
+
 /// A reply the protocol does not allow for the call made: the parent is
 /// broken, and the instance traps.
 pub(crate) fn unexpected(reply: Reply) -> wasmtime::Error {

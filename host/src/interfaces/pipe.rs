@@ -216,7 +216,7 @@ impl pipe::Host for WorkerState {
                 let fd = fds.pop().expect("one");
                 Ok(self.table.push(ConnectionHandle::new(fd, readable, writable))?)
             }
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

@@ -239,7 +239,7 @@ impl process::Host for WorkerState {
     fn adopt(&mut self, cap: u64) -> HostResult<Resource<ProcessHandle>> {
         Ok(match self.upcall(Call::Adopt { token: cap }, &[])? {
             Ok((Reply::Process(desc), _)) => Ok(self.table.push(ProcessHandle::from_desc(desc))?),
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

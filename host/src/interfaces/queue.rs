@@ -80,6 +80,8 @@ pub struct QueueHandle {
     maxsize: u32,
     joinable: bool,
     closed: bool,
+    /// Where datagrams are received (allocated at the first `get`).
+    scratch: Vec<u8>,
 }
 
 impl QueueHandle {
@@ -99,6 +101,7 @@ impl QueueHandle {
             maxsize,
             joinable,
             closed: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -152,11 +155,17 @@ impl QueueHandle {
     }
 
     /// Receives one datagram, waiting until the deadline.
-    fn receive(&self, deadline: Deadline, max: u64) -> Result<Vec<u8>, types::Error> {
-        let mut buf = vec![0u8; QUEUE_INLINE_MAX + 1];
+    fn receive(&mut self, deadline: Deadline, max: u64) -> Result<Vec<u8>, types::Error> {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
+        }
         let mut fds = Vec::new();
+        // Without a deadline, block in the receive itself: the kernel then
+        // wakes one waiting consumer per datagram, where `poll` would wake
+        // them all.
+        let block = deadline.remaining().is_none();
         let got = loop {
-            match ipc::recv(self.recv.as_fd(), &mut buf, &mut fds, false) {
+            match ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, block) {
                 Ok(got) => break got,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if deadline.passed() {
@@ -173,12 +182,8 @@ impl QueueHandle {
         if got.truncated || got.len == 0 {
             return Err(malformed());
         }
-        match (buf[0], fds.len()) {
-            (INLINE, 0) => {
-                buf.truncate(got.len);
-                buf.remove(0);
-                Ok(buf)
-            }
+        match (self.scratch[0], fds.len()) {
+            (INLINE, 0) => Ok(self.scratch[1..got.len].to_vec()),
             (IN_MEMFD, 1) => ipc::memfd_read(fds.pop().expect("one"), max).map_err(|e| {
                 if e.kind() == io::ErrorKind::InvalidData {
                     types::Error::Limit(e.to_string())
@@ -265,10 +270,11 @@ impl queue::HostQueue for WorkerState {
 
     fn get(&mut self, handle: Resource<QueueHandle>, timeout_ms: Option<u64>) -> HostResult<Vec<u8>> {
         let max = self.max_message;
-        Ok(match self.queue(&handle)? {
-            Ok(q) => q.receive(Deadline::after_ms(timeout_ms), max),
-            Err(e) => Err(e),
-        })
+        let q = self.table.get_mut(&handle)?;
+        if q.closed {
+            return Ok(Err(types::Error::Closed));
+        }
+        Ok(q.receive(Deadline::after_ms(timeout_ms), max))
     }
 
     fn qsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
@@ -350,7 +356,7 @@ impl queue::Host for WorkerState {
     fn adopt(&mut self, cap: u64) -> HostResult<Resource<QueueHandle>> {
         Ok(match self.upcall(Call::Adopt { token: cap }, &[])? {
             Ok((reply @ Reply::Queue { .. }, fds)) => Ok(self.table.push(QueueHandle::from_reply(reply, fds)?)?),
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

@@ -220,7 +220,7 @@ impl WorkerState {
     fn region_reply(&mut self, call: Call) -> HostResult<Resource<RegionHandle>> {
         Ok(match self.upcall(call, &[])? {
             Ok((reply @ Reply::Region { .. }, fds)) => Ok(self.table.push(RegionHandle::from_reply(reply, fds)?)?),
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

@@ -410,7 +410,7 @@ impl WorkerState {
     fn sync_reply(&mut self, call: Call) -> HostResult<Resource<SyncHandle>> {
         Ok(match self.upcall(call, &[])? {
             Ok((reply @ Reply::Sync { .. }, fds)) => Ok(self.table.push(SyncHandle::from_reply(reply, fds)?)?),
-            Ok(_) => Err(types::Error::InvalidHandle),
+            Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
     }

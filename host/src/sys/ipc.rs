@@ -35,9 +35,16 @@ pub(crate) fn socketpair(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
     };
     let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, ty, SocketFlags::CLOEXEC, None)?;
     for fd in [&a, &b] {
-        // Best effort: the kernel clamps to its maximum.
-        let _ = rustix::net::sockopt::set_socket_send_buffer_size(fd, SOCKET_BUFFER);
-        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(fd, SOCKET_BUFFER);
+        // Past the system's maximum where allowed (CAP_NET_ADMIN), else up
+        // to it: a queue's socket should hold many items before a put has
+        // to wait or spill.
+        use rustix::net::sockopt;
+        if sockopt::set_socket_send_buffer_size_force(fd, SOCKET_BUFFER).is_err() {
+            let _ = sockopt::set_socket_send_buffer_size(fd, SOCKET_BUFFER);
+        }
+        if sockopt::set_socket_recv_buffer_size_force(fd, SOCKET_BUFFER).is_err() {
+            let _ = sockopt::set_socket_recv_buffer_size(fd, SOCKET_BUFFER);
+        }
     }
     Ok((a, b))
 }
