@@ -195,9 +195,10 @@ impl PoolBuilder {
         self
     }
 
-    /// Largest queue item, pipe message or process argument a guest may
-    /// send, in bytes (`--max-message`); larger ones fail with a `limit`
-    /// error in the guest. Default
+    /// Largest task input, queue item, pipe message or process argument,
+    /// in bytes (`--max-message`): a larger task input ends its job with
+    /// [`Error::Encode`]; a larger message fails with a `limit` error in the
+    /// guest. Default
     /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
     pub fn max_message(mut self, bytes: u64) -> Self {
         self.sandbox.max_message = Some(bytes);

@@ -99,6 +99,14 @@ impl Inner {
         Stream::new(self.clone(), task, codec, inputs, chunking, ordered)
     }
 
+    /// The largest input or message the pool accepts.
+    fn max_message(&self) -> u64 {
+        self.shared
+            .sandbox
+            .max_message
+            .unwrap_or(crate::limits::MAX_MESSAGE_BYTES)
+    }
+
     fn chunking_for(&self, len: Option<usize>) -> Chunking {
         match (self.chunksize, len) {
             (Some(n), _) => Chunking::Fixed(n),

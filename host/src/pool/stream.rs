@@ -189,7 +189,10 @@ impl<S: Source> Stream<S> {
             let mut inputs = Batch::new();
             while inputs.len() < want && inputs.byte_len() < MAX_CHUNK_BYTES {
                 match self.inputs.next_into(&mut inputs) {
-                    Some(pushed) => pushed?,
+                    Some(pushed) => {
+                        pushed?;
+                        self.check_size(&inputs)?;
+                    }
                     None => {
                         self.exhausted = true;
                         break;
@@ -209,6 +212,20 @@ impl<S: Source> Stream<S> {
                 reply: self.reply_tx.clone(),
             }))?;
             self.in_flight += 1;
+        }
+        Ok(())
+    }
+
+    /// Refuses an input larger than the pool's message limit
+    /// (`PoolBuilder::max_message`, `--max-message`).
+    fn check_size(&self, inputs: &Batch) -> Result<(), Error> {
+        let max = self.inner.max_message();
+        let len = inputs.get(inputs.len() - 1).len() as u64;
+        if len > max {
+            return Err(Error::Encode(format!(
+                "input {} is {len} bytes, over the message limit of {max}",
+                self.next_index + inputs.len() as u64 - 1
+            )));
         }
         Ok(())
     }
