@@ -251,3 +251,17 @@ fn help_reads_at_every_level() {
     let out = run_mpwasm(&["pool", "--help"], "");
     assert!(stdout(&out).contains("--unordered") && stdout(&out).contains("exit status 1"));
 }
+
+#[test]
+fn an_input_over_max_message_is_refused_in_one_line() {
+    let square = guest("pool_square");
+    let long = format!("\"{}\"\n", "a".repeat(100));
+    let out = run_mpwasm(
+        &["pool", square.to_str().unwrap(), "-t", "square", "--max-message", "20B"],
+        &long,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("input 0 is 102 bytes, over the message limit of 20"), "{err}");
+}
