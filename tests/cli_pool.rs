@@ -257,11 +257,21 @@ fn an_input_over_max_message_is_refused_in_one_line() {
     let square = guest("pool_square");
     let long = format!("\"{}\"\n", "a".repeat(100));
     let out = run_mpwasm(
-        &["pool", square.to_str().unwrap(), "-t", "square", "--max-message", "20B"],
+        &[
+            "pool",
+            square.to_str().unwrap(),
+            "-t",
+            "square",
+            "--max-message",
+            "20B",
+        ],
         &long,
     );
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("input 0 is 102 bytes, over the message limit of 20"), "{err}");
+    assert!(
+        err.contains("input 0 is 102 bytes, over the message limit of 20"),
+        "{err}"
+    );
 }

@@ -160,8 +160,14 @@ fn hostile_frames_end_only_that_worker() {
         ("1 GiB length prefix", "bytes([0, 0, 0, 64, 0])"),
         ("garbage body", "bytes([8, 0, 0, 0, 0]) + b'\\xff' * 8"),
         ("wrong number of results", "bytes([3, 0, 0, 0, 0, 2, 0, 0])"),
-        ("descriptors claimed but never sent", "bytes([1, 0, 0, 0, 3, 2])"),
-        ("more descriptors than a frame may carry", "bytes([1, 0, 0, 0, 200, 2])"),
+        (
+            "descriptors claimed but never sent",
+            "bytes([1, 0, 0, 0, 3, 2])",
+        ),
+        (
+            "more descriptors than a frame may carry",
+            "bytes([1, 0, 0, 0, 200, 2])",
+        ),
     ] {
         let worker = hostile_worker(dir.path(), reply);
         let pool = mpwasm::Pool::builder(guest("pool_square"))

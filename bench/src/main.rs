@@ -39,7 +39,11 @@ fn main() {
     println!("| id | workload | mpwasm | CPython | ratio | native | target |");
     println!("|---|---|---|---|---|---|---|");
     let mpwasm = root.join("target/release/mpwasm");
-    assert!(mpwasm.is_file(), "{} missing: run `make build`", mpwasm.display());
+    assert!(
+        mpwasm.is_file(),
+        "{} missing: run `make build`",
+        mpwasm.display()
+    );
     let msg = messaging::Guest {
         mpwasm: &mpwasm,
         wasm: &bench_msg,

@@ -18,7 +18,12 @@ fn is_prime(n: u64) -> bool {
 
 fn is_prime_by<T>(n: T) -> bool
 where
-    T: Copy + PartialOrd + From<u8> + std::ops::Rem<Output = T> + std::ops::Mul<Output = T> + std::ops::AddAssign,
+    T: Copy
+        + PartialOrd
+        + From<u8>
+        + std::ops::Rem<Output = T>
+        + std::ops::Mul<Output = T>
+        + std::ops::AddAssign,
 {
     let (zero, two) = (T::from(0), T::from(2));
     if n < two {
@@ -36,7 +41,6 @@ where
     }
     true
 }
-
 
 /// Number of primes `p` with `lo <= p < hi`.
 #[mpwasm_guest::task]

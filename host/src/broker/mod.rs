@@ -145,7 +145,11 @@ impl Broker {
         if !state.held.get(&caller).is_some_and(|h| h.contains_key(&id)) {
             return Err(CallError::InvalidHandle);
         }
-        state.objects.get(&id).cloned().ok_or(CallError::InvalidHandle)
+        state
+            .objects
+            .get(&id)
+            .cloned()
+            .ok_or(CallError::InvalidHandle)
     }
 
     /// The process entry of a caller (every caller has one).
@@ -241,7 +245,11 @@ impl Broker {
         state
             .held
             .get(&caller)
-            .map(|ids| ids.keys().filter_map(|id| state.objects.get(id).cloned()).collect())
+            .map(|ids| {
+                ids.keys()
+                    .filter_map(|id| state.objects.get(id).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -301,7 +309,9 @@ impl Broker {
                 pipe::share(self, fds, readable, writable)
             }
             Call::Adopt { token } => self.adopt(caller, token),
-            Call::QueueCreate { maxsize, joinable } => queue::create(self, caller, maxsize, joinable),
+            Call::QueueCreate { maxsize, joinable } => {
+                queue::create(self, caller, maxsize, joinable)
+            }
             Call::QueueSpill {
                 id,
                 datagram,

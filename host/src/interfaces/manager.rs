@@ -32,7 +32,9 @@ pub struct ProxyHandle(u64);
 impl WorkerState {
     fn manager(&mut self, handle: &Resource<ProxyHandle>, op: ManagerOp) -> HostResult<Reply> {
         let id = self.table.get(handle)?.0;
-        Ok(self.upcall(Call::Manager { id, op }, &[])?.map(|(reply, _)| reply))
+        Ok(self
+            .upcall(Call::Manager { id, op }, &[])?
+            .map(|(reply, _)| reply))
     }
 }
 
@@ -246,8 +248,9 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
                 Some(k) => decode_index(&k)?,
                 None => -1,
             };
-            let i = position(index, l.len(), false)
-                .ok_or_else(|| CallError::Other("pop from empty list or index out of range".into()))?;
+            let i = position(index, l.len(), false).ok_or_else(|| {
+                CallError::Other("pop from empty list or index out of range".into())
+            })?;
             let v = l.remove(i);
             *bytes -= v.len();
             Reply::Value(Some(v))

@@ -76,7 +76,10 @@ fn pipe_error(e: io::Error) -> types::Error {
 }
 
 impl WorkerState {
-    fn connection(&mut self, handle: &Resource<ConnectionHandle>) -> wasmtime::Result<&mut ConnectionHandle> {
+    fn connection(
+        &mut self,
+        handle: &Resource<ConnectionHandle>,
+    ) -> wasmtime::Result<&mut ConnectionHandle> {
         Ok(self.table.get_mut(handle)?)
     }
 }
@@ -114,7 +117,11 @@ impl pipe::HostConnection for WorkerState {
         Ok(Ok(()))
     }
 
-    fn recv(&mut self, handle: Resource<ConnectionHandle>, max_len: Option<u64>) -> HostResult<Vec<u8>> {
+    fn recv(
+        &mut self,
+        handle: Resource<ConnectionHandle>,
+        max_len: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
         let limit = max_len.map_or(self.max_message, |m| m.min(self.max_message));
         let c = self.connection(&handle)?;
         let Some(fd) = &c.fd else {
@@ -146,14 +153,20 @@ impl pipe::HostConnection for WorkerState {
         })
     }
 
-    fn poll(&mut self, handle: Resource<ConnectionHandle>, timeout_ms: Option<u64>) -> HostResult<bool> {
+    fn poll(
+        &mut self,
+        handle: Resource<ConnectionHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<bool> {
         let c = self.connection(&handle)?;
         let Some(fd) = &c.fd else {
             return Ok(Err(types::Error::Closed));
         };
-        Ok(ipc::poll_readable(&[fd.as_fd()], Deadline::after_ms(timeout_ms))
-            .map(|ready| ready[0])
-            .map_err(io_error))
+        Ok(
+            ipc::poll_readable(&[fd.as_fd()], Deadline::after_ms(timeout_ms))
+                .map(|ready| ready[0])
+                .map_err(io_error),
+        )
     }
 
     fn readable(&mut self, handle: Resource<ConnectionHandle>) -> wasmtime::Result<bool> {
@@ -199,13 +212,19 @@ impl pipe::Host for WorkerState {
             Err(e) => return Ok(Err(io_error(e))),
         };
         let (first, second) = if duplex {
-            (ConnectionHandle::new(a, true, true), ConnectionHandle::new(b, true, true))
+            (
+                ConnectionHandle::new(a, true, true),
+                ConnectionHandle::new(b, true, true),
+            )
         } else {
             // Python's Pipe(False): the first end only receives, the second
             // only sends.
             let _ = rustix::net::shutdown(&a, rustix::net::Shutdown::Write);
             let _ = rustix::net::shutdown(&b, rustix::net::Shutdown::Read);
-            (ConnectionHandle::new(a, true, false), ConnectionHandle::new(b, false, true))
+            (
+                ConnectionHandle::new(a, true, false),
+                ConnectionHandle::new(b, false, true),
+            )
         };
         Ok(Ok((self.table.push(first)?, self.table.push(second)?)))
     }
@@ -214,7 +233,9 @@ impl pipe::Host for WorkerState {
         Ok(match self.upcall(Call::Adopt { token: cap }, &[])? {
             Ok((Reply::Connection { readable, writable }, mut fds)) if fds.len() == 1 => {
                 let fd = fds.pop().expect("one");
-                Ok(self.table.push(ConnectionHandle::new(fd, readable, writable))?)
+                Ok(self
+                    .table
+                    .push(ConnectionHandle::new(fd, readable, writable))?)
             }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
@@ -258,13 +279,20 @@ impl pipe::Host for WorkerState {
         let watched: Vec<BorrowedFd<'_>> = pidfds.iter().flatten().map(|f| f.as_fd()).collect();
         let mut all = fds.clone();
         all.extend(watched);
-        let deadline = if ended.is_empty() { deadline } else { Deadline::after(Some(Default::default())) };
+        let deadline = if ended.is_empty() {
+            deadline
+        } else {
+            Deadline::after(Some(Default::default()))
+        };
         let ready = match ipc::poll_readable(&all, deadline) {
             Ok(r) => r,
             Err(e) => return Ok(Err(io_error(e))),
         };
         // Map poll positions back to object positions.
-        let mut out: Vec<u32> = (0..fds.len()).filter(|&i| ready[i]).map(|i| i as u32).collect();
+        let mut out: Vec<u32> = (0..fds.len())
+            .filter(|&i| ready[i])
+            .map(|i| i as u32)
+            .collect();
         let mut polled = fds.len();
         for (i, fd) in pidfds.iter().enumerate() {
             let position = (fds.len() + i) as u32;
@@ -294,11 +322,22 @@ pub(crate) struct End {
 }
 
 /// `Call::ShareConnection`: keeps the attached end under a new token.
-pub(crate) fn share(broker: &Broker, mut fds: Vec<OwnedFd>, readable: bool, writable: bool) -> Answer {
+pub(crate) fn share(
+    broker: &Broker,
+    mut fds: Vec<OwnedFd>,
+    readable: bool,
+    writable: bool,
+) -> Answer {
     let (Some(fd), true) = (fds.pop(), fds.is_empty()) else {
-        return Err(CallError::Other("share a connection with exactly one descriptor".into()));
+        return Err(CallError::Other(
+            "share a connection with exactly one descriptor".into(),
+        ));
     };
-    let token = broker.share_connection(End { fd, readable, writable });
+    let token = broker.share_connection(End {
+        fd,
+        readable,
+        writable,
+    });
     Ok((Reply::Token(token), Vec::new()))
 }
 

@@ -87,7 +87,10 @@ impl WorkerState {
 }
 
 impl pool::HostJob for WorkerState {
-    #[allow(clippy::type_complexity, reason = "the WIT signature, as bindgen spells it")]
+    #[allow(
+        clippy::type_complexity,
+        reason = "the WIT signature, as bindgen spells it"
+    )]
     fn next(
         &mut self,
         handle: Resource<JobHandle>,
@@ -141,7 +144,11 @@ pub(crate) struct Job {
 const MAX_POOL_PROCESSES: u32 = 256;
 
 /// `Call::PoolCreate`.
-pub(crate) fn create(broker: &std::sync::Arc<Broker>, caller: u64, processes: Option<u32>) -> Answer {
+pub(crate) fn create(
+    broker: &std::sync::Arc<Broker>,
+    caller: u64,
+    processes: Option<u32>,
+) -> Answer {
     let n = match processes {
         Some(0) => return Err(CallError::Other("processes must be at least 1".into())),
         Some(n) if n > MAX_POOL_PROCESSES => {
@@ -153,7 +160,10 @@ pub(crate) fn create(broker: &std::sync::Arc<Broker>, caller: u64, processes: Op
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let pool = Pool::for_broker(broker.clone(), n).map_err(|e| CallError::Other(e.to_string()))?;
-    let id = broker.register(Object::Pool(std::sync::Arc::new(Entry { pool })), Some(caller));
+    let id = broker.register(
+        Object::Pool(std::sync::Arc::new(Entry { pool })),
+        Some(caller),
+    );
     Ok((Reply::Object(id), Vec::new()))
 }
 
@@ -171,7 +181,8 @@ pub(crate) fn submit(
     let Object::Pool(entry) = broker.get(caller, pool)? else {
         return Err(CallError::InvalidHandle);
     };
-    let inputs = Batch::parse(inputs).map_err(|e| CallError::Other(format!("malformed inputs: {e}")))?;
+    let inputs =
+        Batch::parse(inputs).map_err(|e| CallError::Other(format!("malformed inputs: {e}")))?;
     let inputs: Vec<Vec<u8>> = (0..inputs.len()).map(|i| inputs.get(i).to_vec()).collect();
     let chunksize = chunksize.map(|c| (c as usize).max(1));
     let stream = entry.pool.submit_raw(&task, inputs, ordered, chunksize);
@@ -181,7 +192,9 @@ pub(crate) fn submit(
         .spawn(move || {
             for item in stream {
                 let item = match item {
-                    Ok((index, payload)) => Ok((index, Ok(serde_bytes::ByteBuf::from(payload.to_vec())))),
+                    Ok((index, payload)) => {
+                        Ok((index, Ok(serde_bytes::ByteBuf::from(payload.to_vec()))))
+                    }
                     Err(Error::Task(e)) => Ok((e.index, Err((e.kind.to_string(), e.message)))),
                     Err(e) => Err(CallError::Other(e.to_string())),
                 };
@@ -192,7 +205,10 @@ pub(crate) fn submit(
             }
         })
         .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
-    let id = broker.register(Object::Job(std::sync::Arc::new(Job { results: rx })), Some(caller));
+    let id = broker.register(
+        Object::Job(std::sync::Arc::new(Job { results: rx })),
+        Some(caller),
+    );
     Ok((Reply::Object(id), Vec::new()))
 }
 
@@ -202,7 +218,10 @@ pub(crate) fn next(broker: &Broker, caller: u64, job: u64, timeout_ms: Option<u6
         return Err(CallError::InvalidHandle);
     };
     let got = match timeout_ms {
-        None => job.results.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        None => job
+            .results
+            .recv()
+            .map_err(|_| RecvTimeoutError::Disconnected),
         Some(ms) => job.results.recv_timeout(Duration::from_millis(ms)),
     };
     match got {

@@ -55,10 +55,15 @@ impl WorkerState {
     }
 
     /// The broker id of a started process, or the guest's error.
-    fn started(&self, handle: &Resource<ProcessHandle>) -> wasmtime::Result<Result<u64, types::Error>> {
+    fn started(
+        &self,
+        handle: &Resource<ProcessHandle>,
+    ) -> wasmtime::Result<Result<u64, types::Error>> {
         Ok(match self.process(handle)?.started {
             Some((id, _)) => Ok(id),
-            None => Err(types::Error::Other("the process has not been started".into())),
+            None => Err(types::Error::Other(
+                "the process has not been started".into(),
+            )),
         })
     }
 
@@ -107,7 +112,9 @@ impl process::HostProcess for WorkerState {
     fn start(&mut self, handle: Resource<ProcessHandle>) -> HostResult<()> {
         let p = self.process(&handle)?;
         if p.started.is_some() {
-            return Ok(Err(types::Error::Other("processes can only be started once".into())));
+            return Ok(Err(types::Error::Other(
+                "processes can only be started once".into(),
+            )));
         }
         if p.args.len() as u64 > self.max_message {
             return Ok(Err(types::Error::Limit(format!(
@@ -134,7 +141,11 @@ impl process::HostProcess for WorkerState {
         })
     }
 
-    fn join(&mut self, handle: Resource<ProcessHandle>, timeout_ms: Option<u64>) -> HostResult<Option<i32>> {
+    fn join(
+        &mut self,
+        handle: Resource<ProcessHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<Option<i32>> {
         let id = match self.started(&handle)? {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
@@ -142,14 +153,16 @@ impl process::HostProcess for WorkerState {
         if let Some(code) = self.process(&handle)?.exitcode {
             return Ok(Ok(Some(code)));
         }
-        Ok(match self.upcall(Call::ProcessJoin { id, timeout_ms }, &[])? {
-            Ok((Reply::Joined(code), _)) => {
-                self.table.get_mut(&handle)?.exitcode = code;
-                Ok(code)
-            }
-            Ok((other, _)) => return Err(unexpected(other)),
-            Err(e) => Err(e),
-        })
+        Ok(
+            match self.upcall(Call::ProcessJoin { id, timeout_ms }, &[])? {
+                Ok((Reply::Joined(code), _)) => {
+                    self.table.get_mut(&handle)?.exitcode = code;
+                    Ok(code)
+                }
+                Ok((other, _)) => return Err(unexpected(other)),
+                Err(e) => Err(e),
+            },
+        )
     }
 
     fn is_alive(&mut self, handle: Resource<ProcessHandle>) -> wasmtime::Result<bool> {
@@ -231,7 +244,9 @@ impl WorkerState {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.upcall(Call::ProcessSignal { id, kill }, &[])?.map(|_| ()))
+        Ok(self
+            .upcall(Call::ProcessSignal { id, kill }, &[])?
+            .map(|_| ()))
     }
 }
 
@@ -246,7 +261,9 @@ impl process::Host for WorkerState {
 
     fn parent(&mut self) -> wasmtime::Result<Option<process::ParentInfo>> {
         Ok(match self.upcall(Call::Parent, &[])? {
-            Ok((Reply::Parent(parent), _)) => parent.map(|(pid, name)| process::ParentInfo { pid, name }),
+            Ok((Reply::Parent(parent), _)) => {
+                parent.map(|(pid, name)| process::ParentInfo { pid, name })
+            }
             Ok((other, _)) => return Err(unexpected(other)),
             Err(_) => None,
         })
@@ -302,7 +319,13 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// An entry for a worker process about to be spawned.
-    pub(crate) fn new(id: u64, name: String, daemon: bool, kind: Kind, parent: Option<u64>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        name: String,
+        daemon: bool,
+        kind: Kind,
+        parent: Option<u64>,
+    ) -> Self {
         Entry {
             id,
             name: Mutex::new(name),
@@ -374,7 +397,12 @@ impl Entry {
             s = match deadline.remaining() {
                 None => self.ended.wait(s).unwrap_or_else(|e| e.into_inner()),
                 Some(left) if left.is_zero() => return None,
-                Some(left) => self.ended.wait_timeout(s, left).unwrap_or_else(|e| e.into_inner()).0,
+                Some(left) => {
+                    self.ended
+                        .wait_timeout(s, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
             };
         }
     }
@@ -426,7 +454,10 @@ pub(crate) fn start(
         ));
     }
     let launch = broker.launch();
-    let cap = launch.sandbox.max_processes.unwrap_or(crate::limits::MAX_PROCESSES) as usize;
+    let cap = launch
+        .sandbox
+        .max_processes
+        .unwrap_or(crate::limits::MAX_PROCESSES) as usize;
     if live_children(broker) >= cap {
         return Err(CallError::Limit(format!(
             "this run may have at most {cap} processes alive at once"
@@ -463,7 +494,13 @@ pub(crate) fn start(
 }
 
 /// Drives a guest-started process from start to exit code.
-fn run(broker: Arc<Broker>, entry: Arc<Entry>, mut worker: WorkerProcess, target: String, args: Vec<u8>) {
+fn run(
+    broker: Arc<Broker>,
+    entry: Arc<Entry>,
+    mut worker: WorkerProcess,
+    target: String,
+    args: Vec<u8>,
+) {
     let name = entry.name();
     // The worker stops its task at the deadline by itself; this is for a
     // task blocked in a host call (a queue `get`, a `join`) past it.
@@ -475,7 +512,12 @@ fn run(broker: Arc<Broker>, entry: Arc<Entry>, mut worker: WorkerProcess, target
     let outcome = match worker.wait_ready() {
         Ok(()) => match worker.request_within(&ToWorker::Target { task: target, args }, watchdog) {
             Ok(reply) => Some(reply),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 let f = Failure {
                     kind: crate::error::TaskErrorKind::Timeout,
                     message: "deadline exceeded while blocked; the process was killed".into(),
@@ -567,12 +609,18 @@ pub(crate) fn join(broker: &Broker, caller: u64, id: u64, timeout_ms: Option<u64
         return Err(CallError::Other("a process cannot join itself".into()));
     }
     let p = entry(broker, caller, id)?;
-    Ok((Reply::Joined(p.wait(Deadline::after_ms(timeout_ms))), Vec::new()))
+    Ok((
+        Reply::Joined(p.wait(Deadline::after_ms(timeout_ms))),
+        Vec::new(),
+    ))
 }
 
 /// `Call::ProcessStatus`.
 pub(crate) fn status(broker: &Broker, caller: u64, id: u64) -> Answer {
-    Ok((Reply::Process(entry(broker, caller, id)?.describe()), Vec::new()))
+    Ok((
+        Reply::Process(entry(broker, caller, id)?.describe()),
+        Vec::new(),
+    ))
 }
 
 /// `Call::ProcessSignal`.

@@ -86,7 +86,12 @@ pub struct QueueHandle {
 
 impl QueueHandle {
     fn from_reply(reply: Reply, fds: Vec<OwnedFd>) -> wasmtime::Result<Self> {
-        let Reply::Queue { id, maxsize, joinable } = reply else {
+        let Reply::Queue {
+            id,
+            maxsize,
+            joinable,
+        } = reply
+        else {
             return Err(unexpected(reply));
         };
         let [send, recv, page]: [OwnedFd; 3] = fds
@@ -197,9 +202,16 @@ impl QueueHandle {
 }
 
 impl WorkerState {
-    fn queue(&self, handle: &Resource<QueueHandle>) -> wasmtime::Result<Result<&QueueHandle, types::Error>> {
+    fn queue(
+        &self,
+        handle: &Resource<QueueHandle>,
+    ) -> wasmtime::Result<Result<&QueueHandle, types::Error>> {
         let q = self.table.get(handle)?;
-        Ok(if q.closed { Err(types::Error::Closed) } else { Ok(q) })
+        Ok(if q.closed {
+            Err(types::Error::Closed)
+        } else {
+            Ok(q)
+        })
     }
 
     /// Sends a datagram, or hands it to the broker when the socket is full
@@ -230,7 +242,12 @@ impl WorkerState {
 }
 
 impl queue::HostQueue for WorkerState {
-    fn put(&mut self, handle: Resource<QueueHandle>, item: Vec<u8>, timeout_ms: Option<u64>) -> HostResult<()> {
+    fn put(
+        &mut self,
+        handle: Resource<QueueHandle>,
+        item: Vec<u8>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<()> {
         let q = match self.queue(&handle)? {
             Ok(q) => q,
             Err(e) => return Ok(Err(e)),
@@ -268,7 +285,11 @@ impl queue::HostQueue for WorkerState {
         Ok(sent)
     }
 
-    fn get(&mut self, handle: Resource<QueueHandle>, timeout_ms: Option<u64>) -> HostResult<Vec<u8>> {
+    fn get(
+        &mut self,
+        handle: Resource<QueueHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
         let max = self.max_message;
         let q = self.table.get_mut(&handle)?;
         if q.closed {
@@ -278,7 +299,12 @@ impl queue::HostQueue for WorkerState {
     }
 
     fn qsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        Ok(self.table.get(&handle)?.page.count().load(Ordering::Acquire))
+        Ok(self
+            .table
+            .get(&handle)?
+            .page
+            .count()
+            .load(Ordering::Acquire))
     }
 
     fn maxsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
@@ -288,7 +314,11 @@ impl queue::HostQueue for WorkerState {
     fn task_done(&mut self, handle: Resource<QueueHandle>) -> HostResult<()> {
         let q = match self.queue(&handle)? {
             Ok(q) if q.joinable => q,
-            Ok(_) => return Ok(Err(types::Error::Other("task_done() needs a JoinableQueue".into()))),
+            Ok(_) => {
+                return Ok(Err(types::Error::Other(
+                    "task_done() needs a JoinableQueue".into(),
+                )))
+            }
             Err(e) => return Ok(Err(e)),
         };
         let before = q
@@ -296,7 +326,9 @@ impl queue::HostQueue for WorkerState {
             .unfinished()
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
         Ok(match before {
-            Err(_) => Err(types::Error::Other("task_done() called too many times".into())),
+            Err(_) => Err(types::Error::Other(
+                "task_done() called too many times".into(),
+            )),
             Ok(1) => {
                 q.page.done_seq().fetch_add(1, Ordering::AcqRel);
                 ipc::futex_wake_all(q.page.done_seq());
@@ -309,7 +341,11 @@ impl queue::HostQueue for WorkerState {
     fn join(&mut self, handle: Resource<QueueHandle>, timeout_ms: Option<u64>) -> HostResult<()> {
         let q = match self.queue(&handle)? {
             Ok(q) if q.joinable => q,
-            Ok(_) => return Ok(Err(types::Error::Other("join() needs a JoinableQueue".into()))),
+            Ok(_) => {
+                return Ok(Err(types::Error::Other(
+                    "join() needs a JoinableQueue".into(),
+                )))
+            }
             Err(e) => return Ok(Err(e)),
         };
         let deadline = Deadline::after_ms(timeout_ms);
@@ -347,15 +383,19 @@ impl queue::HostQueue for WorkerState {
 
 impl queue::Host for WorkerState {
     fn create(&mut self, maxsize: u32, joinable: bool) -> HostResult<Resource<QueueHandle>> {
-        Ok(match self.upcall(Call::QueueCreate { maxsize, joinable }, &[])? {
-            Ok((reply, fds)) => Ok(self.table.push(QueueHandle::from_reply(reply, fds)?)?),
-            Err(e) => Err(e),
-        })
+        Ok(
+            match self.upcall(Call::QueueCreate { maxsize, joinable }, &[])? {
+                Ok((reply, fds)) => Ok(self.table.push(QueueHandle::from_reply(reply, fds)?)?),
+                Err(e) => Err(e),
+            },
+        )
     }
 
     fn adopt(&mut self, cap: u64) -> HostResult<Resource<QueueHandle>> {
         Ok(match self.upcall(Call::Adopt { token: cap }, &[])? {
-            Ok((reply @ Reply::Queue { .. }, fds)) => Ok(self.table.push(QueueHandle::from_reply(reply, fds)?)?),
+            Ok((reply @ Reply::Queue { .. }, fds)) => {
+                Ok(self.table.push(QueueHandle::from_reply(reply, fds)?)?)
+            }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
@@ -453,7 +493,10 @@ pub(crate) fn spill(
         return Err(CallError::InvalidHandle);
     };
     // The worker is untrusted: the datagram must be one it could have sent.
-    if datagram.is_empty() || datagram.len() > QUEUE_INLINE_MAX + 1 || fds.len() != usize::from(with_fd) {
+    if datagram.is_empty()
+        || datagram.len() > QUEUE_INLINE_MAX + 1
+        || fds.len() != usize::from(with_fd)
+    {
         return Err(CallError::Other("malformed spilled item".into()));
     }
     let fd = fds.pop();

@@ -42,7 +42,9 @@ impl RegionHandle {
             return Err(unexpected(reply));
         };
         let (Some(fd), true) = (fds.pop(), fds.is_empty()) else {
-            return Err(wasmtime::Error::msg("a region arrived without its descriptor"));
+            return Err(wasmtime::Error::msg(
+                "a region arrived without its descriptor",
+            ));
         };
         let size = usize::try_from(size.min(MAX_REGION_BYTES))?;
         Ok(RegionHandle {
@@ -72,7 +74,9 @@ impl RegionHandle {
         op: impl FnOnce(Atomic<'_>) -> Result<i64, i64>,
     ) -> Result<Result<i64, i64>, types::Error> {
         if !matches!(width, 1 | 2 | 4 | 8) {
-            return Err(types::Error::Other(format!("no atomic integer is {width} bytes wide")));
+            return Err(types::Error::Other(format!(
+                "no atomic integer is {width} bytes wide"
+            )));
         }
         let at = self.span(offset, u64::from(width))?;
         if at % usize::from(width) != 0 {
@@ -108,10 +112,22 @@ enum Atomic<'a> {
 macro_rules! on_width {
     ($atomic:expr, |$a:ident, $t:ident| $body:expr) => {
         match $atomic {
-            Atomic::W1($a) => { type $t = u8; $body.map(|v| v as i64).map_err(|v| v as i64) }
-            Atomic::W2($a) => { type $t = u16; $body.map(|v| v as i64).map_err(|v| v as i64) }
-            Atomic::W4($a) => { type $t = u32; $body.map(|v| v as i64).map_err(|v| v as i64) }
-            Atomic::W8($a) => { type $t = u64; $body.map(|v| v as i64).map_err(|v| v as i64) }
+            Atomic::W1($a) => {
+                type $t = u8;
+                $body.map(|v| v as i64).map_err(|v| v as i64)
+            }
+            Atomic::W2($a) => {
+                type $t = u16;
+                $body.map(|v| v as i64).map_err(|v| v as i64)
+            }
+            Atomic::W4($a) => {
+                type $t = u32;
+                $body.map(|v| v as i64).map_err(|v| v as i64)
+            }
+            Atomic::W8($a) => {
+                type $t = u64;
+                $body.map(|v| v as i64).map_err(|v| v as i64)
+            }
         }
     };
 }
@@ -127,7 +143,12 @@ impl shared::HostRegion for WorkerState {
         Ok(self.region(&handle)?.map.len() as u64)
     }
 
-    fn read(&mut self, handle: Resource<RegionHandle>, offset: u64, len: u64) -> HostResult<Vec<u8>> {
+    fn read(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        len: u64,
+    ) -> HostResult<Vec<u8>> {
         let r = self.region(&handle)?;
         let at = match r.span(offset, len) {
             Ok(at) => at,
@@ -137,11 +158,18 @@ impl shared::HostRegion for WorkerState {
         // SAFETY: `at..at+len` is inside the mapping (checked). Other
         // processes may write it meanwhile: a torn value is possible (as in
         // Python's shared memory), a fault is not.
-        unsafe { std::ptr::copy_nonoverlapping(r.map.as_ptr().add(at), out.as_mut_ptr(), out.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(r.map.as_ptr().add(at), out.as_mut_ptr(), out.len())
+        };
         Ok(Ok(out))
     }
 
-    fn write(&mut self, handle: Resource<RegionHandle>, offset: u64, data: Vec<u8>) -> HostResult<()> {
+    fn write(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> HostResult<()> {
         let r = self.region(&handle)?;
         let at = match r.span(offset, data.len() as u64) {
             Ok(at) => at,
@@ -154,11 +182,19 @@ impl shared::HostRegion for WorkerState {
 
     fn load(&mut self, handle: Resource<RegionHandle>, offset: u64, width: u8) -> HostResult<i64> {
         let r = self.region(&handle)?;
-        Ok(r.atomic(offset, width, |a| on_width!(a, |a, T| Ok::<T, T>(a.load(Ordering::SeqCst))))
-            .map(|v| v.unwrap_or_else(|v| v)))
+        Ok(r.atomic(offset, width, |a| {
+            on_width!(a, |a, T| Ok::<T, T>(a.load(Ordering::SeqCst)))
+        })
+        .map(|v| v.unwrap_or_else(|v| v)))
     }
 
-    fn store(&mut self, handle: Resource<RegionHandle>, offset: u64, width: u8, value: i64) -> HostResult<()> {
+    fn store(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        width: u8,
+        value: i64,
+    ) -> HostResult<()> {
         let r = self.region(&handle)?;
         Ok(r.atomic(offset, width, |a| {
             on_width!(a, |a, T| {
@@ -169,16 +205,34 @@ impl shared::HostRegion for WorkerState {
         .map(|_| ()))
     }
 
-    fn fetch_add(&mut self, handle: Resource<RegionHandle>, offset: u64, width: u8, delta: i64) -> HostResult<i64> {
+    fn fetch_add(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        width: u8,
+        delta: i64,
+    ) -> HostResult<i64> {
         let r = self.region(&handle)?;
-        Ok(r.atomic(offset, width, |a| on_width!(a, |a, T| Ok::<T, T>(a.fetch_add(delta as T, Ordering::SeqCst))))
-            .map(|v| v.unwrap_or_else(|v| v)))
+        Ok(r.atomic(offset, width, |a| {
+            on_width!(a, |a, T| Ok::<T, T>(
+                a.fetch_add(delta as T, Ordering::SeqCst)
+            ))
+        })
+        .map(|v| v.unwrap_or_else(|v| v)))
     }
 
-    fn swap(&mut self, handle: Resource<RegionHandle>, offset: u64, width: u8, value: i64) -> HostResult<i64> {
+    fn swap(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        width: u8,
+        value: i64,
+    ) -> HostResult<i64> {
         let r = self.region(&handle)?;
-        Ok(r.atomic(offset, width, |a| on_width!(a, |a, T| Ok::<T, T>(a.swap(value as T, Ordering::SeqCst))))
-            .map(|v| v.unwrap_or_else(|v| v)))
+        Ok(r.atomic(offset, width, |a| {
+            on_width!(a, |a, T| Ok::<T, T>(a.swap(value as T, Ordering::SeqCst)))
+        })
+        .map(|v| v.unwrap_or_else(|v| v)))
     }
 
     fn compare_exchange(
@@ -191,7 +245,12 @@ impl shared::HostRegion for WorkerState {
     ) -> HostResult<Result<i64, i64>> {
         let r = self.region(&handle)?;
         Ok(r.atomic(offset, width, |a| {
-            on_width!(a, |a, T| a.compare_exchange(current as T, new as T, Ordering::SeqCst, Ordering::SeqCst))
+            on_width!(a, |a, T| a.compare_exchange(
+                current as T,
+                new as T,
+                Ordering::SeqCst,
+                Ordering::SeqCst
+            ))
         }))
     }
 
@@ -219,7 +278,9 @@ impl shared::HostRegion for WorkerState {
 impl WorkerState {
     fn region_reply(&mut self, call: Call) -> HostResult<Resource<RegionHandle>> {
         Ok(match self.upcall(call, &[])? {
-            Ok((reply @ Reply::Region { .. }, fds)) => Ok(self.table.push(RegionHandle::from_reply(reply, fds)?)?),
+            Ok((reply @ Reply::Region { .. }, fds)) => {
+                Ok(self.table.push(RegionHandle::from_reply(reply, fds)?)?)
+            }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
@@ -276,10 +337,16 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
             "a region must be 1 to {MAX_REGION_BYTES} bytes, not {size}"
         )));
     }
-    if name.as_ref().is_some_and(|n| n.is_empty() || n.len() > MAX_NAME_BYTES) {
-        return Err(CallError::Other(format!("a region name must be 1 to {MAX_NAME_BYTES} bytes")));
+    if name
+        .as_ref()
+        .is_some_and(|n| n.is_empty() || n.len() > MAX_NAME_BYTES)
+    {
+        return Err(CallError::Other(format!(
+            "a region name must be 1 to {MAX_NAME_BYTES} bytes"
+        )));
     }
-    let map = SharedMap::create("mpwasm-region", size as usize).map_err(|e| CallError::Other(e.to_string()))?;
+    let map = SharedMap::create("mpwasm-region", size as usize)
+        .map_err(|e| CallError::Other(e.to_string()))?;
     let hub = Arc::new(Hub {
         map,
         name: std::sync::Mutex::new(name.clone()),
@@ -288,7 +355,9 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
     if let Some(name) = name {
         if !broker.name(&name, id) {
             broker.release_id(caller, id);
-            return Err(CallError::Other(format!("a region named {name:?} already exists")));
+            return Err(CallError::Other(format!(
+                "a region named {name:?} already exists"
+            )));
         }
     }
     hub.hand_out(id)
@@ -317,6 +386,8 @@ pub(crate) fn unlink(broker: &Broker, caller: u64, id: u64) -> Answer {
             broker.unname(&name);
             Ok((Reply::Ok, Vec::new()))
         }
-        None => Err(CallError::Other("the region has no name (unlinked already?)".into())),
+        None => Err(CallError::Other(
+            "the region has no name (unlinked already?)".into(),
+        )),
     }
 }

@@ -101,7 +101,10 @@ impl SyncHandle {
     }
 
     fn lock(&mut self, deadline: Deadline) -> Result<(), types::Error> {
-        let mutex = self.mutex.as_ref().ok_or_else(|| not_for(self.kind, "acquire"))?;
+        let mutex = self
+            .mutex
+            .as_ref()
+            .ok_or_else(|| not_for(self.kind, "acquire"))?;
         match mutex.lock(deadline) {
             Ok(acquired) => {
                 self.depth += 1;
@@ -114,18 +117,25 @@ impl SyncHandle {
             Err(LockError::Os(libc::EDEADLK)) => Err(types::Error::Other(
                 "this process already holds the lock (it is not re-entrant: use RLock)".into(),
             )),
-            Err(LockError::Os(e)) => Err(types::Error::Other(std::io::Error::from_raw_os_error(e).to_string())),
+            Err(LockError::Os(e)) => Err(types::Error::Other(
+                std::io::Error::from_raw_os_error(e).to_string(),
+            )),
         }
     }
 
     fn unlock(&mut self) -> Result<(), types::Error> {
-        let mutex = self.mutex.as_ref().ok_or_else(|| not_for(self.kind, "release"))?;
+        let mutex = self
+            .mutex
+            .as_ref()
+            .ok_or_else(|| not_for(self.kind, "release"))?;
         match mutex.unlock() {
             Ok(()) => {
                 self.depth = self.depth.saturating_sub(1);
                 Ok(())
             }
-            Err(_) => Err(types::Error::Other("release of a lock this process does not hold".into())),
+            Err(_) => Err(types::Error::Other(
+                "release of a lock this process does not hold".into(),
+            )),
         }
     }
 
@@ -174,7 +184,9 @@ impl SyncHandle {
             (max == 0 || v.saturating_add(1) < max).then_some(v + 1)
         });
         if released.is_err() {
-            return Err(types::Error::Other("semaphore released too many times".into()));
+            return Err(types::Error::Other(
+                "semaphore released too many times".into(),
+            ));
         }
         if self.word(Word::SEM_WAITERS).load(Ordering::Acquire) > 0 {
             ipc::futex_wake(value, 1);
@@ -200,7 +212,9 @@ impl SyncHandle {
     /// timeout.
     fn condition_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
         if self.depth == 0 {
-            return Err(types::Error::Other("cannot wait on an un-acquired condition".into()));
+            return Err(types::Error::Other(
+                "cannot wait on an un-acquired condition".into(),
+            ));
         }
         let depth = self.depth;
         let seq_word = Word::COND_SEQ;
@@ -294,7 +308,9 @@ impl WorkerState {
 
 impl sync::HostSyncObject for WorkerState {
     fn acquire(&mut self, handle: Resource<SyncHandle>, timeout_ms: Option<u64>) -> HostResult<()> {
-        Ok(self.sync_object(&handle)?.acquire(Deadline::after_ms(timeout_ms)))
+        Ok(self
+            .sync_object(&handle)?
+            .acquire(Deadline::after_ms(timeout_ms)))
     }
 
     fn release(&mut self, handle: Resource<SyncHandle>) -> HostResult<()> {
@@ -348,7 +364,9 @@ impl sync::HostSyncObject for WorkerState {
             return Ok(Err(not_for(s.kind, "notify")));
         }
         if s.depth == 0 {
-            return Ok(Err(types::Error::Other("cannot notify on an un-acquired condition".into())));
+            return Ok(Err(types::Error::Other(
+                "cannot notify on an un-acquired condition".into(),
+            )));
         }
         s.word(Word::COND_SEQ).fetch_add(1, Ordering::AcqRel);
         // FUTEX_WAKE reads the count as a signed int.
@@ -376,7 +394,10 @@ impl sync::HostSyncObject for WorkerState {
         }
         s.word(Word::BAR_BROKEN).store(0, Ordering::Release);
         s.word(Word::BAR_COUNT).store(0, Ordering::Release);
-        let next = s.word(Word::BAR_GENERATION).load(Ordering::Acquire).wrapping_add(1);
+        let next = s
+            .word(Word::BAR_GENERATION)
+            .load(Ordering::Acquire)
+            .wrapping_add(1);
         s.word(Word::BAR_RESET_GEN).store(next, Ordering::Release);
         s.word(Word::BAR_GENERATION).store(next, Ordering::Release);
         ipc::futex_wake_all(s.word(Word::BAR_GENERATION));
@@ -409,7 +430,9 @@ impl sync::HostSyncObject for WorkerState {
 impl WorkerState {
     fn sync_reply(&mut self, call: Call) -> HostResult<Resource<SyncHandle>> {
         Ok(match self.upcall(call, &[])? {
-            Ok((reply @ Reply::Sync { .. }, fds)) => Ok(self.table.push(SyncHandle::from_reply(reply, fds)?)?),
+            Ok((reply @ Reply::Sync { .. }, fds)) => {
+                Ok(self.table.push(SyncHandle::from_reply(reply, fds)?)?)
+            }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
@@ -451,7 +474,13 @@ impl Hub {
             .fd()
             .try_clone_to_owned()
             .map_err(|e| CallError::Other(e.to_string()))?;
-        Ok((Reply::Sync { id, kind: self.kind }, vec![fd]))
+        Ok((
+            Reply::Sync {
+                id,
+                kind: self.kind,
+            },
+            vec![fd],
+        ))
     }
 }
 
@@ -473,9 +502,12 @@ pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
         }
         SyncKind::Barrier { parties } => {
             if parties == 0 {
-                return Err(CallError::Other("a barrier needs at least one party".into()));
+                return Err(CallError::Other(
+                    "a barrier needs at least one party".into(),
+                ));
             }
-            page.word(Word::BAR_PARTIES).store(parties, Ordering::Release);
+            page.word(Word::BAR_PARTIES)
+                .store(parties, Ordering::Release);
         }
         _ => {}
     }

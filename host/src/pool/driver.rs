@@ -26,8 +26,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Shared;
 use crate::batch::Batch;
-use crate::interfaces::process::{self as process, Entry, Kind};
 use crate::error::{Error, TaskErrorKind};
+use crate::interfaces::process::{self as process, Entry, Kind};
 use crate::wire::{Codec, Failure, FromWorker, Init, Outcome, ToWorker};
 use crate::worker::spawn::WorkerProcess;
 
@@ -179,7 +179,8 @@ impl Driver {
             let mut worker =
                 WorkerProcess::spawn(&self.shared.program, &init).map_err(|e| e.to_string())?;
             let broker = &self.shared.broker;
-            let entry = broker.register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None);
+            let entry =
+                broker.register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None);
             entry.set_pid(worker.pid());
             worker.serve_calls(broker.clone(), entry.id);
             self.entry = Some(entry);

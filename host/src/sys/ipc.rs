@@ -59,7 +59,8 @@ pub(crate) fn send(
     wait: bool,
 ) -> io::Result<usize> {
     let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
         return Err(io::Error::other("too many descriptors for one message"));
@@ -110,7 +111,8 @@ pub(crate) fn recv(
     fds: &mut Vec<OwnedFd>,
     wait: bool,
 ) -> io::Result<Received> {
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut flags = RecvFlags::CMSG_CLOEXEC;
     if !wait {
@@ -140,12 +142,20 @@ pub(crate) fn poll_readable(fds: &[BorrowedFd<'_>], deadline: Deadline) -> io::R
     use rustix::event::{PollFd, PollFlags};
     let ready = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
     loop {
-        let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(fd, PollFlags::IN)).collect();
+        let mut polls: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(fd, PollFlags::IN))
+            .collect();
         let timeout = deadline.remaining().map(timespec);
         match rustix::event::poll(&mut polls, timeout.as_ref()) {
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
-            Ok(_) => return Ok(polls.iter().map(|p| p.revents().intersects(ready)).collect()),
+            Ok(_) => {
+                return Ok(polls
+                    .iter()
+                    .map(|p| p.revents().intersects(ready))
+                    .collect())
+            }
         }
     }
 }
@@ -171,7 +181,11 @@ pub(crate) struct Deadline(Option<Instant>);
 impl Deadline {
     /// A deadline `timeout_ms` from now; `None` never passes.
     pub(crate) fn after_ms(timeout_ms: Option<u64>) -> Self {
-        Deadline(timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms.min(u64::from(u32::MAX) * 1000))))
+        Deadline(
+            timeout_ms.map(|ms| {
+                Instant::now() + Duration::from_millis(ms.min(u64::from(u32::MAX) * 1000))
+            }),
+        )
     }
 
     /// A deadline `timeout` from now; `None` never passes.
@@ -181,7 +195,8 @@ impl Deadline {
 
     /// Time left (zero once passed); `None` for no deadline.
     pub(crate) fn remaining(&self) -> Option<Duration> {
-        self.0.map(|at| at.saturating_duration_since(Instant::now()))
+        self.0
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Whether it has passed.
@@ -200,11 +215,17 @@ fn timespec(d: Duration) -> rustix::time::Timespec {
 /// A sealed memfd holding `bytes`: how big queue items travel.
 pub(crate) fn memfd_with(bytes: &[u8]) -> io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create("mpwasm-item", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let fd = rustix::fs::memfd_create(
+        "mpwasm-item",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
     let file = std::fs::File::from(fd);
     std::io::Write::write_all(&mut &file, bytes)?;
     let fd = OwnedFd::from(file);
-    rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL)?;
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
     Ok(fd)
 }
 
@@ -252,7 +273,10 @@ impl SharedMap {
     pub(crate) fn map(fd: OwnedFd, len: usize) -> io::Result<Self> {
         let file = std::fs::File::from(fd);
         if file.metadata()?.len() != len as u64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "shared memory of the wrong size"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "shared memory of the wrong size",
+            ));
         }
         // SAFETY: the memfd is the broker's, never truncated after creation
         // (its size was just checked). Other processes write it
@@ -260,7 +284,10 @@ impl SharedMap {
         // raw-pointer copies of `SharedMap::read`/`write`, never through
         // references to its bytes.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file)? };
-        Ok(SharedMap { map, fd: OwnedFd::from(file) })
+        Ok(SharedMap {
+            map,
+            fd: OwnedFd::from(file),
+        })
     }
 
     /// Length in bytes.
@@ -292,7 +319,12 @@ impl SharedMap {
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) {
     let timeout = deadline.remaining().map(timespec);
     // Shared (not PRIVATE): waiters and wakers are different processes.
-    let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, timeout.as_ref());
+    let _ = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::empty(),
+        expected,
+        timeout.as_ref(),
+    );
 }
 
 /// Wakes up to `n` processes sleeping on `word`.
@@ -302,7 +334,8 @@ pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
 
 /// Wakes every process sleeping on `word`.
 pub(crate) fn futex_wake_all(word: &AtomicU32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+    let _ =
+        rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
 }
 
 #[cfg(test)]
@@ -320,7 +353,10 @@ mod test {
         let mut fds = Vec::new();
         let mut buf = [0u8; 3];
         let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
-        assert!(got.truncated, "a datagram larger than the buffer is flagged");
+        assert!(
+            got.truncated,
+            "a datagram larger than the buffer is flagged"
+        );
         let mut buf = [0u8; 64];
         let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
         assert_eq!(&buf[..got.len], b"world");
@@ -334,7 +370,11 @@ mod test {
     #[test]
     fn poll_times_out_and_sees_hangup() {
         let (a, b) = socketpair(Kind::Stream).unwrap();
-        let ready = poll_readable(&[b.as_fd()], Deadline::after(Some(Duration::from_millis(10)))).unwrap();
+        let ready = poll_readable(
+            &[b.as_fd()],
+            Deadline::after(Some(Duration::from_millis(10))),
+        )
+        .unwrap();
         assert_eq!(ready, [false]);
         drop(a);
         let ready = poll_readable(&[b.as_fd()], Deadline::after(None)).unwrap();

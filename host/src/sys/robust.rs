@@ -72,8 +72,14 @@ impl RobustMutex {
             check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
             let attr_ptr = attr.as_mut_ptr();
             let result = (|| {
-                check(libc::pthread_mutexattr_setpshared(attr_ptr, libc::PTHREAD_PROCESS_SHARED))?;
-                check(libc::pthread_mutexattr_setrobust(attr_ptr, libc::PTHREAD_MUTEX_ROBUST))?;
+                check(libc::pthread_mutexattr_setpshared(
+                    attr_ptr,
+                    libc::PTHREAD_PROCESS_SHARED,
+                ))?;
+                check(libc::pthread_mutexattr_setrobust(
+                    attr_ptr,
+                    libc::PTHREAD_MUTEX_ROBUST,
+                ))?;
                 let kind = if recursive {
                     libc::PTHREAD_MUTEX_RECURSIVE
                 } else {
@@ -170,7 +176,10 @@ mod test {
         let got = m.lock(Deadline::after(Some(Duration::from_secs(5))));
         assert_eq!(got, Ok(Acquired::OwnerDied));
         m.unlock().unwrap();
-        assert_eq!(m.lock(Deadline::after(Some(Duration::ZERO))), Ok(Acquired::Clean));
+        assert_eq!(
+            m.lock(Deadline::after(Some(Duration::ZERO))),
+            Ok(Acquired::Clean)
+        );
         m.unlock().unwrap();
         assert!(m.unlock().is_err(), "a second unlock is refused");
     }

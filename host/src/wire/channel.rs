@@ -112,7 +112,8 @@ mod test {
         let (mut a, mut b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
         let (x, _y) = ipc::socketpair(ipc::Kind::Stream).unwrap();
         a.send(&"no fds".to_string(), &[]).unwrap();
-        a.send(&"two fds".to_string(), &[x.as_fd(), x.as_fd()]).unwrap();
+        a.send(&"two fds".to_string(), &[x.as_fd(), x.as_fd()])
+            .unwrap();
         a.send(&"none again".to_string(), &[]).unwrap();
         let got: Vec<(String, usize)> = (0..3)
             .map(|_| {
@@ -122,7 +123,11 @@ mod test {
             .collect();
         assert_eq!(
             got,
-            [("no fds".into(), 0), ("two fds".into(), 2), ("none again".into(), 0)]
+            [
+                ("no fds".into(), 0),
+                ("two fds".into(), 2),
+                ("none again".into(), 0)
+            ]
         );
         drop(a);
         assert!(b.recv::<String>().unwrap().is_none());

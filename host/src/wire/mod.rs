@@ -26,13 +26,15 @@
 mod calls;
 mod channel;
 
-pub(crate) use calls::{Call, CallError, Container, JobItem, ManagerOp, ProcessDesc, Reply, SyncKind};
+pub(crate) use calls::{
+    Call, CallError, Container, JobItem, ManagerOp, ProcessDesc, Reply, SyncKind,
+};
 pub(crate) use channel::Channel;
 
 use std::borrow::Cow;
-use std::io::{self, Read};
 #[cfg(test)]
 use std::io::Write;
+use std::io::{self, Read};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -236,7 +238,10 @@ pub(crate) fn encode_frame<T: Serialize>(msg: &T, fds: usize) -> io::Result<Vec<
             io::Error::new(io::ErrorKind::InvalidData, "frame exceeds MAX_FRAME_BYTES")
         })?;
     if fds > MAX_FDS_PER_MESSAGE {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "too many descriptors"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "too many descriptors",
+        ));
     }
     buf[..4].copy_from_slice(&len.to_le_bytes());
     buf[4] = fds as u8;

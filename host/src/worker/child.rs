@@ -13,9 +13,7 @@ use super::sandbox::{self, MemoryCap};
 use super::WORKER_ENV;
 use crate::bindings::{types, Guest, GuestPre};
 use crate::error::TaskErrorKind;
-use crate::wire::{
-    Call, Channel, Codec, Failure, FromWorker, Init, Outcome, Reply, ToWorker,
-};
+use crate::wire::{Call, Channel, Codec, Failure, FromWorker, Init, Outcome, Reply, ToWorker};
 
 /// If this process was started as an mpwasm worker, runs the worker until
 /// its parent is done with it and returns the exit code; otherwise returns
@@ -121,9 +119,15 @@ impl Upcalls {
             .map_err(|e| wasmtime::Error::msg(format!("upcall to the parent failed: {e}")))?;
         match channel.recv::<ToWorker>() {
             Ok(Some((ToWorker::Reply(reply), fds))) => Ok((reply, fds)),
-            Ok(Some(_)) => Err(wasmtime::Error::msg("the parent answered an upcall with a request")),
-            Ok(None) => Err(wasmtime::Error::msg("the parent closed the channel during an upcall")),
-            Err(e) => Err(wasmtime::Error::msg(format!("upcall to the parent failed: {e}"))),
+            Ok(Some(_)) => Err(wasmtime::Error::msg(
+                "the parent answered an upcall with a request",
+            )),
+            Ok(None) => Err(wasmtime::Error::msg(
+                "the parent closed the channel during an upcall",
+            )),
+            Err(e) => Err(wasmtime::Error::msg(format!(
+                "upcall to the parent failed: {e}"
+            ))),
         }
     }
 }

@@ -188,7 +188,7 @@ impl WorkerProcess {
         // A worker whose socket just closed is usually exiting: give it a
         // moment so its own status is reported, not our SIGKILL.
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
-        let status = loop {
+        loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) if std::time::Instant::now() < deadline => {
@@ -199,8 +199,7 @@ impl WorkerProcess {
                     break self.child.wait();
                 }
             }
-        };
-        status
+        }
     }
 }
 

@@ -133,7 +133,9 @@ fn busy(n: u64) -> u64 {
 /// Writes `text` to `path`; the sandbox must allow it only under a grant.
 #[mpwasm_guest::task]
 fn write_file(path: String, text: String) -> Result<usize, String> {
-    std::fs::write(&path, &text).map(|()| text.len()).map_err(|e| e.to_string())
+    std::fs::write(&path, &text)
+        .map(|()| text.len())
+        .map_err(|e| e.to_string())
 }
 
 /// Tries to open a TCP connection; the sandbox has no network.
@@ -154,7 +156,12 @@ fn main() -> i32 {
         Some("panic") => panic!("main gave up"),
         _ => {
             let me = mpwasm_guest::current_process();
-            println!("main in pid {} (parent {}) args {:?}", me.pid, me.parent_pid, &args[1..]);
+            println!(
+                "main in pid {} (parent {}) args {:?}",
+                me.pid,
+                me.parent_pid,
+                &args[1..]
+            );
             0
         }
     }
