@@ -458,6 +458,10 @@ pub(crate) fn start(
         .sandbox
         .max_processes
         .unwrap_or(crate::limits::MAX_PROCESSES) as usize;
+    // Counting and registering under one lock: two processes starting
+    // children at once cannot both take the last place.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     if live_children(broker) >= cap {
         return Err(CallError::Limit(format!(
             "this run may have at most {cap} processes alive at once"
@@ -475,6 +479,7 @@ pub(crate) fn start(
         |id| Entry::new(id, name, daemon, Kind::Child, Some(caller)),
         Some(caller),
     );
+    drop(starting);
     let mut worker = match WorkerProcess::spawn(&launch.program, &init) {
         Ok(w) => w,
         Err(e) => {
