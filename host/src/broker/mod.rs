@@ -272,6 +272,11 @@ impl Broker {
         drop_if_unused(&mut state, id);
     }
 
+    /// Lets go of object `id` if nobody holds it any more.
+    pub(crate) fn drop_unused(&self, id: u64) {
+        drop_if_unused(&mut self.state(), id);
+    }
+
     /// Everything `caller` held, dropped (its process ended).
     pub(crate) fn release_all(&self, caller: u64) {
         let mut state = self.state();
@@ -340,8 +345,8 @@ impl Broker {
 }
 
 /// Lets go of object `id` if nobody holds it and no token names it. A
-/// pool let go is terminated. Process entries stay: their threads still
-/// report their end.
+/// pool let go is terminated. A process's entry stays until the process has
+/// ended: its thread still reports the end there.
 fn drop_if_unused(state: &mut State, id: u64) {
     if state.shared.contains(&id)
         || state.held.values().any(|h| h.contains_key(&id))
@@ -350,7 +355,12 @@ fn drop_if_unused(state: &mut State, id: u64) {
         return;
     }
     match state.objects.get(&id) {
-        Some(Object::Process(_)) | None => {}
+        None => {}
+        Some(Object::Process(p)) => {
+            if p.ended() {
+                state.objects.remove(&id);
+            }
+        }
         Some(Object::Pool(pool)) => {
             pool.pool.terminate();
             state.objects.remove(&id);

@@ -302,6 +302,8 @@ struct Status {
     /// The OS process was (or is being) reaped: its pid may be reused, so
     /// it must not be signalled.
     reaped: bool,
+    /// A pool worker (which has no exit code) that is gone.
+    retired: bool,
 }
 
 /// A worker process of the run, as the broker tracks it.
@@ -363,6 +365,18 @@ impl Entry {
     fn running(&self) -> bool {
         let s = self.status();
         s.pid.is_some() && s.exitcode.is_none()
+    }
+
+    /// Whether the process is over for good: its entry may go once nobody
+    /// holds it.
+    pub(crate) fn ended(&self) -> bool {
+        let s = self.status();
+        s.exitcode.is_some() || s.retired
+    }
+
+    /// Marks a pool worker's entry as gone.
+    pub(crate) fn retire(&self) {
+        self.status().retired = true;
     }
 
     /// The entry as a reply.
@@ -561,6 +575,7 @@ fn run(
     let code = code.unwrap_or_else(|| status_code(status));
     finish(&broker, &entry, code == 0);
     entry.set_exitcode(code);
+    broker.drop_unused(entry.id);
 }
 
 /// Prints a process's failure on stderr, as Python prints the traceback of

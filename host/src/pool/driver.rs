@@ -210,6 +210,8 @@ impl Driver {
     fn forget_entry(&mut self, normal: bool) {
         if let Some(entry) = self.entry.take() {
             process::finish(&self.shared.broker, &entry, normal);
+            entry.retire();
+            self.shared.broker.drop_unused(entry.id);
         }
     }
 
