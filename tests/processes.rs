@@ -660,3 +660,21 @@ fn the_process_cap_refuses_the_fifth_start() {
     assert_eq!(run.line("after start"), "Ok(())", "{run}");
     assert_eq!(run.line("after exitcode"), "Some(0)", "{run}");
 }
+
+/// Issue 5 for processes: a child blocked in a host call (a queue `get`)
+/// past `--task-timeout` is stopped by the parent's watchdog; without it the
+/// run, which joins the child when main returns, would never end.
+#[test]
+fn a_child_blocked_past_its_deadline_is_stopped() {
+    let mut live = Live::start(&["--task-timeout", "300ms"], &["blocked_child"]);
+    let pid = live.expect("child pid").parse::<u64>().unwrap();
+    let t = Instant::now();
+    let run = live.finish().succeeded();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?} to end\n{run}",
+        t.elapsed()
+    );
+    assert!(run.stderr.contains("deadline exceeded"), "{run}");
+    assert!(gone_within(pid, Duration::from_secs(1)), "child {pid} outlived the run");
+}

@@ -71,6 +71,7 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "nondaemon_at_exit" => processes::nondaemon_at_exit(),
         "nested" => processes::nested(),
         "process_cap" => processes::process_cap(rest),
+        "blocked_child" => processes::blocked_child(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }

@@ -307,3 +307,24 @@ pub fn process_cap(args: &[String]) -> Result<()> {
     println!("after exitcode {:?}", again.exitcode());
     Ok(())
 }
+
+/// Reports its pid, then blocks in a queue `get` nobody will answer: a
+/// host call, where the epoch deadline cannot reach it.
+#[mpwasm_guest::task]
+fn blocked_getter(pids: Queue<u32>, never: Queue<u8>) -> Result<()> {
+    pids.put(current_process().pid)?;
+    never.get()?;
+    Ok(())
+}
+
+/// `blocked_child` (run with `--task-timeout`): main starts a child that
+/// blocks in a host call forever and returns; the run joins the child, so it
+/// ends only because the parent's watchdog stops the child at its deadline.
+pub fn blocked_child() -> Result<()> {
+    let pids = Queue::<u32>::new()?;
+    let never = Queue::<u8>::new()?;
+    let mut p = Process::new("blocked_getter", (&pids, &never));
+    p.start()?;
+    println!("child pid {}", pids.get()?);
+    Ok(())
+}
