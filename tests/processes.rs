@@ -676,5 +676,8 @@ fn a_child_blocked_past_its_deadline_is_stopped() {
         t.elapsed()
     );
     assert!(run.stderr.contains("deadline exceeded"), "{run}");
-    assert!(gone_within(pid, Duration::from_secs(1)), "child {pid} outlived the run");
+    assert!(
+        gone_within(pid, Duration::from_secs(1)),
+        "child {pid} outlived the run"
+    );
 }
