@@ -101,20 +101,7 @@ impl pipe::HostConnection for WorkerState {
             ))));
         }
         let header = (msg.len() as u32).to_le_bytes();
-        let mut sent = 0;
-        let total = header.len() + msg.len();
-        while sent < total {
-            let parts: [&[u8]; 2] = if sent < header.len() {
-                [&header[sent..], &msg]
-            } else {
-                [&[], &msg[sent - header.len()..]]
-            };
-            match ipc::send(fd.as_fd(), &parts, &[], true) {
-                Ok(n) => sent += n,
-                Err(e) => return Ok(Err(pipe_error(e))),
-            }
-        }
-        Ok(Ok(()))
+        Ok(ipc::send_all(fd.as_fd(), &[&header, &msg], &[]).map_err(pipe_error))
     }
 
     fn recv(

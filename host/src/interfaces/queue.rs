@@ -214,15 +214,16 @@ impl WorkerState {
         })
     }
 
-    /// Sends a datagram, or hands it to the broker when the socket is full
-    /// or the broker already holds earlier items.
-    fn send_item(&self, q: &QueueHandle, datagram: &[u8], fd: Option<&OwnedFd>) -> HostResult<()> {
+    /// Sends a datagram made of `parts` (tag, then item), or hands it to
+    /// the broker when the socket is full or the broker already holds
+    /// earlier items.
+    fn send_item(&self, q: &QueueHandle, parts: &[&[u8]], fd: Option<&OwnedFd>) -> HostResult<()> {
         let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
         // A full socket usually drains within moments (consumers are
         // reading): wait that long before paying for a trip to the broker.
         let mut grace = true;
         while q.page.spilling().load(Ordering::Acquire) == 0 {
-            match ipc::send(q.send.as_fd(), &[datagram], &fds, false) {
+            match ipc::send(q.send.as_fd(), parts, &fds, false) {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && grace => {
                     grace = false;
@@ -234,7 +235,7 @@ impl WorkerState {
         }
         let call = Call::QueueSpill {
             id: q.id,
-            datagram: datagram.to_vec(),
+            datagram: parts.concat(),
             with_fd: fd.is_some(),
         };
         Ok(self.upcall(call, &fds)?.map(|_| ()))
@@ -266,13 +267,10 @@ impl queue::HostQueue for WorkerState {
             q.page.unfinished().fetch_add(1, Ordering::AcqRel);
         }
         let sent = if item.len() < QUEUE_INLINE_MAX {
-            let mut datagram = Vec::with_capacity(item.len() + 1);
-            datagram.push(INLINE);
-            datagram.extend_from_slice(&item);
-            self.send_item(q, &datagram, None)?
+            self.send_item(q, &[&[INLINE], &item], None)?
         } else {
             match ipc::memfd_with(&item) {
-                Ok(fd) => self.send_item(q, &[IN_MEMFD], Some(&fd))?,
+                Ok(fd) => self.send_item(q, &[&[IN_MEMFD]], Some(&fd))?,
                 Err(e) => Err(io_error(e)),
             }
         };

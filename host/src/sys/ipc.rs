@@ -77,17 +77,26 @@ pub(crate) fn send(
     }
 }
 
-/// Sends all of `bytes` on a stream socket, `fds` with the first byte.
+/// Sends all of `parts`, back to back, on a stream socket, `fds` with the
+/// first byte (the socket may take fewer bytes per call than offered).
 pub(crate) fn send_all(
     socket: BorrowedFd<'_>,
-    mut bytes: &[u8],
+    parts: &[&[u8]],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
     let mut fds = fds;
-    while !bytes.is_empty() {
-        let n = send(socket, &[bytes], fds, true)?;
+    while !parts.is_empty() {
+        let mut n = send(socket, &parts, fds, true)?;
         fds = &[];
-        bytes = &bytes[n..];
+        while n > 0 {
+            let taken = n.min(parts[0].len());
+            parts[0] = &parts[0][taken..];
+            n -= taken;
+            if parts[0].is_empty() {
+                parts.remove(0);
+            }
+        }
     }
     Ok(())
 }
@@ -365,6 +374,28 @@ mod test {
         assert_eq!(other.word(3).load(Ordering::SeqCst), 42);
         let err = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn send_all_delivers_every_part_in_order_past_the_socket_buffer() {
+        let (a, b) = socketpair(Kind::Stream).unwrap();
+        let big: Vec<u8> = (0..(8 << 20)).map(|i| (i % 251) as u8).collect();
+        let expected: Vec<u8> = [&b"head"[..], &[], &big].concat();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut fds = Vec::new();
+            loop {
+                let r = recv(b.as_fd(), &mut buf, &mut fds, true).unwrap();
+                if r.len == 0 {
+                    return got;
+                }
+                got.extend_from_slice(&buf[..r.len]);
+            }
+        });
+        send_all(a.as_fd(), &[b"head", &[], &big], &[]).unwrap();
+        drop(a);
+        assert!(reader.join().unwrap() == expected);
     }
 
     #[test]

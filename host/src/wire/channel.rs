@@ -67,7 +67,7 @@ impl Channel {
     /// I/O errors; a message over the frame limit.
     pub(crate) fn send<T: Serialize>(&mut self, msg: &T, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
         let frame = encode_frame(msg, fds.len())?;
-        ipc::send_all(self.writer.as_fd(), &frame, fds)
+        ipc::send_all(self.writer.as_fd(), &[&frame], fds)
     }
 
     /// Receives one message and the descriptors that came with it; `None`
@@ -138,7 +138,7 @@ mod test {
         let (a, b) = UnixStream::pair().unwrap();
         let mut b = Channel::new(b).unwrap();
         let frame = encode_frame(&7u32, 3).unwrap();
-        ipc::send_all(a.as_fd(), &frame, &[]).unwrap();
+        ipc::send_all(a.as_fd(), &[&frame], &[]).unwrap();
         let err = b.recv::<u32>().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
