@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::interfaces::{manager, pipe, pool, process, queue, shared, sync};
 use crate::load::CompiledGuest;
-use crate::wire::{Call, CallError, Reply, Sandbox};
+use crate::wire::{Call, CallError, Init, Reply, Sandbox};
 
 /// What every worker process of a run is started with.
 #[derive(Clone)]
@@ -32,6 +32,22 @@ pub(crate) struct Launch {
     pub(crate) sandbox: Sandbox,
     /// Guests' stdout goes to stderr.
     pub(crate) stdout_to_stderr: bool,
+}
+
+impl Launch {
+    /// What a new worker process is told first: worker `id` of its pool,
+    /// called `name`, started by `parent` (pid and name) if a guest started
+    /// it.
+    pub(crate) fn init(&self, id: u32, name: String, parent: Option<(u32, String)>) -> Init {
+        Init {
+            artifact: self.guest.artifact().to_path_buf(),
+            id,
+            name,
+            parent,
+            stdout_to_stderr: self.stdout_to_stderr,
+            sandbox: self.sandbox.clone(),
+        }
+    }
 }
 
 /// An object a caller may hold.
@@ -105,16 +121,22 @@ impl Broker {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers `object`, held by `holder` (if any); returns its id.
-    pub(crate) fn register(&self, object: Object, holder: Option<u64>) -> u64 {
+    /// Registers the object `make` builds from its new id, held by
+    /// `holder` (if any); returns the id.
+    fn register_with(&self, make: impl FnOnce(u64) -> Object, holder: Option<u64>) -> u64 {
         let mut state = self.state();
         let id = state.next_id;
         state.next_id += 1;
-        state.objects.insert(id, object);
+        state.objects.insert(id, make(id));
         if let Some(holder) = holder {
             hold(&mut state, holder, id);
         }
         id
+    }
+
+    /// Registers `object`, held by `holder` (if any); returns its id.
+    pub(crate) fn register(&self, object: Object, holder: Option<u64>) -> u64 {
+        self.register_with(|_| object, holder)
     }
 
     /// Registers a new process entry made by `make` from its id.
@@ -123,15 +145,16 @@ impl Broker {
         make: impl FnOnce(u64) -> process::Entry,
         holder: Option<u64>,
     ) -> Arc<process::Entry> {
-        let mut state = self.state();
-        let id = state.next_id;
-        state.next_id += 1;
-        let entry = Arc::new(make(id));
-        state.objects.insert(id, Object::Process(entry.clone()));
-        if let Some(holder) = holder {
-            hold(&mut state, holder, id);
-        }
-        entry
+        let mut entry = None;
+        self.register_with(
+            |id| {
+                let e = Arc::new(make(id));
+                entry = Some(e.clone());
+                Object::Process(e)
+            },
+            holder,
+        );
+        entry.expect("made by register_with")
     }
 
     /// `caller` now holds `id` too.
@@ -254,12 +277,7 @@ impl Broker {
     }
 
     /// `caller` dropped its handle on `id`.
-    pub(crate) fn release_id(&self, caller: u64, id: u64) {
-        self.release(caller, id);
-    }
-
-    /// `caller` dropped its handle on `id`.
-    fn release(&self, caller: u64, id: u64) {
+    pub(crate) fn release(&self, caller: u64, id: u64) {
         let mut state = self.state();
         if let Some(held) = state.held.get_mut(&caller) {
             if let Some(handles) = held.get_mut(&id) {
@@ -344,6 +362,12 @@ impl Broker {
     }
 }
 
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Broker")
+    }
+}
+
 /// Lets go of object `id` if nobody holds it and no token names it. A
 /// pool let go is terminated. A process's entry stays until the process has
 /// ended: its thread still reports the end there.
@@ -356,11 +380,7 @@ fn drop_if_unused(state: &mut State, id: u64) {
     }
     match state.objects.get(&id) {
         None => {}
-        Some(Object::Process(p)) => {
-            if p.ended() {
-                state.objects.remove(&id);
-            }
-        }
+        Some(Object::Process(p)) if !p.ended() => {}
         Some(Object::Pool(pool)) => {
             pool.pool.terminate();
             state.objects.remove(&id);

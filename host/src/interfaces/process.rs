@@ -18,7 +18,7 @@ use super::{unexpected, HostResult};
 use crate::bindings::{process, types};
 use crate::broker::{Answer, Broker, Object};
 use crate::sys::ipc::Deadline;
-use crate::wire::{Call, CallError, Failure, FromWorker, Init, ProcessDesc, Reply, ToWorker};
+use crate::wire::{Call, CallError, Failure, FromWorker, ProcessDesc, Reply, ToWorker};
 use crate::worker::child::WorkerState;
 use crate::worker::spawn::WorkerProcess;
 
@@ -468,10 +468,7 @@ pub(crate) fn start(
         ));
     }
     let launch = broker.launch();
-    let cap = launch
-        .sandbox
-        .max_processes
-        .unwrap_or(crate::limits::MAX_PROCESSES) as usize;
+    let cap = launch.sandbox.max_live_processes() as usize;
     // Counting and registering under one lock: two processes starting
     // children at once cannot both take the last place.
     static STARTING: Mutex<()> = Mutex::new(());
@@ -481,14 +478,11 @@ pub(crate) fn start(
             "this run may have at most {cap} processes alive at once"
         )));
     }
-    let init = Init {
-        artifact: launch.guest.artifact().to_path_buf(),
-        id: 0,
-        name: name.clone(),
-        parent: parent.pid().map(|pid| (pid, parent.name())),
-        stdout_to_stderr: launch.stdout_to_stderr,
-        sandbox: launch.sandbox.clone(),
-    };
+    let init = launch.init(
+        0,
+        name.clone(),
+        parent.pid().map(|pid| (pid, parent.name())),
+    );
     let entry = broker.register_process(
         |id| Entry::new(id, name, daemon, Kind::Child, Some(caller)),
         Some(caller),

@@ -354,7 +354,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
     let id = broker.register(Object::Region(hub.clone()), Some(caller));
     if let Some(name) = name {
         if !broker.name(&name, id) {
-            broker.release_id(caller, id);
+            broker.release(caller, id);
             return Err(CallError::Other(format!(
                 "a region named {name:?} already exists"
             )));

@@ -31,12 +31,6 @@ pub struct PoolBuilder {
     broker: Option<Arc<Broker>>,
 }
 
-impl std::fmt::Debug for Broker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Broker")
-    }
-}
-
 impl Pool {
     /// A pool started by a guest of `broker`'s run: same guest, program and
     /// sandbox; its workers' upcalls go to the same broker.
@@ -264,12 +258,7 @@ impl PoolBuilder {
                 })
             }
         };
-        let launch = broker.launch().clone();
         let shared = Arc::new(Shared {
-            guest: launch.guest,
-            program: launch.program,
-            stdout_to_stderr: launch.stdout_to_stderr,
-            sandbox: launch.sandbox,
             broker,
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,

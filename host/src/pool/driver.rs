@@ -28,7 +28,7 @@ use super::Shared;
 use crate::batch::Batch;
 use crate::error::{Error, TaskErrorKind};
 use crate::interfaces::process::{self as process, Entry, Kind};
-use crate::wire::{Codec, Failure, FromWorker, Init, Outcome, ToWorker};
+use crate::wire::{Codec, Failure, FromWorker, Outcome, ToWorker};
 use crate::worker::spawn::WorkerProcess;
 
 /// Work for a driver.
@@ -168,16 +168,10 @@ impl Driver {
     fn worker(&mut self) -> Result<&mut WorkerProcess, String> {
         if self.worker.is_none() {
             let name = format!("PoolWorker-{}", self.id + 1);
-            let init = Init {
-                artifact: self.shared.guest.artifact().to_path_buf(),
-                id: self.id,
-                name: name.clone(),
-                parent: None,
-                stdout_to_stderr: self.shared.stdout_to_stderr,
-                sandbox: self.shared.sandbox.clone(),
-            };
+            let launch = self.shared.launch();
+            let init = launch.init(self.id, name.clone(), None);
             let mut worker =
-                WorkerProcess::spawn(&self.shared.program, &init).map_err(|e| e.to_string())?;
+                WorkerProcess::spawn(&launch.program, &init).map_err(|e| e.to_string())?;
             let broker = &self.shared.broker;
             let entry =
                 broker.register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None);
@@ -245,7 +239,7 @@ impl Driver {
     }
 
     fn main(&mut self) -> Result<i32, Error> {
-        let watchdog = self.shared.sandbox.timeout.map(|t| t + WATCHDOG_GRACE);
+        let watchdog = self.shared.sandbox().timeout.map(|t| t + WATCHDOG_GRACE);
         self.worker().map_err(Error::Spawn)?;
         let name = "MainProcess".to_string();
         if let Some(entry) = &self.entry {
@@ -338,7 +332,7 @@ impl Driver {
         // is for one that cannot (blocked in a host call, or hostile).
         let watchdog = self
             .shared
-            .sandbox
+            .sandbox()
             .timeout
             .map(|t| t * n as u32 + WATCHDOG_GRACE);
         let request = ToWorker::Run {
@@ -409,7 +403,7 @@ impl Driver {
                     kind: TaskErrorKind::Timeout,
                     message: format!(
                         "deadline of {:?} exceeded; worker process {pid} was killed",
-                        self.shared.sandbox.timeout.unwrap_or_default()
+                        self.shared.sandbox().timeout.unwrap_or_default()
                     ),
                     backtrace: None,
                 };

@@ -12,7 +12,7 @@ mod driver;
 mod stream;
 
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +25,7 @@ pub use builder::PoolBuilder;
 pub use stream::Payload;
 use stream::{Raw, Source, Stream, Typed};
 
+use crate::broker::Launch;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::CompiledGuest;
 use crate::wire::{Codec, Sandbox};
@@ -34,13 +35,10 @@ use stream::Chunking;
 
 /// What the driver threads share.
 pub(crate) struct Shared {
-    guest: CompiledGuest,
-    program: PathBuf,
-    stdout_to_stderr: bool,
-    sandbox: Sandbox,
     retries: u32,
     maxtasksperchild: Option<u64>,
-    /// Serves the workers' upcalls.
+    /// Serves the workers' upcalls, and holds how they are started
+    /// ([`Launch`]: guest, program, sandbox).
     broker: Arc<crate::broker::Broker>,
     terminated: AtomicBool,
     /// Per worker slot: the live worker's pid and a handle on its socket.
@@ -48,6 +46,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// How the pool's workers are started.
+    fn launch(&self) -> &Launch {
+        self.broker.launch()
+    }
+
+    /// The pool's limits and grants.
+    fn sandbox(&self) -> &Sandbox {
+        &self.launch().sandbox
+    }
+
     fn is_terminated(&self) -> bool {
         self.terminated.load(Ordering::Acquire)
     }
@@ -101,10 +109,7 @@ impl Inner {
 
     /// The largest input or message the pool accepts.
     fn max_message(&self) -> u64 {
-        self.shared
-            .sandbox
-            .max_message
-            .unwrap_or(crate::limits::MAX_MESSAGE_BYTES)
+        self.shared.sandbox().max_message_bytes()
     }
 
     fn chunking_for(&self, len: Option<usize>) -> Chunking {
@@ -266,7 +271,7 @@ impl Pool {
 
     /// The guest as loaded into the cache.
     pub fn guest(&self) -> &CompiledGuest {
-        &self.inner.shared.guest
+        &self.inner.shared.launch().guest
     }
 
     /// Names of the tasks the guest exports, asked of a worker process.

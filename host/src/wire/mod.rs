@@ -101,6 +101,18 @@ pub struct Sandbox {
     pub max_processes: Option<u32>,
 }
 
+impl Sandbox {
+    /// The largest queue item, pipe message, process argument or task input.
+    pub(crate) fn max_message_bytes(&self) -> u64 {
+        self.max_message.unwrap_or(crate::limits::MAX_MESSAGE_BYTES)
+    }
+
+    /// The most guest-started processes alive at once.
+    pub(crate) fn max_live_processes(&self) -> u32 {
+        self.max_processes.unwrap_or(crate::limits::MAX_PROCESSES)
+    }
+}
+
 /// A host directory made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirGrant {

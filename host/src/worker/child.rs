@@ -342,10 +342,7 @@ fn instantiate(
         panic: None,
         memory: MemoryCap::new(init.sandbox.memory),
         upcalls: upcalls.clone(),
-        max_message: init
-            .sandbox
-            .max_message
-            .unwrap_or(crate::limits::MAX_MESSAGE_BYTES),
+        max_message: init.sandbox.max_message_bytes(),
         children_named: 0,
     };
     let mut store = Store::new(engine, state);
