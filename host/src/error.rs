@@ -165,6 +165,10 @@ pub enum Error {
     /// A builder option was invalid.
     #[error("invalid pool option: {0}")]
     Config(String),
+    /// A guest pool would go past one of its run's limits
+    /// (`--max-processes`, `--host-memory`).
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// `Result` with mpwasm's [`Error`].

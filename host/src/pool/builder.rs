@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
+use crate::broker::budget::Places;
 use crate::broker::{Broker, Launch, PoolDefaults};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
@@ -29,8 +30,9 @@ pub struct PoolBuilder {
     /// The task each worker runs first, and its argument (bincode).
     initializer: Option<(String, Result<Vec<u8>, String>)>,
     /// A guest pool: the broker of the run it belongs to (its guest is
-    /// compiled already).
-    broker: Option<Arc<Broker>>,
+    /// compiled already), and the places its workers take among the run's
+    /// processes.
+    broker: Option<(Arc<Broker>, Arc<Places>)>,
 }
 
 impl Pool {
@@ -50,7 +52,11 @@ impl Pool {
         builder.retries = launch.pools.retries;
         builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
         builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
-        builder.broker = Some(broker);
+        let places = broker
+            .process_count()
+            .reserve(processes, "a pool")
+            .map_err(|e| Error::Limit(e.to_string()))?;
+        builder.broker = Some((broker, Arc::new(places)));
         builder.build()
     }
 }
@@ -279,12 +285,12 @@ impl PoolBuilder {
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
-        let broker = match self.broker {
-            Some(broker) => broker,
+        let (broker, places) = match self.broker {
+            Some(run) => run,
             None => {
                 let cache = self.cache.unwrap_or_else(Cache::default_location);
                 let guest: CompiledGuest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
-                Broker::new(Launch {
+                let broker = Broker::new(Launch {
                     program,
                     guest,
                     sandbox,
@@ -293,7 +299,12 @@ impl PoolBuilder {
                         retries: self.retries,
                         maxtasksperchild: self.maxtasksperchild,
                     },
-                })
+                });
+                let places = broker
+                    .process_count()
+                    .reserve(processes, "the pool")
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                (broker, Arc::new(places))
             }
         };
         let shared = Arc::new(Shared {
@@ -301,6 +312,7 @@ impl PoolBuilder {
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,
             initializer,
+            _places: places,
             terminated: AtomicBool::new(false),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
         });

@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     /// The task each worker runs first, and its argument as a one-input
     /// batch.
     initializer: Option<(Arc<str>, crate::batch::Batch)>,
+    /// The workers' places among the run's processes (`--max-processes`),
+    /// given back when the last driver is done with them.
+    _places: Arc<crate::broker::budget::Places>,
     /// Serves the workers' upcalls, and holds how they are started
     /// ([`Launch`]: guest, program, sandbox).
     broker: Arc<crate::broker::Broker>,
