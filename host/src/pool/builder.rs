@@ -210,9 +210,28 @@ impl PoolBuilder {
         self
     }
 
-    /// Most processes a guest may have running at once in one run
-    /// (`--max-processes`); starting another fails with a `limit` error in
-    /// the guest. Default [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
+    /// Most bytes the parent may hold on behalf of the run's guests
+    /// (`--host-memory`): spilled queue items, manager containers and
+    /// their entries, guest pools' inputs and unread results, process names
+    /// and arguments, handles in transit and the objects themselves. A
+    /// guest request past it fails with a `limit` error in the guest and
+    /// the parent stays within it. Default
+    /// [`MAX_HOST_MEMORY`](crate::limits::MAX_HOST_MEMORY) (1 GiB). It does
+    /// not cover guests' own linear memory ([`memory_limit`]) nor shared
+    /// memory regions.
+    ///
+    /// [`memory_limit`]: PoolBuilder::memory_limit
+    pub fn host_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.host_memory = Some(bytes);
+        self
+    }
+
+    /// Most worker processes alive at once in one run (`--max-processes`):
+    /// this pool's workers, the main process, every process a guest starts
+    /// and every worker of the pools guests create. A guest's start or pool
+    /// past it fails with a `limit` error in the guest; a pool built with
+    /// more processes than this is an [`Error::Config`]. Default
+    /// [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
     pub fn max_processes(mut self, n: u32) -> Self {
         self.sandbox.max_processes = Some(n);
         self
