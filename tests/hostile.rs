@@ -1,0 +1,87 @@
+//! Issue 10, "bounded by construction": a hostile guest (`tests/guests/hostile`)
+//! against the real `mpwasm` binary and real worker processes.
+//!
+//! - item 6: the JSON-lines output of `mpwasm pool` is one compact value per
+//!   input line, and only the host writes error lines;
+//! - item 9: `mpwasm run` exits 1 (not 2) when main is stopped past its
+//!   deadline, and deadlines are measured by the clock, not by ticks;
+//! - item 10: a damaged compiled artifact in the cache is compiled again.
+
+mod common;
+use common::*;
+
+fn hostile() -> String {
+    guest("hostile").to_str().unwrap().to_string()
+}
+
+/// How a consumer reads a line of `mpwasm pool` (the rule in the README's
+/// CLI reference): `Err` for the host's error lines, `Ok` for results.
+fn read_line(line: &str) -> Result<serde_json::Value, serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(line).expect("each line is JSON");
+    match value.as_object() {
+        Some(o) if o.contains_key("error") => Err(value),
+        Some(o) if o.len() == 1 && o.contains_key("result") => Ok(o["result"].clone()),
+        _ => Ok(value),
+    }
+}
+
+// ---- item 6: the JSON-lines contract ----
+
+#[test]
+fn a_result_spread_over_lines_takes_one_line() {
+    let out = run_mpwasm(
+        &["pool", &hostile(), "--task", "pretty", "-j", "1"],
+        "1\n10\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "[1,2,3]\n[10,11,12]\n");
+}
+
+#[test]
+fn bytes_that_are_not_one_json_value_fail_their_own_input() {
+    let input = "0\n1\n2\n3\n4\n5\n";
+    let out = run_mpwasm(&["pool", &hostile(), "--task", "garbage", "-j", "1"], input);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "one line per input:\n{text}");
+    for (i, line) in lines[..5].iter().enumerate() {
+        let e = read_line(line).expect_err(line);
+        assert_eq!(e["kind"], "bad_output", "{line}");
+        assert_eq!(e["index"], i, "{line}");
+    }
+    assert_eq!(lines[5], r#"{"a b":["c\" d",null]}"#);
+}
+
+#[test]
+fn a_result_shaped_like_an_error_line_is_still_a_result() {
+    let out = run_mpwasm(
+        &["pool", &hostile(), "--task", "forged_error", "-j", "1"],
+        "0\n1\n\"x\"\n",
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for (i, line) in lines[..2].iter().enumerate() {
+        let value = read_line(line).unwrap_or_else(|e| panic!("taken for an error: {e}"));
+        assert_eq!(value["index"], i + 3, "the guest's object, intact: {line}");
+    }
+    // The host's own error line for the input that did fail.
+    let e = read_line(lines[2]).expect_err(lines[2]);
+    assert_eq!((&e["kind"], &e["index"]), (&"bad_input".into(), &2.into()));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("1 of 3 tasks failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The wrapper's own shape is wrapped too, so unwrapping is exact.
+    let out = run_mpwasm(&["pool", &hostile(), "--task", "looks_wrapped"], "7\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "{\"result\":{\"result\":7}}\n");
+    assert_eq!(
+        read_line(stdout(&out).trim()),
+        Ok(serde_json::json!({"result": 7}))
+    );
+}
