@@ -10,6 +10,10 @@
 mod common;
 use common::*;
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 fn hostile() -> String {
     guest("hostile").to_str().unwrap().to_string()
 }
@@ -83,5 +87,83 @@ fn a_result_shaped_like_an_error_line_is_still_a_result() {
     assert_eq!(
         read_line(stdout(&out).trim()),
         Ok(serde_json::json!({"result": 7}))
+    );
+}
+
+// ---- item 9: honest exit statuses and deadlines ----
+
+#[test]
+fn main_stopped_by_the_watchdog_exits_1_with_one_line() {
+    let t = Instant::now();
+    let out = run_mpwasm(&["run", "--task-timeout", "300ms", &hostile(), "block"], "");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(!err.contains("cannot start worker process"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("mpwasm: "))
+        .unwrap_or_else(|| panic!("no mpwasm line: {err}"));
+    assert!(
+        line.starts_with("mpwasm: main") && line.contains("ran past its deadline"),
+        "{err}"
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// A worker that is not scheduled for a while (here: stopped for 700 ms
+/// with SIGSTOP, as a starved CPU would leave it) still ends its task at the
+/// task's own deadline, by the clock. Counting 5 ms ticks, it would have
+/// run 700 ms past it, and the parent's watchdog (100 ms after the
+/// deadline) would have killed the whole worker process instead.
+#[test]
+fn a_deadline_is_kept_by_the_clock_when_the_worker_is_not_scheduled() {
+    let cache = shared_cache();
+    let mut child = Command::new(mpwasm_bin())
+        .args(["pool", &hostile(), "--task", "announce_spin", "-j", "1"])
+        .args(["--task-timeout", "1s"])
+        .env("MPWASM_CACHE_DIR", &cache)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mpwasm");
+    child.stdin.take().unwrap().write_all(b"0\n").unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let pid: u32 = loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "no task started");
+        if let Some(pid) = line.trim().strip_prefix("spinning in pid ") {
+            break pid.parse().unwrap();
+        }
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    signal(pid, "-STOP");
+    std::thread::sleep(Duration::from_millis(700));
+    signal(pid, "-CONT");
+    let out = child.wait_with_output().expect("wait mpwasm");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    let text = stdout(&out);
+    let e = read_line(text.trim()).expect_err(&text);
+    assert_eq!(e["kind"], "timeout", "{text}{rest}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("the task was stopped"),
+        "stopped by the worker at its deadline, not by the watchdog: {text}{rest}"
     );
 }
