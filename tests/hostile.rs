@@ -167,3 +167,62 @@ fn a_deadline_is_kept_by_the_clock_when_the_worker_is_not_scheduled() {
         "stopped by the worker at its deadline, not by the watchdog: {text}{rest}"
     );
 }
+
+// ---- item 10: the cache heals itself ----
+
+/// Compiles the hostile guest into `cache` and returns its artifact.
+fn compiled_artifact(cache: &std::path::Path) -> std::path::PathBuf {
+    let out = run_mpwasm_in(cache, &["compile", &hostile()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let path = text.trim().rsplit(": ").next().unwrap();
+    std::path::PathBuf::from(path)
+}
+
+/// The pool runs from `cache` and gives the right answer.
+fn assert_pool_works(cache: &std::path::Path) {
+    let out = run_mpwasm_in(cache, &["pool", &hostile(), "--task", "pretty"], "1\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "[1,2,3]\n");
+}
+
+#[test]
+fn a_truncated_artifact_is_compiled_again() {
+    let cache = cache_dir();
+    let artifact = compiled_artifact(cache.path());
+    let size = std::fs::metadata(&artifact).unwrap().len();
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&artifact)
+        .unwrap();
+    file.set_len(size / 2).unwrap();
+    drop(file);
+    assert_pool_works(cache.path());
+    assert_eq!(
+        std::fs::metadata(&artifact).unwrap().len(),
+        size,
+        "rewritten"
+    );
+    let again = run_mpwasm_in(cache.path(), &["compile", &hostile()], "");
+    assert!(stdout(&again).starts_with("cached "), "{}", stdout(&again));
+}
+
+#[test]
+fn an_artifact_damaged_in_place_is_compiled_again() {
+    let cache = cache_dir();
+    let artifact = compiled_artifact(cache.path());
+    let meta = std::fs::metadata(&artifact).unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes[0] ^= 0xff; // the header: this artifact cannot be loaded
+    std::thread::sleep(Duration::from_millis(20)); // damage comes later
+    std::fs::write(&artifact, &bytes).unwrap();
+    // Same size, same modification time: only the change time tells.
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&artifact)
+        .unwrap();
+    file.set_modified(meta.modified().unwrap()).unwrap();
+    drop(file);
+    assert_pool_works(cache.path());
+    assert_ne!(std::fs::read(&artifact).unwrap()[0], bytes[0], "rewritten");
+}
