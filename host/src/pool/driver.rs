@@ -279,7 +279,7 @@ impl Driver {
                     Err(_) => "",
                 };
                 let ended = self.end_worker();
-                Err(Error::Spawn(format!(
+                Err(Error::Main(format!(
                     "main's worker process {pid} {why}{ended}"
                 )))
             }

@@ -322,8 +322,9 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::Spawn`] if the worker cannot start or dies while main runs
-    /// (killed, or past its deadline); [`Error::Closed`]/[`Error::Terminated`].
+    /// [`Error::Spawn`] if the worker cannot start; [`Error::Main`] if its
+    /// process ends while main runs (stopped past its deadline, killed, or
+    /// broke the protocol); [`Error::Closed`]/[`Error::Terminated`].
     pub fn run_main(&self) -> Result<i32> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.inner.submit(Job::Main(tx))?;
