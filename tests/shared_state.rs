@@ -172,6 +172,25 @@ fn a_killed_lock_holder_hands_over_the_lock_as_owner_died() {
     );
 }
 
+/// A condition waiter SIGKILLed while waiting does not swallow a notify:
+/// whether the notify comes before the parent reaps the dead waiter or
+/// after, it reaches the live waiter at once (the live waiter's own wait
+/// would time out after 4 s).
+#[test]
+fn a_killed_condition_waiter_does_not_swallow_a_notify() {
+    let facts = statekit(&["condition_kill"]);
+    for case in ["unreaped", "reaped"] {
+        let (woken, ms) = timed(&facts, &format!("{case}_live_woken"));
+        assert_eq!(woken, "1", "{case}\n{facts}");
+        assert!(ms < 2000.0, "{case}: {ms} ms\n{facts}");
+        assert_eq!(
+            facts.get(&format!("{case}_exitcodes")),
+            "Some(-9) Some(0)",
+            "{facts}"
+        );
+    }
+}
+
 /// Python's `test_barrier` family: a party killed while waiting breaks the
 /// barrier for the others (no hang), and `reset` mends it.
 #[test]
@@ -247,6 +266,20 @@ fn waits_woken_by_another_process_succeed() {
     let (barrier, _) = timed(&facts, "barrier");
     assert!(["Ok(0)", "Ok(1)"].contains(&barrier.as_str()), "{facts}");
     assert_eq!(facts.get("waker_exitcode"), "Some(0)", "{facts}");
+}
+
+/// Python's `test_notify`: with two processes waiting, `notify()` wakes
+/// exactly one, round after round — also when it lands while the second
+/// waiter has released the lock but is not asleep yet.
+#[test]
+fn notify_wakes_exactly_one_of_two_waiters() {
+    let facts = statekit(&["notify_one", "25"]);
+    assert_eq!(
+        facts.get("woken_per_round"),
+        format!("{:?}", [1; 25]),
+        "{facts}"
+    );
+    assert_eq!(facts.get("waiter_exitcode"), "Some(0)", "{facts}");
 }
 
 /// An index past an array is an error the guest gets back, from main or a
