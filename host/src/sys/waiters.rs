@@ -106,7 +106,7 @@ impl<'a> Waiters<'a> {
             })
             .collect();
         // Oldest (largest age) first.
-        waiting.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        waiting.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
         let mut woken = 0;
         for (_, i, s) in waiting {
             if woken == n {
