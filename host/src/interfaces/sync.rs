@@ -432,6 +432,9 @@ impl sync::HostSyncObject for WorkerState {
         Ok(match s.kind {
             SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
             SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
+            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => {
+                u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked))
+            }
             _ => 0,
         })
     }

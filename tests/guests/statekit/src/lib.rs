@@ -7,6 +7,7 @@
 //! Scenarios do not assert: a wrong value is printed, so the test shows all
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
+mod api;
 mod bounds;
 mod counters;
 mod deaths;
@@ -47,6 +48,10 @@ fn main() -> Result<()> {
         "timeouts" => waits::timeouts(),
         "wakeups" => waits::wakeups(),
         "notify_one" => waits::notify_one(rest),
+        "lock_locked" => api::locked(),
+        "barrier_action" => api::barrier_action(),
+        "shareable_list" => api::shareable_list(),
+        "manager" => api::manager(),
         "array_bounds" => bounds::array_bounds(),
         "forged" => bounds::forged(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
