@@ -55,7 +55,10 @@ pub fn shutdown() -> Result<()> {
     }
     jq.shutdown(true)?;
     println!("immediate get {:?}", jq.get_timeout(PATIENCE));
-    println!("immediate join {:?}", jq.join_timeout(Duration::from_secs(5)));
+    println!(
+        "immediate join {:?}",
+        jq.join_timeout(Duration::from_secs(5))
+    );
     println!("immediate qsize {}", jq.qsize());
 
     // Two consumers blocked in other processes both wake up.
@@ -79,7 +82,11 @@ pub fn shutdown() -> Result<()> {
     let mut producer = blocked("put_report", &full, &out)?;
     let t = Instant::now();
     full.shutdown(false)?;
-    println!("blocked put {:?} after_ms {}", out.get_timeout(PATIENCE), ms(t));
+    println!(
+        "blocked put {:?} after_ms {}",
+        out.get_timeout(PATIENCE),
+        ms(t)
+    );
     producer.join_timeout(PATIENCE)?;
     println!("left {:?}", full.get_timeout(PATIENCE));
     Ok(())
@@ -103,11 +110,16 @@ pub fn send_bytes_range() -> Result<()> {
     let buf = b"abcdef";
     for (offset, size) in [(2, Some(3)), (4, None), (6, Some(0)), (0, None)] {
         let sent = a.send_bytes_range(buf, offset, size);
-        let got = b.recv_bytes().map(|m| String::from_utf8_lossy(&m).into_owned());
+        let got = b
+            .recv_bytes()
+            .map(|m| String::from_utf8_lossy(&m).into_owned());
         println!("range {offset} {size:?} {sent:?} {got:?}");
     }
     for (offset, size) in [(7, None), (2, Some(5)), (usize::MAX, Some(2))] {
-        println!("bad {offset} {size:?} is_err {}", a.send_bytes_range(buf, offset, size).is_err());
+        println!(
+            "bad {offset} {size:?} is_err {}",
+            a.send_bytes_range(buf, offset, size).is_err()
+        );
     }
     println!("nothing sent {:?}", b.poll(Some(Duration::ZERO)));
     Ok(())

@@ -97,7 +97,10 @@ pub fn barrier_action() -> Result<()> {
     println!("failing_action {:?}", failing.wait_timeout(PATIENCE));
     println!("failing_broken {}", failing.broken());
     println!("failing_then {:?}", failing.wait_timeout(PATIENCE));
-    println!("unknown_action {:?}", Barrier::with_options(2, Some("nope"), None).err());
+    println!(
+        "unknown_action {:?}",
+        Barrier::with_options(2, Some("nope"), None).err()
+    );
 
     let timed = Barrier::with_options(2, None, Some(Duration::from_millis(200)))?;
     println!("default_timeout {:?}", timed.timeout());
@@ -109,7 +112,12 @@ pub fn barrier_action() -> Result<()> {
 
 /// `shareable_list`: negative indices, `index` and `count`.
 pub fn shareable_list() -> Result<()> {
-    let sl = ShareableList::new(vec![Some(Item::Int(7)), None, Some(Item::Int(7)), Some("x".into())])?;
+    let sl = ShareableList::new(vec![
+        Some(Item::Int(7)),
+        None,
+        Some(Item::Int(7)),
+        Some("x".into()),
+    ])?;
     println!("get_minus_1 {:?}", sl.get(-1));
     println!("get_minus_4 {:?}", sl.get(-4));
     println!("get_minus_5 {:?}", sl.get(-5).is_err());
@@ -147,7 +155,11 @@ pub fn manager() -> Result<()> {
     ns.set("x", &1)?;
     println!("contains_before {:?}", ns.contains("x"));
     println!("delete {:?}", ns.delete("x"));
-    println!("after_delete {:?} {:?}", ns.get::<i32>("x"), ns.contains("x"));
+    println!(
+        "after_delete {:?} {:?}",
+        ns.get::<i32>("x"),
+        ns.contains("x")
+    );
     println!("delete_again_is_err {}", ns.delete("x").is_err());
 
     let objects = (
@@ -163,7 +175,10 @@ pub fn manager() -> Result<()> {
     let (queue, _, event, barrier, value, array) = &objects;
     println!("managed_queue {:?}", queue.get_timeout(PATIENCE));
     println!("managed_event {}", event.wait_timeout(PATIENCE));
-    println!("managed_barrier {:?}", barrier.wait_timeout(PATIENCE).is_ok());
+    println!(
+        "managed_barrier {:?}",
+        barrier.wait_timeout(PATIENCE).is_ok()
+    );
     child.join_timeout(PATIENCE)?;
     println!("managed_value {}", value.get());
     println!("managed_array {:?}", array.to_vec());
