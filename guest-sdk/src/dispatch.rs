@@ -120,11 +120,6 @@ impl tasks::Guest for Guest {
     }
 }
 
-/// Whether this guest exports a task named `name`.
-pub(crate) fn has_task(name: &str) -> bool {
-    find(name).is_some()
-}
-
 /// Runs this guest's task `name` here, in this process, on the unit input
 /// (a task of no parameters): how a barrier runs its action.
 pub(crate) fn run_here(name: &str) -> crate::Result<()> {
