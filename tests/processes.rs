@@ -363,6 +363,66 @@ fn joinable_queue_join_waits_for_every_task_done() {
     assert_eq!(run.line("then"), "empty", "{run}");
 }
 
+/// Python 3.13's `Queue.shutdown` (CPython: `test_queue`'s
+/// `test_shutdown_*`): after `shutdown()` puts fail with `ShutDown` and gets
+/// take the items left, then fail; after `shutdown(immediate=True)` gets
+/// fail at once and `join` returns (the items were marked done); consumers
+/// and producers blocked in other processes wake up and fail.
+#[test]
+fn shutdown_fails_puts_and_then_gets_and_wakes_blocked_processes() {
+    let run = run(&["shutdown"]).succeeded();
+    assert_eq!(run.line("put after shutdown"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("gets"), "[Ok(1), Ok(2), Err(ShutDown)]", "{run}");
+    assert_eq!(run.line("get_nowait"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("qsize"), "0", "{run}");
+    assert_eq!(run.line("immediate get"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("immediate join"), "Ok(())", "{run}");
+    assert_eq!(run.line("immediate qsize"), "0", "{run}");
+    timed(
+        run.line("blocked gets"),
+        r#"[Ok("Err(ShutDown)"), Ok("Err(ShutDown)")]"#,
+        0..SLACK_MS,
+    );
+    timed(
+        run.line("blocked put"),
+        r#"Ok("Err(ShutDown)")"#,
+        0..SLACK_MS,
+    );
+    assert_eq!(run.line("left"), "Ok(1)", "{run}");
+}
+
+/// `close`, `join_thread` and `cancel_join_thread` (CPython:
+/// `_TestQueue.test_close`/`test_cancel_join_thread`): `join_thread` wants
+/// the queue closed, then returns at once, as there is no feeder thread to
+/// wait for.
+#[test]
+fn join_thread_needs_close_and_then_returns() {
+    let run = run(&["join_thread"]).succeeded();
+    assert_eq!(run.line("open join_thread is_err"), "true", "{run}");
+    assert_eq!(run.line("closed join_thread"), "Ok(())", "{run}");
+    assert_eq!(run.line("closed put"), "Err(Closed)", "{run}");
+}
+
+// ---------------------------------------------------------------------------
+// Pipes
+
+/// `send_bytes(buf, offset, size)` (CPython: `_TestConnection.test_connection`
+/// sends `arr, 2, 3` and checks the `ValueError`s): the slice arrives as one
+/// message; a range outside the buffer is refused before anything is sent.
+#[test]
+fn send_bytes_range_sends_the_slice_and_refuses_bad_ranges() {
+    let run = run(&["send_bytes_range"]).succeeded();
+    assert_eq!(run.line("range 2 Some(3)"), r#"Ok(()) Ok("cde")"#, "{run}");
+    assert_eq!(run.line("range 4 None"), r#"Ok(()) Ok("ef")"#, "{run}");
+    assert_eq!(run.line("range 6 Some(0)"), r#"Ok(()) Ok("")"#, "{run}");
+    assert_eq!(run.line("range 0 None"), r#"Ok(()) Ok("abcdef")"#, "{run}");
+    assert_eq!(run.all("bad ").len(), 3, "{run}");
+    for line in run.all("bad ") {
+        assert!(line.ends_with("is_err true"), "{line}\n{run}");
+    }
+    assert_eq!(run.line("nothing sent"), "Ok(false)", "{run}");
+}
+
 /// A consumer killed (SIGKILL) while blocked in `get` takes no item with
 /// it; a producer killed while blocked in `put` on a full `Queue(1)` lands
 /// nothing, and the queue's one slot is neither leaked nor doubled.

@@ -120,6 +120,19 @@ impl tasks::Guest for Guest {
     }
 }
 
+/// Runs this guest's task `name` here, in this process, on the unit input
+/// (a task of no parameters): how a barrier runs its action.
+pub(crate) fn run_here(name: &str) -> crate::Result<()> {
+    let task = find(name).ok_or_else(|| crate::Error::Other(format!("no task named {name:?}")))?;
+    let input = crate::codec::to_bytes(&())?;
+    let mut out = Vec::new();
+    (task.run)(Codec::Bincode, &input, &mut out).map_err(|e| match e {
+        // The task's own `Err`, as the caller would have got it.
+        TaskError::Failed(message) => crate::Error::Other(message),
+        other => crate::Error::Other(format!("task {name:?}: {other:?}")),
+    })
+}
+
 /// Replaces the current batch, returning the previous one.
 fn set_batch(batch: Option<Batch>) -> Option<Batch> {
     BATCH.with(|b| std::mem::replace(&mut *b.borrow_mut(), batch))

@@ -57,6 +57,8 @@ pub enum Error {
     OwnerDied,
     /// A barrier was broken (Python's `BrokenBarrierError`).
     Broken,
+    /// The queue was shut down (Python 3.13's `queue.ShutDown`).
+    ShutDown,
     /// Anything else, described.
     Other(String),
     /// A value could not be encoded or decoded (serde/bincode).
@@ -106,6 +108,7 @@ impl fmt::Display for Error {
             Error::Limit(what) => write!(f, "limit exceeded: {what}"),
             Error::OwnerDied => f.write_str("the previous owner died holding the lock"),
             Error::Broken => f.write_str("barrier is broken (BrokenBarrierError)"),
+            Error::ShutDown => f.write_str("queue was shut down (queue.ShutDown)"),
             Error::Other(what) => f.write_str(what),
             Error::Codec(what) => write!(f, "cannot encode or decode a value: {what}"),
             Error::Task {
@@ -142,6 +145,7 @@ impl From<types::Error> for Error {
             types::Error::Limit(what) => Error::Limit(what),
             types::Error::OwnerDied => Error::OwnerDied,
             types::Error::Broken => Error::Broken,
+            types::Error::ShutDown => Error::ShutDown,
             types::Error::Other(what) => Error::Other(what),
         }
     }

@@ -619,7 +619,12 @@ pub(crate) fn finish(broker: &Broker, entry: &Entry, join_children: bool) {
     if !join_children {
         // It died (or failed): the barriers it was a party of break rather
         // than wait for it forever.
-        crate::interfaces::sync::break_barriers(&broker.held_by(entry.id));
+        let held = broker.held_by(entry.id);
+        crate::interfaces::sync::break_barriers(&held);
+        // A condition waiter that died must not keep a notify to itself.
+        if let Some(pid) = entry.pid() {
+            crate::interfaces::sync::forget_waiters(&held, pid);
+        }
     }
     let children: Vec<Arc<Entry>> = broker
         .processes()

@@ -4,6 +4,7 @@
 
 pub(crate) mod ipc;
 pub(crate) mod robust;
+pub(crate) mod waiters;
 
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 

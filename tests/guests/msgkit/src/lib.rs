@@ -7,6 +7,7 @@
 //! Scenarios do not assert: a wrong value is printed, so the test shows all
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
+mod api;
 mod pipes;
 mod processes;
 mod queues;
@@ -72,6 +73,9 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "nested" => processes::nested(),
         "process_cap" => processes::process_cap(rest),
         "blocked_child" => processes::blocked_child(),
+        "shutdown" => api::shutdown(),
+        "join_thread" => api::join_thread(),
+        "send_bytes_range" => api::send_bytes_range(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }
