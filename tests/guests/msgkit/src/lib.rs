@@ -7,6 +7,7 @@
 //! Scenarios do not assert: a wrong value is printed, so the test shows all
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
+mod lifecycle;
 mod pipes;
 mod processes;
 mod queues;
@@ -72,6 +73,8 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "nested" => processes::nested(),
         "process_cap" => processes::process_cap(rest),
         "blocked_child" => processes::blocked_child(),
+        "orphan_grandchild" => lifecycle::orphan_grandchild(),
+        "exit_codes" => lifecycle::exit_codes(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }
