@@ -186,10 +186,7 @@ impl GuestInstance {
         if init.sandbox.timeout.is_some() {
             sandbox::start_ticker(&engine);
         }
-        let mut linker = Linker::<WorkerState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let pre = GuestPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = link(&engine, &component)?;
         let (store, guest) = instantiate(&engine, &pre, &init, &upcalls)?;
         Ok(GuestInstance {
             engine,
@@ -341,6 +338,25 @@ impl GuestInstance {
             }
         }
     }
+}
+
+/// Links `component` with everything a worker provides: WASI preview 2
+/// and mpwasm's interfaces. `mpwasm compile` runs this too, so a guest
+/// importing something else is refused when it is loaded, not at every
+/// worker start.
+///
+/// # Errors
+///
+/// Names the first import the worker does not provide, or the export the
+/// guest lacks.
+pub(crate) fn link(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<GuestPre<WorkerState>> {
+    let mut linker = Linker::<WorkerState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    GuestPre::new(linker.instantiate_pre(component)?)
 }
 
 fn instantiate(
