@@ -315,7 +315,7 @@ mod test;
 
 pub use crate::array::{Array, ByteArray, RawArray};
 pub use crate::dispatch::{current_task, TaskInfo};
-pub use crate::error::{Error, Result};
+pub use crate::error::{task_kind, Error, Result};
 pub use crate::log::{log, Level};
 pub use crate::manager::{DictProxy, ListProxy, Manager, Namespace};
 pub use crate::pipe::{pipe, wait, Connection, Waitable};
