@@ -541,6 +541,15 @@ fn exit_codes_follow_python() {
             && run.stderr.contains("this child fails on purpose"),
         "failures are reported on stderr\n{run}"
     );
+    // Issue 9, item 9: a panic is reported as one (it was `trapped:`), an
+    // `Err` as a failure, an abort as a trap, each with its reason.
+    for needle in [
+        ": panic: this child panics on purpose",
+        ": failed: this child fails on purpose",
+        ": trap: wasm trap: wasm `unreachable`",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle:?}\n{run}");
+    }
 }
 
 /// A non-daemon child starts a daemon grandchild and returns: when main has

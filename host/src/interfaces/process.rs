@@ -559,7 +559,12 @@ fn run(
         }) => Some(report(
             &name,
             &Failure {
-                kind,
+                // The SDK reported a panic just before the instance trapped.
+                kind: if panic.is_some() {
+                    crate::error::TaskErrorKind::Panic
+                } else {
+                    kind
+                },
                 message: panic.unwrap_or(trap),
                 backtrace,
             },

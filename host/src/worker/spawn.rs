@@ -27,6 +27,8 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub(crate) struct WorkerProcess {
     child: Child,
     pid: u32,
+    /// The program started as the worker (for messages).
+    program: std::path::PathBuf,
     channel: Channel,
     /// Who answers the worker's upcalls, and the worker's id there.
     broker: Option<(Arc<Broker>, u64)>,
@@ -49,10 +51,13 @@ impl WorkerProcess {
         let mut worker = WorkerProcess {
             child,
             pid,
+            program: program.to_path_buf(),
             channel: Channel::new(ours)?,
             broker: None,
         };
-        worker.send(&ToWorker::Init(init.clone()))?;
+        worker
+            .send(&ToWorker::Init(init.clone()))
+            .map_err(|e| io::Error::new(e.kind(), worker.not_a_worker(&e)))?;
         Ok(worker)
     }
 
@@ -80,8 +85,22 @@ impl WorkerProcess {
                     "worker did not report ready within {READY_TIMEOUT:?}"
                 ))
             }
-            Err(e) => Err(format!("worker exited while starting ({e})")),
+            Err(e) => Err(self.not_a_worker(&e)),
         }
+    }
+
+    /// What to say when the worker went away before it reported anything:
+    /// an mpwasm worker always answers, so the likely cause is a program
+    /// that never became one (an embedding program without
+    /// `mpwasm::init()`).
+    fn not_a_worker(&self, e: &io::Error) -> String {
+        format!(
+            "worker process {} ({}) ended before reporting ready ({e}); if that is your own \
+             program, call mpwasm::init() first thing in its main, or point \
+             PoolBuilder::worker_program at the mpwasm binary",
+            self.pid,
+            self.program.display()
+        )
     }
 
     /// Sends one request and waits for its reply.
