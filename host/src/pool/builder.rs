@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
-use crate::broker::{Broker, Launch};
+use crate::broker::budget::Places;
+use crate::broker::{Broker, Launch, PoolDefaults};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
 use crate::error::{Error, Result};
@@ -26,22 +27,36 @@ pub struct PoolBuilder {
     inherit_env: bool,
     retries: u32,
     maxtasksperchild: Option<u64>,
+    /// The task each worker runs first, and its argument (bincode).
+    initializer: Option<(String, Result<Vec<u8>, String>)>,
     /// A guest pool: the broker of the run it belongs to (its guest is
-    /// compiled already).
-    broker: Option<Arc<Broker>>,
+    /// compiled already), and the places its workers take among the run's
+    /// processes.
+    broker: Option<(Arc<Broker>, Arc<Places>)>,
 }
 
 impl Pool {
     /// A pool started by a guest of `broker`'s run: same guest, program and
     /// sandbox; its workers' upcalls go to the same broker.
-    pub(crate) fn for_broker(broker: Arc<Broker>, processes: usize) -> Result<Pool> {
+    pub(crate) fn for_broker(
+        broker: Arc<Broker>,
+        processes: usize,
+        options: crate::interfaces::pool::Options,
+    ) -> Result<Pool> {
         let launch = broker.launch().clone();
         let mut builder = PoolBuilder::new(launch.guest.source().to_path_buf());
         builder.processes = Some(processes);
         builder.program = Some(launch.program);
         builder.stdout_to_stderr = launch.stdout_to_stderr;
         builder.sandbox = launch.sandbox;
-        builder.broker = Some(broker);
+        builder.retries = launch.pools.retries;
+        builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
+        builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
+        let places = broker
+            .process_count()
+            .reserve(processes, "a pool")
+            .map_err(|e| Error::Limit(e.to_string()))?;
+        builder.broker = Some((broker, Arc::new(places)));
         builder.build()
     }
 }
@@ -59,6 +74,7 @@ impl PoolBuilder {
             inherit_env: false,
             retries: 0,
             maxtasksperchild: None,
+            initializer: None,
             broker: None,
         }
     }
@@ -181,9 +197,41 @@ impl PoolBuilder {
         self
     }
 
-    /// Most processes a guest may have running at once in one run
-    /// (`--max-processes`); starting another fails with a `limit` error in
-    /// the guest. Default [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
+    /// Runs `task` on `args` in each worker process before its first input,
+    /// and again whenever its instance is reset after a trap (Python's
+    /// `initializer` and `initargs`): the place to set up per-worker state.
+    /// If it fails, the inputs that worker was given fail with the
+    /// initializer's error (kind and message) and the worker is replaced;
+    /// unlike CPython, whose pool restarts a failing initializer forever.
+    pub fn initializer(mut self, task: impl Into<String>, args: impl serde::Serialize) -> Self {
+        let args = bincode::serde::encode_to_vec(&args, bincode::config::standard())
+            .map_err(|e| e.to_string());
+        self.initializer = Some((task.into(), args));
+        self
+    }
+
+    /// Most bytes the parent may hold on behalf of the run's guests
+    /// (`--host-memory`): spilled queue items, manager containers and
+    /// their entries, guest pools' inputs and unread results, process names
+    /// and arguments, handles in transit and the objects themselves. A
+    /// guest request past it fails with a `limit` error in the guest and
+    /// the parent stays within it. Default
+    /// [`MAX_HOST_MEMORY`](crate::limits::MAX_HOST_MEMORY) (1 GiB). It does
+    /// not cover guests' own linear memory ([`memory_limit`]) nor shared
+    /// memory regions.
+    ///
+    /// [`memory_limit`]: PoolBuilder::memory_limit
+    pub fn host_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.host_memory = Some(bytes);
+        self
+    }
+
+    /// Most worker processes alive at once in one run (`--max-processes`):
+    /// this pool's workers, the main process, every process a guest starts
+    /// and every worker of the pools guests create. A guest's start or pool
+    /// past it fails with a `limit` error in the guest; a pool built with
+    /// more processes than this is an [`Error::Config`]. Default
+    /// [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
     pub fn max_processes(mut self, n: u32) -> Self {
         self.sandbox.max_processes = Some(n);
         self
@@ -224,6 +272,17 @@ impl PoolBuilder {
         if self.maxtasksperchild == Some(0) {
             return Err(Error::Config("maxtasksperchild must be at least 1".into()));
         }
+        let initializer = match self.initializer {
+            Some((task, Ok(args))) => {
+                let mut batch = crate::batch::Batch::new();
+                batch.push(&args);
+                Some((Arc::<str>::from(task), batch))
+            }
+            Some((task, Err(e))) => {
+                return Err(Error::Encode(format!("initargs of `{task}`: {e}")))
+            }
+            None => None,
+        };
         if self.sandbox.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::Config("task timeout must be positive".into()));
         }
@@ -245,23 +304,34 @@ impl PoolBuilder {
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
-        let broker = match self.broker {
-            Some(broker) => broker,
+        let (broker, places) = match self.broker {
+            Some(run) => run,
             None => {
                 let cache = self.cache.unwrap_or_else(Cache::default_location);
                 let guest: CompiledGuest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
-                Broker::new(Launch {
+                let broker = Broker::new(Launch {
                     program,
                     guest,
                     sandbox,
                     stdout_to_stderr: self.stdout_to_stderr,
-                })
+                    pools: PoolDefaults {
+                        retries: self.retries,
+                        maxtasksperchild: self.maxtasksperchild,
+                    },
+                });
+                let places = broker
+                    .process_count()
+                    .reserve(processes, "the pool")
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                (broker, Arc::new(places))
             }
         };
         let shared = Arc::new(Shared {
             broker,
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,
+            initializer,
+            _places: places,
             terminated: AtomicBool::new(false),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
         });
@@ -271,9 +341,10 @@ impl PoolBuilder {
         for id in 0..processes {
             let driver = Driver::new(id as u32, shared.clone());
             let jobs = jobs_rx.clone();
+            let stop = terminated.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mpwasm-worker-{id}"))
-                .spawn(move || driver.run(jobs))
+                .spawn(move || driver.run(jobs, stop))
                 .map_err(|e| Error::Spawn(format!("cannot start a driver thread: {e}")))?;
             drivers.push(handle);
         }
