@@ -601,6 +601,15 @@ fn exit_codes_follow_python() {
             && run.stderr.contains("this child fails on purpose"),
         "failures are reported on stderr\n{run}"
     );
+    // Issue 9, item 9: a panic is reported as one (it was `trapped:`), an
+    // `Err` as a failure, an abort as a trap, each with its reason.
+    for needle in [
+        ": panic: this child panics on purpose",
+        ": failed: this child fails on purpose",
+        ": trap: wasm trap: wasm `unreachable`",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle:?}\n{run}");
+    }
 }
 
 /// A non-daemon child starts a daemon grandchild and returns: when main has
@@ -742,4 +751,81 @@ fn a_child_blocked_past_its_deadline_is_stopped() {
         gone_within(pid, Duration::from_secs(1)),
         "child {pid} outlived the run"
     );
+}
+
+// ---------------------------------------------------------------------------
+// How processes end (issue 9)
+
+/// Issue 9, item 4: main terminates a child P whose non-daemon grandchild G
+/// sleeps. As in CPython (`terminate()` sends SIGTERM to P alone; its
+/// children are not killed), G goes on running and ends normally. A second
+/// orphan, still sleeping when main returns, ends with the run.
+#[test]
+fn a_grandchild_outlives_its_terminated_parent() {
+    let run = run(&["orphan_grandchild"]).succeeded();
+    assert_eq!(
+        run.all("parent exitcode"),
+        ["parent exitcode Some(-15)"; 2],
+        "{run}"
+    );
+    assert_eq!(run.line("grandchild alive"), "true", "{run}");
+    assert_eq!(run.line("grandchild exitcode"), "Some(0)", "{run}");
+    let orphan = run.line("orphan");
+    assert!(orphan.ends_with(" alive true"), "{run}");
+    let pid = number(&format!("pid {orphan}"), "pid");
+    assert!(
+        gone_within(pid, Duration::from_secs(1)),
+        "orphan {pid} outlived the run\n{run}"
+    );
+}
+
+/// Issue 9, item 4, embedded: `Pool::run_main` in this process. Its
+/// parent-death signal cannot end an orphan here (this process lives on),
+/// so the run must: once the pool is dropped, no worker process this
+/// process started is left.
+#[test]
+fn an_embedded_run_leaves_no_orphan_behind() {
+    let pool = mpwasm::Pool::builder(guest("msgkit"))
+        .processes(1)
+        .cache(mpwasm::Cache::new(shared_cache()))
+        .worker_program(mpwasm_bin())
+        .args(["msgkit.wasm", "orphan_grandchild"])
+        .build()
+        .unwrap();
+    assert_eq!(pool.run_main().unwrap(), 0);
+    drop(pool);
+    let ours = format!("{}={}", "MPWASM_WORKER_PARENT", std::process::id());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+                let pid = e.file_name().to_string_lossy().parse().unwrap_or(0);
+                alive(pid) && environ.split(|&b| b == 0).any(|v| v == ours.as_bytes())
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker processes {left:?} outlived the run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 9, item 5: `std::process::exit(0)` in a process's target gives
+/// exitcode 0 (it was 1, reported as a trap); `exit(3)` gives 1: a
+/// wasm32-wasip1 guest's `exit` goes through WASI preview 1's adapter,
+/// which carries only success or failure.
+#[test]
+fn exit_in_a_target_is_its_exit_code() {
+    let run = run(&["exit_codes"]).succeeded();
+    assert_eq!(run.line("exit 0 exitcode"), "Some(0)", "{run}");
+    assert_eq!(run.line("exit 3 exitcode"), "Some(1)", "{run}");
+    assert!(!run.stderr.contains("trap"), "{run}");
 }

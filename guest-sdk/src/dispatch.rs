@@ -144,7 +144,12 @@ impl program::Guest for Guest {
         match inventory::iter::<Main>.into_iter().next() {
             Some(main) => (main.run)(),
             None => {
-                eprintln!("this guest has no #[mpwasm_guest::main] function");
+                // The host passes the guest file as the program name.
+                let file = std::env::args().next().unwrap_or_default();
+                eprintln!(
+                    "mpwasm: {file}: this guest has no #[mpwasm_guest::main] function \
+                     (`mpwasm run` needs one; `mpwasm pool` runs its tasks)"
+                );
                 2
             }
         }
@@ -166,9 +171,24 @@ where
     E: std::fmt::Display,
     F: FnOnce(A) -> Result<R, E>,
 {
-    let arg = crate::codec::decode::<A>(codec, input).map_err(TaskError::BadInput)?;
+    let arg = crate::codec::decode::<A>(codec, input)
+        .map_err(|why| TaskError::BadInput(bad_input::<A>(codec, &why)))?;
     let value = f(arg).map_err(|e| TaskError::Failed(e.to_string()))?;
     crate::codec::encode_into(codec, &value, out).map_err(TaskError::BadOutput)
+}
+
+/// A `bad_input` message a user can act on: which task, the type it takes,
+/// and what was wrong with the input.
+fn bad_input<A>(codec: Codec, why: &str) -> String {
+    let task = current_task().map(|t| t.name).unwrap_or_default();
+    let format = match codec {
+        Codec::Bincode => "bincode",
+        Codec::Json => "JSON",
+    };
+    format!(
+        "task `{task}` takes `{}`, and this {format} input is not one: {why}",
+        std::any::type_name::<A>()
+    )
 }
 
 /// The input currently being processed.

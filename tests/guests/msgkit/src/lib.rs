@@ -8,6 +8,7 @@
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
 mod api;
+mod lifecycle;
 mod pipes;
 mod processes;
 mod queues;
@@ -76,6 +77,8 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "shutdown" => api::shutdown(),
         "join_thread" => api::join_thread(),
         "send_bytes_range" => api::send_bytes_range(),
+        "orphan_grandchild" => lifecycle::orphan_grandchild(),
+        "exit_codes" => lifecycle::exit_codes(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }
