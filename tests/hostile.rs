@@ -226,3 +226,174 @@ fn an_artifact_damaged_in_place_is_compiled_again() {
     assert_pool_works(cache.path());
     assert_ne!(std::fs::read(&artifact).unwrap()[0], bytes[0], "rewritten");
 }
+
+// ==== items 1 and 3: descriptors in flight, memory outside linear memory ====
+// (scenarios: tests/guests/hostile/src/outside.rs)
+
+mod outside {
+    use super::*;
+
+    /// `mpwasm run hostile.wasm outside-<scenario> ARGS…` with `flags`
+    /// before the guest, as a plain command.
+    fn run_command(cache: &std::path::Path, flags: &[&str], scenario: &[&str]) -> Command {
+        let mut cmd = Command::new(mpwasm_bin());
+        cmd.arg("--cache-dir")
+            .arg(cache)
+            .arg("run")
+            .args(flags)
+            .arg(hostile())
+            .args(scenario)
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs a scenario to its end; its stdout lines, stderr and status.
+    fn run_scenario(flags: &[&str], scenario: &[&str]) -> (Vec<String>, String, Option<i32>) {
+        let out = run_command(&shared_cache(), flags, scenario)
+            .stdin(Stdio::null())
+            .output()
+            .expect("start mpwasm");
+        let lines = stdout(&out).lines().map(str::to_string).collect();
+        (lines, stderr(&out), out.status.code())
+    }
+
+    /// The effective user id of this process.
+    fn euid() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let line = status.lines().find(|l| l.starts_with("Uid:")).expect("Uid");
+        line.split_whitespace().nth(2).unwrap().parse().unwrap()
+    }
+
+    fn have(program: &str) -> bool {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// `cmd`, run as a user without capabilities and with `ulimit -n 1024`
+    /// (the limit the kernel also applies to that user's descriptors in
+    /// flight): as root, as `nobody` through `setpriv`; otherwise as this
+    /// user. `None`, with the reason, where that cannot be arranged.
+    fn unprivileged(cmd: &Command) -> Result<Command, String> {
+        if !have("prlimit") {
+            return Err("prlimit (util-linux) is not installed".into());
+        }
+        let mut wrapped = if euid() == 0 {
+            if !have("setpriv") {
+                return Err("running as root and setpriv is not installed".into());
+            }
+            let mut w = Command::new("setpriv");
+            w.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "prlimit",
+            ]);
+            w
+        } else {
+            Command::new("prlimit")
+        };
+        wrapped.arg("--nofile=1024:1024").arg(cmd.get_program());
+        wrapped.args(cmd.get_args());
+        wrapped.env_remove("RUST_LOG");
+        Ok(wrapped)
+    }
+
+    /// A compile cache the unprivileged user may write.
+    fn open_cache() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = cache_dir();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        dir
+    }
+
+    /// Descriptors a process has open now.
+    fn open_fds(pid: u32) -> usize {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    }
+
+    /// A process's resident memory now, in KiB.
+    fn rss_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Item 1: 1,100 unread 40 KiB items held in one run's queue leave a
+    /// second run of the same unprivileged user (`ulimit -n 1024`) able to
+    /// make its `Value`s. Each item used to be a memfd in flight in the
+    /// queue's socket: the kernel's per-user limit on descriptors in flight
+    /// (`RLIMIT_NOFILE`) then refused the 1,025th put, and the other run's
+    /// parent could not hand its worker a region.
+    #[test]
+    fn unread_large_items_leave_other_runs_their_descriptors() {
+        let cache = open_cache();
+        let flood = run_command(cache.path(), &[], &["outside-flood", "1100", "40"]);
+        let values = run_command(cache.path(), &[], &["outside-values", "20"]);
+        let (mut flood, mut values) = match (unprivileged(&flood), unprivileged(&values)) {
+            (Ok(f), Ok(v)) => (f, v),
+            (Err(why), _) | (_, Err(why)) => {
+                eprintln!("skipped: cannot run as an unprivileged user: {why}");
+                return;
+            }
+        };
+        let mut holder = flood
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the flooding run");
+        let started = Instant::now();
+        let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+        let mut said = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("stdout");
+            let done = line == "holding";
+            said.push(line);
+            if done {
+                break;
+            }
+        }
+        let flooded = started.elapsed();
+        let (fds, rss) = (open_fds(holder.id()), rss_kib(holder.id()));
+        let other = values.stdin(Stdio::null()).output().expect("second run");
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut holder.stderr.take().unwrap(), &mut err);
+        eprintln!(
+            "1100 × 40 KiB unread in {flooded:?}; the holding run's parent: {fds} descriptors, \
+             {rss} KiB RSS"
+        );
+        assert_eq!(
+            said,
+            ["ok items 1100 of 1100", "holding"],
+            "the flooding run: {err}"
+        );
+        assert_eq!(
+            (stdout(&other).trim(), other.status.code()),
+            ("ok values 20 of 20", Some(0)),
+            "the other run: {}",
+            stderr(&other)
+        );
+    }
+
+    /// Large items still arrive whole, in order, through the broker.
+    #[test]
+    fn large_items_arrive_whole() {
+        let (lines, err, code) = run_scenario(&[], &["outside-big-items", "40", "100"]);
+        assert_eq!(
+            (lines, code),
+            (vec!["ok 40 items back".to_string()], Some(0)),
+            "{err}"
+        );
+    }
+}

@@ -27,9 +27,14 @@ pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// `PoolBuilder::max_processes`.
 pub const MAX_PROCESSES: u32 = 256;
 
-/// Items above this size travel through a queue in a memfd rather than in
-/// the datagram itself (32 KiB).
+/// Items of this size or more do not travel in a queue's datagram: the
+/// broker keeps them (charged to the run's budget) and the datagram carries
+/// their key (32 KiB).
 pub const QUEUE_INLINE_MAX: usize = 32 << 10;
+
+/// What the run's budget is charged for each queue item the broker keeps
+/// (spilled or stored) beside its bytes: its entry and bookkeeping.
+pub const QUEUE_ITEM_COST: u64 = 64;
 
 /// Largest shared memory region (`Value`, `Array`, `SharedMemory`) a guest
 /// may create (1 GiB).

@@ -473,11 +473,9 @@ impl Broker {
             Call::QueueCreate { maxsize, joinable } => {
                 queue::create(self, caller, maxsize, joinable)
             }
-            Call::QueueSpill {
-                id,
-                datagram,
-                with_fd,
-            } => queue::spill(self, caller, id, datagram, with_fd, fds),
+            Call::QueueSpill { id, datagram } => queue::spill(self, caller, id, datagram, fds),
+            Call::QueueStore { id, item } => queue::store(self, caller, id, item),
+            Call::QueueFetch { id, key } => queue::fetch(self, caller, id, key),
             Call::PoolCreate {
                 processes,
                 initializer,

@@ -6,31 +6,41 @@
 //! 2. a bounded queue reserves a slot in the shared [`Page`] (futex wait
 //!    while full);
 //! 3. the item goes out as one datagram on the queue's `SOCK_SEQPACKET`
-//!    socket — items over [`QUEUE_INLINE_MAX`] ride in a sealed memfd
-//!    attached to it;
+//!    socket — an item of [`QUEUE_INLINE_MAX`] bytes or more is first
+//!    handed to the broker (`Call::QueueStore`, [`store`]), which keeps it
+//!    under a key charged to the run's budget, and the datagram carries
+//!    only that key;
 //! 4. if the socket is full, the datagram goes to the broker instead
 //!    (`Call::QueueSpill`, [`spill`]), whose feeder thread writes it in as
 //!    readers make room;
 //! 5. a consumer's `get` receives the datagram (whole, and only it), frees
-//!    the slot and wakes a blocked producer.
+//!    the slot and wakes a blocked producer; for a key it then fetches the
+//!    item from the broker (`Call::QueueFetch`, [`fetch`]).
+//!
+//! No datagram carries a descriptor: descriptors in flight in a socket
+//! count against the kernel's per-user limit (`RLIMIT_NOFILE` of
+//! descriptors in flight, for users without `CAP_SYS_RESOURCE`), which
+//! unread items would otherwise use up for every other run of the same
+//! user (issue 10, item 1).
 //!
 //! `shutdown` (Python 3.13's `Queue.shutdown`) sets a word of the page that
 //! puts check, wakes producers blocked on a full queue, and sends one
 //! shut-down marker datagram behind the items, which wakes the consumers
 //! blocked in the receive one after another (each sends it on).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wasmtime::component::Resource;
 
 use super::{io_error, unexpected, HostResult};
 use crate::bindings::{queue, types};
+use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
-use crate::limits::QUEUE_INLINE_MAX;
+use crate::limits::{QUEUE_INLINE_MAX, QUEUE_ITEM_COST};
 use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
@@ -80,7 +90,9 @@ const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Datagram tags.
 const INLINE: u8 = 0;
-const IN_MEMFD: u8 = 1;
+/// The item is kept by the broker: the datagram is the tag and its key
+/// (8 bytes, little-endian).
+const STORED: u8 = 1;
 /// Not an item: the queue was shut down. Sent once by `shutdown` to wake
 /// consumers blocked in the receive; each consumer that gets it sends it on
 /// for the next one, so it stays in the socket for good.
@@ -192,21 +204,29 @@ impl QueueHandle {
 
     /// Takes every item there is now, without waiting, and forgets them as
     /// if each had been got and marked done (`shutdown(immediate=True)`).
-    fn drain(&mut self) {
+    /// Returns the keys of the items the broker keeps, to be let go.
+    fn drain(&mut self) -> Vec<u64> {
         if self.scratch.is_empty() {
             self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
         }
         let mut fds = Vec::new();
+        let mut stored = Vec::new();
         while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, false) {
             fds.clear();
             if got.len == 0 || self.scratch[0] == SHUT_DOWN {
                 continue;
+            }
+            if (self.scratch[0], got.len) == (STORED, 9) {
+                stored.push(u64::from_le_bytes(
+                    self.scratch[1..9].try_into().expect("8 bytes"),
+                ));
             }
             self.free_slot();
             if self.joinable {
                 self.mark_done();
             }
         }
+        stored
     }
 
     /// One item marked done: `task_done` without its checks.
@@ -222,9 +242,8 @@ impl QueueHandle {
         before.is_ok()
     }
 
-    /// Receives one datagram, waiting until the deadline; `None` for the
-    /// shut-down marker.
-    fn receive(&mut self, deadline: Deadline, max: u64) -> Result<Option<Vec<u8>>, types::Error> {
+    /// Receives one datagram, waiting until the deadline.
+    fn receive(&mut self, deadline: Deadline) -> Result<Datagram, types::Error> {
         if self.scratch.is_empty() {
             self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
         }
@@ -252,23 +271,30 @@ impl QueueHandle {
             return Err(malformed());
         }
         if (self.scratch[0], fds.len(), got.len) == (SHUT_DOWN, 0, 1) {
-            return Ok(None);
+            return Ok(Datagram::ShutDown);
         }
         self.free_slot();
-        match (self.scratch[0], fds.len()) {
-            (INLINE, 0) => Ok(Some(self.scratch[1..got.len].to_vec())),
-            (IN_MEMFD, 1) => ipc::memfd_read(fds.pop().expect("one"), max)
-                .map(Some)
-                .map_err(|e| {
-                    if e.kind() == io::ErrorKind::InvalidData {
-                        types::Error::Limit(e.to_string())
-                    } else {
-                        io_error(e)
-                    }
-                }),
+        match (self.scratch[0], fds.len(), got.len) {
+            (INLINE, 0, _) => Ok(Datagram::Item(self.scratch[1..got.len].to_vec())),
+            (STORED, 0, 9) => {
+                let key = u64::from_le_bytes(self.scratch[1..9].try_into().expect("8 bytes"));
+                Ok(Datagram::Stored(key))
+            }
+            // Descriptors that came with a malformed datagram are closed
+            // here, with `fds`.
             _ => Err(malformed()),
         }
     }
+}
+
+/// What one datagram of a queue holds.
+enum Datagram {
+    /// An item, inline.
+    Item(Vec<u8>),
+    /// The key of an item the broker keeps.
+    Stored(u64),
+    /// The shut-down marker.
+    ShutDown,
 }
 
 impl WorkerState {
@@ -287,13 +313,12 @@ impl WorkerState {
     /// Sends a datagram made of `parts` (tag, then item), or hands it to
     /// the broker when the socket is full or the broker already holds
     /// earlier items.
-    fn send_item(&self, q: &QueueHandle, parts: &[&[u8]], fd: Option<&OwnedFd>) -> HostResult<()> {
-        let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
+    fn send_item(&self, q: &QueueHandle, parts: &[&[u8]]) -> HostResult<()> {
         // A full socket usually drains within moments (consumers are
         // reading): wait that long before paying for a trip to the broker.
         let mut grace = true;
         while q.page.spilling().load(Ordering::Acquire) == 0 {
-            match ipc::send(q.send.as_fd(), parts, &fds, false) {
+            match ipc::send(q.send.as_fd(), parts, &[], false) {
                 Ok(_) => return Ok(Ok(())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && grace => {
                     grace = false;
@@ -306,9 +331,50 @@ impl WorkerState {
         let call = Call::QueueSpill {
             id: q.id,
             datagram: parts.concat(),
-            with_fd: fd.is_some(),
         };
-        Ok(self.upcall(call, &fds)?.map(|_| ()))
+        Ok(self.upcall(call, &[])?.map(|_| ()))
+    }
+
+    /// Hands a large item to the broker to keep; its key.
+    fn store_item(&self, q: &QueueHandle, item: Vec<u8>) -> HostResult<u64> {
+        Ok(
+            match self.upcall(Call::QueueStore { id: q.id, item }, &[])? {
+                Ok((Reply::Object(key), _)) => Ok(key),
+                Ok((other, _)) => return Err(unexpected(other)),
+                Err(e) => Err(e),
+            },
+        )
+    }
+
+    /// Takes the item kept under `key` from the broker.
+    fn fetch_item(&self, id: u64, key: u64) -> HostResult<Vec<u8>> {
+        Ok(match self.upcall(Call::QueueFetch { id, key }, &[])? {
+            Ok((Reply::Value(Some(item)), _)) => {
+                if item.len() as u64 > self.max_message {
+                    Err(types::Error::Limit(format!(
+                        "an item of {} bytes exceeds the message limit of {}",
+                        item.len(),
+                        self.max_message
+                    )))
+                } else {
+                    Ok(item.into_vec())
+                }
+            }
+            Ok((Reply::Value(None), _)) => Err(types::Error::Other(
+                "a stored queue item is gone (a holder of the queue took it out of turn)".into(),
+            )),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Lets go of the items the broker keeps under `keys` (drained by an
+    /// immediate shutdown).
+    fn discard_items(&self, id: u64, keys: Vec<u64>) -> wasmtime::Result<()> {
+        for key in keys {
+            self.fetch_item(id, key)?.ok();
+        }
+        Ok(())
     }
 }
 
@@ -340,11 +406,17 @@ impl queue::HostQueue for WorkerState {
             q.page.unfinished().fetch_add(1, Ordering::AcqRel);
         }
         let sent = if item.len() < QUEUE_INLINE_MAX {
-            self.send_item(q, &[&[INLINE], &item], None)?
+            self.send_item(q, &[&[INLINE], &item])?
         } else {
-            match ipc::memfd_with(&item) {
-                Ok(fd) => self.send_item(q, &[&[IN_MEMFD]], Some(&fd))?,
-                Err(e) => Err(io_error(e)),
+            match self.store_item(q, item)? {
+                Ok(key) => {
+                    let sent = self.send_item(q, &[&[STORED], &key.to_le_bytes()])?;
+                    if sent.is_err() {
+                        self.discard_items(q.id, vec![key])?;
+                    }
+                    sent
+                }
+                Err(e) => Err(e),
             }
         };
         if sent.is_err() {
@@ -361,28 +433,30 @@ impl queue::HostQueue for WorkerState {
         handle: Resource<QueueHandle>,
         timeout_ms: Option<u64>,
     ) -> HostResult<Vec<u8>> {
-        let max = self.max_message;
         let deadline = Deadline::after_ms(timeout_ms);
         loop {
             let q = self.table.get_mut(&handle)?;
             if q.closed {
                 return Ok(Err(types::Error::Closed));
             }
+            let id = q.id;
             if q.shut_for_gets() {
                 if q.page.shutdown().load(Ordering::Acquire) == SHUT_NOW {
                     // Items the broker fed in after the shutdown's drain.
-                    q.drain();
+                    let stored = q.drain();
+                    self.discard_items(id, stored)?;
                 }
                 return Ok(Err(types::Error::ShutDown));
             }
-            match q.receive(deadline, max) {
-                Ok(Some(item)) => return Ok(Ok(item)),
+            match q.receive(deadline) {
+                Ok(Datagram::Item(item)) => return Ok(Ok(item)),
+                Ok(Datagram::Stored(key)) => return self.fetch_item(id, key),
                 Err(e) => return Ok(Err(e)),
                 // The shut-down marker: pass it on to the next consumer,
                 // then fail, unless items are still on their way in.
-                Ok(None) => {
+                Ok(Datagram::ShutDown) => {
                     let q = self.table.get(&handle)?;
-                    if let Err(e) = self.send_item(q, &[&[SHUT_DOWN]], None)? {
+                    if let Err(e) = self.send_item(q, &[&[SHUT_DOWN]])? {
                         return Ok(Err(e));
                     }
                 }
@@ -401,13 +475,14 @@ impl queue::HostQueue for WorkerState {
         q.page.taken_seq().fetch_add(1, Ordering::AcqRel);
         ipc::futex_wake_all(q.page.taken_seq());
         if immediate {
-            q.drain();
+            let (id, stored) = (q.id, q.drain());
+            self.discard_items(id, stored)?;
         }
         if before != 0 {
             return Ok(Ok(())); // the marker is in already
         }
         let q = self.table.get(&handle)?;
-        self.send_item(q, &[&[SHUT_DOWN]], None)
+        self.send_item(q, &[&[SHUT_DOWN]])
     }
 
     fn qsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
@@ -509,11 +584,12 @@ impl queue::Host for WorkerState {
 // ---------------------------------------------------------------------------
 // The broker's side.
 
-/// A spilled datagram and its descriptor.
-type Spilled = (Vec<u8>, Option<OwnedFd>);
+/// A spilled datagram, and its bytes taken from the run's budget.
+type Spilled = (Vec<u8>, Charge);
 
 /// A queue as the broker keeps it: its descriptors, to hand to every
-/// holder, and the spill of items that did not fit in the socket.
+/// holder, the spill of items that did not fit in the socket, and the large
+/// items whose keys travel in the socket.
 pub(crate) struct Hub {
     send: OwnedFd,
     recv: OwnedFd,
@@ -522,6 +598,10 @@ pub(crate) struct Hub {
     joinable: bool,
     /// Items waiting for room in the socket, and whether a feeder runs.
     spill: Mutex<(VecDeque<Spilled>, bool)>,
+    /// Large items, by key, until a consumer fetches them.
+    stored: Mutex<HashMap<u64, (Vec<u8>, Charge)>>,
+    /// The next key.
+    next_key: AtomicU64,
 }
 
 impl Hub {
@@ -556,8 +636,9 @@ impl Hub {
                     }
                 }
             };
-            let fds: Vec<_> = next.1.iter().map(|f| f.as_fd()).collect();
-            if let Err(e) = ipc::send(self.send.as_fd(), &[&next.0], &fds, true) {
+            // Blocks until readers make room; the charge is given back once
+            // the datagram is the kernel's.
+            if let Err(e) = ipc::send(self.send.as_fd(), &[&next.0], &[], true) {
                 tracing::warn!("queue feeder stopped: {e}");
                 return;
             }
@@ -579,33 +660,75 @@ pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool)
         maxsize,
         joinable,
         spill: Mutex::new((VecDeque::new(), false)),
+        stored: Mutex::new(HashMap::new()),
+        next_key: AtomicU64::new(0),
     });
     let id = broker.register(Object::Queue(hub.clone()), Some(caller))?;
     hub.hand_out(id)
 }
 
-/// `Call::QueueSpill`: keeps the datagram and makes sure a feeder runs.
+/// The queue `id`, if `caller` holds it.
+fn hub(broker: &Broker, caller: u64, id: u64) -> Result<Arc<Hub>, CallError> {
+    match broker.get(caller, id)? {
+        Object::Queue(hub) => Ok(hub),
+        _ => Err(CallError::InvalidHandle),
+    }
+}
+
+/// `Call::QueueStore`: keeps a large item, charged to the run's budget,
+/// until a consumer fetches it; its key.
+pub(crate) fn store(broker: &Broker, caller: u64, id: u64, item: Vec<u8>) -> Answer {
+    let hub = hub(broker, caller, id)?;
+    let max = broker.launch().sandbox.max_message_bytes();
+    if item.len() as u64 > max {
+        return Err(CallError::Limit(format!(
+            "an item of {} bytes exceeds the message limit of {max}",
+            item.len()
+        )));
+    }
+    let charge = broker
+        .budget()
+        .charge(item.len() as u64 + QUEUE_ITEM_COST, "a queued item")?;
+    let key = hub.next_key.fetch_add(1, Ordering::Relaxed);
+    let mut stored = hub.stored.lock().unwrap_or_else(|e| e.into_inner());
+    stored.insert(key, (item, charge));
+    Ok((Reply::Object(key), Vec::new()))
+}
+
+/// `Call::QueueFetch`: hands over (and forgets) the item kept under `key`;
+/// `Value(None)` if there is none.
+pub(crate) fn fetch(broker: &Broker, caller: u64, id: u64, key: u64) -> Answer {
+    let hub = hub(broker, caller, id)?;
+    let item = hub
+        .stored
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    // The charge goes back with the item, which the reply frame now holds.
+    let item = item.map(|(bytes, _charge)| serde_bytes::ByteBuf::from(bytes));
+    Ok((Reply::Value(item), Vec::new()))
+}
+
+/// `Call::QueueSpill`: keeps the datagram, charged to the run's budget, and
+/// makes sure a feeder runs.
 pub(crate) fn spill(
     broker: &Broker,
     caller: u64,
     id: u64,
     datagram: Vec<u8>,
-    with_fd: bool,
-    mut fds: Vec<OwnedFd>,
+    fds: Vec<OwnedFd>,
 ) -> Answer {
-    let Object::Queue(hub) = broker.get(caller, id)? else {
-        return Err(CallError::InvalidHandle);
-    };
+    let hub = hub(broker, caller, id)?;
     // The worker is untrusted: the datagram must be one it could have sent.
-    if datagram.is_empty()
-        || datagram.len() > QUEUE_INLINE_MAX + 1
-        || fds.len() != usize::from(with_fd)
-    {
+    if datagram.is_empty() || datagram.len() > QUEUE_INLINE_MAX + 1 || !fds.is_empty() {
         return Err(CallError::Other("malformed spilled item".into()));
     }
-    let fd = fds.pop();
+    let charge = broker.budget().charge(
+        datagram.len() as u64 + QUEUE_ITEM_COST,
+        "a queue item waiting for room in its socket",
+    )?;
     let mut spill = hub.spill.lock().unwrap_or_else(|e| e.into_inner());
-    spill.0.push_back((datagram, fd));
+    spill.0.push_back((datagram, charge));
     hub.page.spilling().store(1, Ordering::Release);
     if !spill.1 {
         spill.1 = true;

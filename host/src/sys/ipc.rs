@@ -221,39 +221,6 @@ fn timespec(d: Duration) -> rustix::time::Timespec {
     }
 }
 
-/// A sealed memfd holding `bytes`: how big queue items travel.
-pub(crate) fn memfd_with(bytes: &[u8]) -> io::Result<OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(
-        "mpwasm-item",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
-    let file = std::fs::File::from(fd);
-    std::io::Write::write_all(&mut &file, bytes)?;
-    let fd = OwnedFd::from(file);
-    rustix::fs::fcntl_add_seals(
-        &fd,
-        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
-    )?;
-    Ok(fd)
-}
-
-/// Reads a memfd's contents, refusing more than `max` bytes.
-pub(crate) fn memfd_read(fd: OwnedFd, max: u64) -> io::Result<Vec<u8>> {
-    let file = std::fs::File::from(fd);
-    let len = file.metadata()?.len();
-    if len > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("item of {len} bytes exceeds the limit of {max}"),
-        ));
-    }
-    // Read at offset 0: the descriptor's offset is shared with the writer.
-    let mut out = vec![0u8; len as usize];
-    std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, 0)?;
-    Ok(out)
-}
-
 /// Memory shared by every process holding its memfd: queue counters,
 /// futex words, locks, `Value`s and `SharedMemory`.
 pub(crate) struct SharedMap {

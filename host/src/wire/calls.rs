@@ -81,15 +81,30 @@ pub(crate) enum Call {
         joinable: bool,
     },
     /// queue: the queue's socket is full; the broker keeps this datagram
-    /// (with its one descriptor, if `with_fd`) and feeds it in. → `Ok`.
+    /// and feeds it in. → `Ok`.
     QueueSpill {
         /// Broker id.
         id: u64,
         /// The datagram, as it would have been sent.
         #[serde(with = "serde_bytes")]
         datagram: Vec<u8>,
-        /// A descriptor is attached (a big item's memfd).
-        with_fd: bool,
+    },
+    /// queue: keep this large item until a consumer fetches it. →
+    /// `Object` (its key, which the datagram carries).
+    QueueStore {
+        /// Broker id.
+        id: u64,
+        /// The encoded item.
+        #[serde(with = "serde_bytes")]
+        item: Vec<u8>,
+    },
+    /// queue: hand over the item kept under `key`. → `Value` (`None` if
+    /// there is none).
+    QueueFetch {
+        /// Broker id.
+        id: u64,
+        /// The key from the datagram.
+        key: u64,
     },
     /// pool: a pool of this guest. → `Object`.
     PoolCreate {
@@ -284,7 +299,7 @@ pub(crate) enum Reply {
         /// Sends.
         writable: bool,
     },
-    /// A pool or job.
+    /// A pool or job; a stored queue item's key.
     Object(u64),
     /// A job's results that arrived; empty when all were delivered.
     JobItems(Vec<JobItem>),

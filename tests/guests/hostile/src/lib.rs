@@ -9,6 +9,8 @@
 use mpwasm_guest::internal::{inventory, Codec, Task, TaskError};
 use serde::Serialize;
 
+mod outside;
+
 /// The JSON number `input`, or a `bad-input` error.
 fn number(input: &[u8]) -> Result<i64, TaskError> {
     std::str::from_utf8(input)
@@ -94,6 +96,10 @@ fn announce_spin(_x: i64) -> i64 {
 #[mpwasm_guest::main]
 fn main() -> mpwasm_guest::Result<()> {
     let what = std::env::args().nth(1).unwrap_or_default();
+    if let Some(scenario) = what.strip_prefix("outside-") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return outside::run(scenario, &args);
+    }
     if what == "block" {
         let q = mpwasm_guest::Queue::<u32>::new()?;
         let item = q.get()?;
