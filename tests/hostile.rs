@@ -386,6 +386,91 @@ mod outside {
         );
     }
 
+    /// The outcome line of a scenario: `Ok(count)` if all went, else
+    /// `Err((made before the refusal, microseconds the refusal took, why))`.
+    fn outcome(line: &str) -> Result<u64, (u64, u64, String)> {
+        if let Some(rest) = line.strip_prefix("ok ") {
+            return Ok(rest.split_whitespace().nth(1).unwrap().parse().unwrap());
+        }
+        let rest = line
+            .strip_prefix("limit after ")
+            .unwrap_or_else(|| panic!("{line}"));
+        let mut words = rest.split_whitespace();
+        let made = words.next().unwrap().parse().unwrap();
+        let us = words
+            .nth(2)
+            .unwrap()
+            .trim_end_matches("us:")
+            .parse()
+            .unwrap();
+        Err((made, us, rest.to_string()))
+    }
+
+    /// Item 3: regions count against the run's shared memory
+    /// (`--shared-memory`, 1 GiB by default), whatever `--memory` says:
+    /// three 1 GiB regions under `--memory 64MiB` used to be made.
+    #[test]
+    fn regions_past_the_shared_memory_cap_are_refused() {
+        let (lines, err, code) =
+            run_scenario(&["--memory", "64MiB"], &["outside-regions", "3", "1024"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (made, us, why) = outcome(&lines[0]).expect_err("a region past the cap");
+        eprintln!("default cap: refused after {made} × 1 GiB in {us} µs");
+        assert_eq!(made, 1, "{why}");
+        assert!(why.contains("--shared-memory"), "{why}");
+        assert_eq!(
+            lines[1], "again after freeing: Ok(())",
+            "given back when freed"
+        );
+        let (lines, err, _) = run_scenario(
+            &["--shared-memory", "64MiB"],
+            &["outside-regions", "4", "24"],
+        );
+        let (made, _, why) = outcome(&lines[0]).expect_err("a region past the cap");
+        assert_eq!(made, 2, "{why} {err}");
+    }
+
+    /// Item 3: live objects are capped (`--max-objects`), and each queue's
+    /// socket buffer counts against the shared memory: unread queues no
+    /// longer take the machine's memory unseen.
+    #[test]
+    fn queues_past_the_object_and_shared_memory_caps_are_refused() {
+        let (lines, err, code) = run_scenario(&["--max-objects", "50"], &["outside-queues", "100"]);
+        assert_eq!(code, Some(0), "{err}");
+        let (made, _, why) = outcome(&lines[0]).expect_err("a queue past the cap");
+        assert_eq!(made, 50, "{why}");
+        assert!(why.contains("--max-objects"), "{why}");
+        assert_eq!(lines[1], "again after freeing: Ok(())");
+        let (lines, err, _) =
+            run_scenario(&["--shared-memory", "64MiB"], &["outside-queues", "1000"]);
+        let (made, us, why) = outcome(&lines[0]).expect_err("a queue past the cap");
+        eprintln!("--shared-memory 64MiB: refused queue {made} in {us} µs");
+        assert!((8..=64).contains(&made), "{why} {err}");
+        assert!(why.contains("--shared-memory"), "{why}");
+    }
+
+    /// Item 3: items waiting in the parent — spilled from a full socket
+    /// (under 32 KiB) or kept for their size (40 KiB) — are paid for by the
+    /// run's `--host-memory`: 2,000 unread items under a 16 MiB budget
+    /// are refused instead of growing the parent.
+    #[test]
+    fn items_the_parent_keeps_are_charged_to_the_host_memory() {
+        for kib in ["31", "40"] {
+            let started = Instant::now();
+            let (lines, err, code) =
+                run_scenario(&["--host-memory", "16MiB"], &["outside-spill", "2000", kib]);
+            assert_eq!(code, Some(0), "{err}");
+            let (made, us, why) = outcome(&lines[0]).expect_err("an item past the budget");
+            eprintln!(
+                "{kib} KiB items, 16 MiB budget: refused after {made} in {us} µs ({:?} in all)",
+                started.elapsed()
+            );
+            assert!(why.contains("--host-memory"), "{why}");
+            // What the socket holds (2 MiB of kernel buffer) plus the budget.
+            assert!(made * 31 < 20 << 10, "{made} items of {kib} KiB");
+        }
+    }
+
     /// Large items still arrive whole, in order, through the broker.
     #[test]
     fn large_items_arrive_whole() {

@@ -58,6 +58,22 @@ pub const MAX_JOB_REPLY_BYTES: usize = 8 << 20;
 /// `PoolBuilder::host_memory` and the broker's budget.
 pub const MAX_HOST_MEMORY: u64 = 1 << 30;
 
+/// Shared memory one run's guests may have at once by default (1 GiB):
+/// regions (`Value`, `Array`, `SharedMemory`) and queues' socket buffers;
+/// see `PoolBuilder::shared_memory`.
+pub const MAX_SHARED_MEMORY: u64 = 1 << 30;
+
+/// Queues, regions, locks and other primitives, and manager containers
+/// one run may have alive at once by default; see
+/// `PoolBuilder::max_objects`.
+pub const MAX_OBJECTS: u32 = 4096;
+
+/// A queue socket's send buffer, as asked of the kernel (1 MiB; the
+/// kernel doubles it for its bookkeeping): the most unread datagrams of one
+/// queue the kernel holds, charged to the run's shared memory. Beyond it,
+/// puts spill to the broker, charged to the run's host memory.
+pub const QUEUE_SOCKET_BUFFER: usize = 1 << 20;
+
 /// What the broker charges the run's budget for each object it keeps
 /// (its entry, ids, descriptors' bookkeeping), in bytes.
 pub const OBJECT_COST: u64 = 512;

@@ -1,6 +1,9 @@
 //! What a run may make its parent hold: a memory budget in bytes
 //! (`--host-memory`) and a count of live worker processes
-//! (`--max-processes`).
+//! (`--max-processes`); and what it may make the kernel hold outside any
+//! process's heap: shared memory (`--shared-memory`: regions and queues'
+//! socket buffers) and live objects (`--max-objects`: queues, regions,
+//! locks and other primitives, manager containers).
 //!
 //! Everything the broker keeps for guests — spilled queue items, manager
 //! containers and their entries, pool inputs and results waiting to be
@@ -15,19 +18,59 @@ use std::sync::Arc;
 
 use crate::wire::CallError;
 
-/// A run's memory budget: bytes the parent holds on its guests' behalf.
+/// A run's budget of something: bytes the parent holds on its guests'
+/// behalf (`--host-memory`), bytes of shared memory (`--shared-memory`),
+/// live objects (`--max-objects`).
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: u64,
     used: AtomicU64,
+    of: Of,
+}
+
+/// What a [`Budget`] counts, for its refusals.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Of {
+    /// Bytes the parent holds (`--host-memory`).
+    HostMemory,
+    /// Bytes of shared memory and socket buffers (`--shared-memory`).
+    SharedMemory,
+    /// Live queues, regions, primitives and containers (`--max-objects`).
+    Objects,
 }
 
 impl Budget {
-    /// A budget of `limit` bytes.
+    /// A budget of `limit` bytes of the parent's memory.
     pub(crate) fn new(limit: u64) -> Arc<Budget> {
+        Budget::of(Of::HostMemory, limit)
+    }
+
+    /// A budget of `limit` of `of`.
+    pub(crate) fn of(of: Of, limit: u64) -> Arc<Budget> {
         Arc::new(Budget {
             limit,
             used: AtomicU64::new(0),
+            of,
+        })
+    }
+
+    /// Why `what` asking for `n` more is refused, with `used` taken.
+    fn refusal(&self, what: &str, n: u64, used: u64) -> CallError {
+        let left = self.limit.saturating_sub(used);
+        let limit = self.limit;
+        CallError::Limit(match self.of {
+            Of::HostMemory => format!(
+                "{what} needs {n} bytes and the run's host memory budget of {limit} has {left} \
+                 left (--host-memory)"
+            ),
+            Of::SharedMemory => format!(
+                "{what} needs {n} bytes of shared memory and the run's cap of {limit} has {left} \
+                 left (--shared-memory)"
+            ),
+            Of::Objects => format!(
+                "{what}: this run may have at most {limit} queues, regions, locks and managed \
+                 containers alive at once ({used} are; --max-objects)"
+            ),
         })
     }
 
@@ -38,12 +81,7 @@ impl Budget {
         loop {
             let next = used.saturating_add(bytes);
             if next > self.limit {
-                return Err(CallError::Limit(format!(
-                    "{what} needs {bytes} bytes and the run's host memory budget of {} has {} left \
-                     (--host-memory)",
-                    self.limit,
-                    self.limit.saturating_sub(used)
-                )));
+                return Err(self.refusal(what, bytes, used));
             }
             match self
                 .used
@@ -168,6 +206,24 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn each_budget_names_its_own_flag() {
+        let objects = Budget::of(Of::Objects, 1);
+        let _one = objects.charge(1, "a queue").unwrap();
+        let Err(CallError::Limit(why)) = objects.charge(1, "a lock") else {
+            panic!("over the cap")
+        };
+        assert!(
+            why.contains("--max-objects") && why.contains("at most 1"),
+            "{why}"
+        );
+        let shared = Budget::of(Of::SharedMemory, 10);
+        let Err(CallError::Limit(why)) = shared.charge(11, "a region") else {
+            panic!("over the cap")
+        };
+        assert!(why.contains("--shared-memory"), "{why}");
     }
 
     #[test]

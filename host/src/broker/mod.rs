@@ -41,7 +41,7 @@ pub(crate) mod budget;
 use std::collections::{HashMap, HashSet};
 
 use crate::limits::{MAX_CONNECTIONS_IN_TRANSIT, OBJECT_COST, TOKEN_COST};
-use budget::{Budget, ProcessCount};
+use budget::{Budget, Charge, Of, ProcessCount};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -152,6 +152,11 @@ pub(crate) struct Broker {
     budget: Arc<Budget>,
     /// The run's worker processes (`--max-processes`).
     process_count: Arc<ProcessCount>,
+    /// The run's shared memory (`--shared-memory`).
+    shared_memory: Arc<Budget>,
+    /// The run's live queues, regions, primitives and containers
+    /// (`--max-objects`).
+    objects: Arc<Budget>,
 }
 
 /// The reply to a call, with the descriptors it carries.
@@ -162,6 +167,8 @@ impl Broker {
     pub(crate) fn new(launch: Launch) -> Arc<Self> {
         let budget = Budget::new(launch.sandbox.host_memory_bytes());
         let process_count = ProcessCount::new(launch.sandbox.max_live_processes() as usize);
+        let shared_memory = Budget::of(Of::SharedMemory, launch.sandbox.shared_memory_bytes());
+        let objects = Budget::of(Of::Objects, u64::from(launch.sandbox.max_live_objects()));
         Arc::new(Broker {
             launch,
             state: Mutex::new(State {
@@ -170,7 +177,21 @@ impl Broker {
             }),
             budget,
             process_count,
+            shared_memory,
+            objects,
         })
+    }
+
+    /// Takes `bytes` of the run's shared memory (`--shared-memory`) for
+    /// `what`, given back when the charge drops.
+    pub(crate) fn charge_shared(&self, bytes: u64, what: &str) -> Result<Charge, CallError> {
+        self.shared_memory.charge(bytes, what)
+    }
+
+    /// Takes one of the run's live objects (`--max-objects`) for `what`,
+    /// given back when the charge drops (keep it in the object).
+    pub(crate) fn charge_object(&self, what: &str) -> Result<Charge, CallError> {
+        self.objects.charge(1, what)
     }
 
     /// The run's memory budget.

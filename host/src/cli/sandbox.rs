@@ -50,6 +50,14 @@ pub(crate) struct SandboxArgs {
     /// Let the parent hold at most SIZE for the guests (spilled items, manager data, pool jobs, handles) [default: 1GiB]
     #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
     host_memory: Option<u64>,
+
+    /// Let guests have at most SIZE of shared memory at once (regions, queues' socket buffers) [default: 1GiB]
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    shared_memory: Option<u64>,
+
+    /// Let guests have at most N queues, regions, locks and managed containers alive at once [default: 4096]
+    #[arg(long, value_name = "N")]
+    max_objects: Option<u32>,
 }
 
 impl SandboxArgs {
@@ -95,6 +103,12 @@ impl SandboxArgs {
         }
         if let Some(m) = self.host_memory {
             b = b.host_memory(m);
+        }
+        if let Some(m) = self.shared_memory {
+            b = b.shared_memory(m);
+        }
+        if let Some(n) = self.max_objects {
+            b = b.max_objects(n);
         }
         Ok(b.retries(self.retries))
     }

@@ -58,6 +58,12 @@ fn write_only() -> types::Error {
     types::Error::Other("connection is write-only".into())
 }
 
+/// Messages longer than this (64 KiB) enlarge the sending socket's buffer
+/// (to a few MiB, once): one large message then goes in a few copies
+/// instead of hundreds, while a pipe that never carries one keeps the
+/// kernel's default (about 200 KiB of unread data at most).
+const ENLARGE_PAST: usize = 64 << 10;
+
 /// Reads exactly `buf.len()` bytes; `Ok(false)` if the stream ended first.
 fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<bool> {
     let mut fds = Vec::new();
@@ -105,6 +111,9 @@ impl pipe::HostConnection for WorkerState {
                 "a message of {} bytes exceeds the limit of {max}",
                 msg.len()
             ))));
+        }
+        if msg.len() > ENLARGE_PAST {
+            ipc::enlarge_for(fd.as_fd(), msg.len());
         }
         let header = (msg.len() as u32).to_le_bytes();
         Ok(ipc::send_all(fd.as_fd(), &[&header, &msg], &[]).map_err(pipe_error))
@@ -203,7 +212,10 @@ impl pipe::Host for WorkerState {
         &mut self,
         duplex: bool,
     ) -> HostResult<(Resource<ConnectionHandle>, Resource<ConnectionHandle>)> {
-        let (a, b) = match ipc::socketpair(ipc::Kind::Stream) {
+        // The kernel's default buffers (about 200 KiB of unread data per
+        // direction) until a large message needs more: `send` enlarges
+        // them then.
+        let (a, b) = match ipc::socketpair(ipc::Kind::Stream, None) {
             Ok(pair) => pair,
             Err(e) => return Ok(Err(io_error(e))),
         };

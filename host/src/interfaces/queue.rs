@@ -40,7 +40,7 @@ use super::{io_error, unexpected, HostResult};
 use crate::bindings::{queue, types};
 use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
-use crate::limits::{QUEUE_INLINE_MAX, QUEUE_ITEM_COST};
+use crate::limits::{QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_SOCKET_BUFFER};
 use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
@@ -602,6 +602,8 @@ pub(crate) struct Hub {
     stored: Mutex<HashMap<u64, (Vec<u8>, Charge)>>,
     /// The next key.
     next_key: AtomicU64,
+    /// One of the run's objects, and its socket's buffer of shared memory.
+    _charges: [Charge; 2],
 }
 
 impl Hub {
@@ -652,7 +654,12 @@ fn other(e: io::Error) -> CallError {
 
 /// `Call::QueueCreate`.
 pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool) -> Answer {
-    let (send, recv) = ipc::socketpair(ipc::Kind::SeqPacket).map_err(other)?;
+    let object = broker.charge_object("a new queue")?;
+    let (send, recv) =
+        ipc::socketpair(ipc::Kind::SeqPacket, Some(QUEUE_SOCKET_BUFFER)).map_err(other)?;
+    // Unread datagrams take the kernel's memory up to the send buffer.
+    let buffer = ipc::send_buffer(send.as_fd()).map_err(other)?;
+    let buffer = broker.charge_shared(buffer as u64, "a new queue's socket buffer")?;
     let hub = Arc::new(Hub {
         send,
         recv,
@@ -662,6 +669,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool)
         spill: Mutex::new((VecDeque::new(), false)),
         stored: Mutex::new(HashMap::new()),
         next_key: AtomicU64::new(0),
+        _charges: [object, buffer],
     });
     let id = broker.register(Object::Queue(hub.clone()), Some(caller))?;
     hub.hand_out(id)

@@ -20,6 +20,7 @@ use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
 use crate::bindings::{shared, types};
+use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::MAX_REGION_BYTES;
 use crate::sys::ipc::SharedMap;
@@ -308,6 +309,8 @@ impl shared::Host for WorkerState {
 pub(crate) struct Hub {
     map: SharedMap,
     name: std::sync::Mutex<Option<String>>,
+    /// One of the run's objects, and its bytes of the run's shared memory.
+    _charges: [Charge; 2],
 }
 
 impl Hub {
@@ -345,11 +348,16 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
             "a region name must be 1 to {MAX_NAME_BYTES} bytes"
         )));
     }
+    let object = broker.charge_object("a new region")?;
+    // The kernel gives shared memory in pages.
+    let pages = size.div_ceil(4096) * 4096;
+    let bytes = broker.charge_shared(pages, &format!("a region of {size} bytes"))?;
     let map = SharedMap::create("mpwasm-region", size as usize)
         .map_err(|e| CallError::Other(e.to_string()))?;
     let hub = Arc::new(Hub {
         map,
         name: std::sync::Mutex::new(name.clone()),
+        _charges: [object, bytes],
     });
     let id = broker.register(Object::Region(hub.clone()), Some(caller))?;
     if let Some(name) = name {

@@ -490,6 +490,8 @@ impl sync::Host for WorkerState {
 pub(crate) struct Hub {
     kind: SyncKind,
     page: SharedMap,
+    /// One of the run's objects (`--max-objects`).
+    _object: crate::broker::budget::Charge,
 }
 
 impl Hub {
@@ -513,6 +515,7 @@ impl Hub {
 /// `Call::SyncCreate`: a page with the kind's initial state.
 pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
     let other = |e: std::io::Error| CallError::Other(e.to_string());
+    let object = broker.charge_object("a new lock or primitive")?;
     let page = SharedMap::page("mpwasm-sync").map_err(other)?;
     if uses_mutex(kind) {
         let recursive = matches!(kind, SyncKind::RLock | SyncKind::Condition);
@@ -537,7 +540,11 @@ pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
         }
         _ => {}
     }
-    let hub = Arc::new(Hub { kind, page });
+    let hub = Arc::new(Hub {
+        kind,
+        page,
+        _object: object,
+    });
     let id = broker.register(Object::Sync(hub.clone()), Some(caller))?;
     hub.hand_out(id)
 }

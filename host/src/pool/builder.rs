@@ -226,6 +226,32 @@ impl PoolBuilder {
         self
     }
 
+    /// Most bytes of shared memory the run's guests may have at once
+    /// (`--shared-memory`): every region (`Value`, `Array`,
+    /// `SharedMemory`) counts its size until its last holder lets go, and
+    /// every queue the kernel's send buffer of its socket (about 2 MiB),
+    /// which unread items fill. Past it, creating one fails with a `limit`
+    /// error in the guest. Default
+    /// [`MAX_SHARED_MEMORY`](crate::limits::MAX_SHARED_MEMORY) (1 GiB).
+    /// Neither guests' linear memory ([`memory_limit`]) nor what the parent
+    /// holds ([`host_memory`]) counts here.
+    ///
+    /// [`memory_limit`]: PoolBuilder::memory_limit
+    /// [`host_memory`]: PoolBuilder::host_memory
+    pub fn shared_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.shared_memory = Some(bytes);
+        self
+    }
+
+    /// Most queues, regions, locks and other primitives, and manager
+    /// containers alive at once in one run (`--max-objects`): creating one
+    /// more fails with a `limit` error in the guest. Default
+    /// [`MAX_OBJECTS`](crate::limits::MAX_OBJECTS).
+    pub fn max_objects(mut self, n: u32) -> Self {
+        self.sandbox.max_objects = Some(n);
+        self
+    }
+
     /// Most worker processes alive at once in one run (`--max-processes`):
     /// this pool's workers, the main process, every process a guest starts
     /// and every worker of the pools guests create. A guest's start or pool

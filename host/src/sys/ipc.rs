@@ -27,26 +27,47 @@ pub(crate) enum Kind {
     SeqPacket,
 }
 
-/// A connected pair of Unix sockets, close-on-exec, buffers enlarged.
-pub(crate) fn socketpair(kind: Kind) -> io::Result<(OwnedFd, OwnedFd)> {
+/// A connected pair of Unix sockets, close-on-exec, with buffers of
+/// `buffer` bytes asked for (`None`: the kernel's default).
+pub(crate) fn socketpair(kind: Kind, buffer: Option<usize>) -> io::Result<(OwnedFd, OwnedFd)> {
     let ty = match kind {
         Kind::Stream => SocketType::STREAM,
         Kind::SeqPacket => SocketType::SEQPACKET,
     };
     let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, ty, SocketFlags::CLOEXEC, None)?;
-    for fd in [&a, &b] {
-        // Past the system's maximum where allowed (CAP_NET_ADMIN), else up
-        // to it: a queue's socket should hold many items before a put has
-        // to wait or spill.
-        use rustix::net::sockopt;
-        if sockopt::set_socket_send_buffer_size_force(fd, SOCKET_BUFFER).is_err() {
-            let _ = sockopt::set_socket_send_buffer_size(fd, SOCKET_BUFFER);
-        }
-        if sockopt::set_socket_recv_buffer_size_force(fd, SOCKET_BUFFER).is_err() {
-            let _ = sockopt::set_socket_recv_buffer_size(fd, SOCKET_BUFFER);
+    if let Some(size) = buffer {
+        for fd in [&a, &b] {
+            set_buffers(fd.as_fd(), size);
         }
     }
     Ok((a, b))
+}
+
+/// Asks for `size`-byte send and receive buffers on `fd`: past the
+/// system's maximum where allowed (`CAP_NET_ADMIN`), else up to it.
+fn set_buffers(fd: BorrowedFd<'_>, size: usize) {
+    use rustix::net::sockopt;
+    if sockopt::set_socket_send_buffer_size_force(fd, size).is_err() {
+        let _ = sockopt::set_socket_send_buffer_size(fd, size);
+    }
+    if sockopt::set_socket_recv_buffer_size_force(fd, size).is_err() {
+        let _ = sockopt::set_socket_recv_buffer_size(fd, size);
+    }
+}
+
+/// Enlarges a stream socket's buffers for messages of `len` bytes, if the
+/// kernel's default ones are smaller (once per socket: the sizes stay).
+pub(crate) fn enlarge_for(fd: BorrowedFd<'_>, len: usize) {
+    use rustix::net::sockopt;
+    if sockopt::socket_send_buffer_size(fd).is_ok_and(|now| now < len.min(SOCKET_BUFFER)) {
+        set_buffers(fd, SOCKET_BUFFER);
+    }
+}
+
+/// The send buffer the kernel gave `fd`, in bytes (what unread data on it
+/// may take of the kernel's memory).
+pub(crate) fn send_buffer(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)
 }
 
 /// Sends `parts` as one message with `fds` attached. With `wait` false the
@@ -321,7 +342,7 @@ mod test {
 
     #[test]
     fn seqpacket_keeps_datagrams_whole_and_carries_fds() {
-        let (a, b) = socketpair(Kind::SeqPacket).unwrap();
+        let (a, b) = socketpair(Kind::SeqPacket, None).unwrap();
         let page = SharedMap::page("test").unwrap();
         page.word(3).store(42, Ordering::SeqCst);
         send(a.as_fd(), &[b"he", b"llo"], &[page.fd()], true).unwrap();
@@ -345,7 +366,7 @@ mod test {
 
     #[test]
     fn send_all_delivers_every_part_in_order_past_the_socket_buffer() {
-        let (a, b) = socketpair(Kind::Stream).unwrap();
+        let (a, b) = socketpair(Kind::Stream, None).unwrap();
         let big: Vec<u8> = (0..(8 << 20)).map(|i| (i % 251) as u8).collect();
         let expected: Vec<u8> = [&b"head"[..], &[], &big].concat();
         let reader = std::thread::spawn(move || {
@@ -367,7 +388,7 @@ mod test {
 
     #[test]
     fn poll_times_out_and_sees_hangup() {
-        let (a, b) = socketpair(Kind::Stream).unwrap();
+        let (a, b) = socketpair(Kind::Stream, None).unwrap();
         let ready = poll_readable(
             &[b.as_fd()],
             Deadline::after(Some(Duration::from_millis(10))),
@@ -380,11 +401,16 @@ mod test {
     }
 
     #[test]
-    fn memfd_round_trip_and_bound() {
-        let fd = memfd_with(&[7; 100_000]).unwrap();
-        let dup = fd.try_clone().unwrap();
-        assert!(memfd_read(fd, 1 << 20).unwrap() == vec![7; 100_000]);
-        assert!(memfd_read(dup, 10).is_err());
+    fn buffers_are_the_kernels_default_until_a_large_message_needs_more() {
+        let (a, _b) = socketpair(Kind::Stream, None).unwrap();
+        let default = send_buffer(a.as_fd()).unwrap();
+        enlarge_for(a.as_fd(), 1000);
+        assert_eq!(send_buffer(a.as_fd()).unwrap(), default, "small: unchanged");
+        enlarge_for(a.as_fd(), 1 << 20);
+        assert!(send_buffer(a.as_fd()).unwrap() > default, "enlarged");
+        let (q, _) = socketpair(Kind::SeqPacket, Some(1 << 20)).unwrap();
+        // The kernel doubles what is asked (or caps it at wmem_max).
+        assert!(send_buffer(q.as_fd()).unwrap() <= 2 << 20);
     }
 
     #[test]

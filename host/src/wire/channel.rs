@@ -110,7 +110,7 @@ mod test {
     fn frames_and_descriptors_arrive_paired() {
         let (a, b) = UnixStream::pair().unwrap();
         let (mut a, mut b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
-        let (x, _y) = ipc::socketpair(ipc::Kind::Stream).unwrap();
+        let (x, _y) = ipc::socketpair(ipc::Kind::Stream, None).unwrap();
         a.send(&"no fds".to_string(), &[]).unwrap();
         a.send(&"two fds".to_string(), &[x.as_fd(), x.as_fd()])
             .unwrap();

@@ -102,6 +102,13 @@ pub struct Sandbox {
     /// Most bytes the parent holds for the run's guests (`None`:
     /// [`MAX_HOST_MEMORY`](crate::limits::MAX_HOST_MEMORY)).
     pub host_memory: Option<u64>,
+    /// Most bytes of shared memory (regions, queues' socket buffers) the
+    /// run's guests may have at once (`None`:
+    /// [`MAX_SHARED_MEMORY`](crate::limits::MAX_SHARED_MEMORY)).
+    pub shared_memory: Option<u64>,
+    /// Most queues, regions, primitives and manager containers alive at
+    /// once in a run (`None`: [`MAX_OBJECTS`](crate::limits::MAX_OBJECTS)).
+    pub max_objects: Option<u32>,
 }
 
 impl Sandbox {
@@ -118,6 +125,17 @@ impl Sandbox {
     /// The run's memory budget in the parent.
     pub(crate) fn host_memory_bytes(&self) -> u64 {
         self.host_memory.unwrap_or(crate::limits::MAX_HOST_MEMORY)
+    }
+
+    /// The run's cap on shared memory.
+    pub(crate) fn shared_memory_bytes(&self) -> u64 {
+        self.shared_memory
+            .unwrap_or(crate::limits::MAX_SHARED_MEMORY)
+    }
+
+    /// The run's cap on live objects.
+    pub(crate) fn max_live_objects(&self) -> u32 {
+        self.max_objects.unwrap_or(crate::limits::MAX_OBJECTS)
     }
 }
 

@@ -112,12 +112,16 @@ fn spill(count: usize, kib: usize) -> Result<()> {
 }
 
 /// Describes `count` processes with arguments of `mib` MiB each and never
-/// starts them; then starts the last one described.
+/// starts them, asking each its name (which makes the host's handle, and
+/// hands the host its arguments); then starts the last one described.
 fn unstarted(count: usize, mib: usize) -> Result<()> {
     let arg = vec![3u8; mib << 20];
     let mut kept: Vec<Process> = (0..count)
         .map(|_| Process::new("noop_bytes", &arg))
         .collect();
+    for p in &kept {
+        let _ = p.name();
+    }
     let started = Instant::now();
     let outcome = kept.last_mut().map(|p| p.start().and_then(|()| p.join()));
     say(&format!(
