@@ -471,6 +471,26 @@ mod outside {
         }
     }
 
+    /// Item 3: a worker keeps the arguments of processes described and not
+    /// started within twice `--max-message`; describing more makes their
+    /// `start` fail with a `limit` error instead of growing the worker.
+    #[test]
+    fn unstarted_process_arguments_are_bounded_in_the_worker() {
+        let (lines, err, code) =
+            run_scenario(&["--max-message", "8MiB"], &["outside-args", "20", "4"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            lines[0].starts_with("described 20, last start in") && lines[0].contains("Limit("),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("twice --max-message"), "{lines:?}");
+        let (lines, err, _) = run_scenario(&["--max-message", "8MiB"], &["outside-args", "3", "4"]);
+        assert!(
+            lines[0].ends_with("Some(Ok(()))"),
+            "within the bound: {lines:?} {err}"
+        );
+    }
+
     /// Large items still arrive whole, in order, through the broker.
     #[test]
     fn large_items_arrive_whole() {

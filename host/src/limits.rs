@@ -86,5 +86,10 @@ pub const TOKEN_COST: u64 = 64;
 /// redeemed); each holds a descriptor in the parent.
 pub const MAX_CONNECTIONS_IN_TRANSIT: usize = 256;
 
+/// A worker keeps the arguments of processes described and not yet
+/// started up to this many times `--max-message` in all: a `start` of one
+/// described past it fails with a `limit` error.
+pub const UNSTARTED_ARGS_FACTOR: u64 = 2;
+
 /// Longest process name, in bytes.
 pub const MAX_NAME_BYTES: usize = 4096;

@@ -17,7 +17,7 @@ use wasmtime::component::Resource;
 use super::{unexpected, HostResult};
 use crate::bindings::{process, types};
 use crate::broker::{Answer, Broker, Object};
-use crate::limits::MAX_NAME_BYTES;
+use crate::limits::{MAX_NAME_BYTES, UNSTARTED_ARGS_FACTOR};
 use crate::sys::ipc::Deadline;
 use crate::wire::{Call, CallError, Failure, FromWorker, ProcessDesc, Reply, ToWorker};
 use crate::worker::child::WorkerState;
@@ -29,7 +29,10 @@ use crate::worker::spawn::WorkerProcess;
 /// A process handle in a guest's resource table.
 pub struct ProcessHandle {
     target: String,
+    /// Held until start, counted in the worker's `unstarted_args`.
     args: Vec<u8>,
+    /// Why the arguments were not kept (too large): `start` fails with it.
+    refused: Option<String>,
     name: String,
     daemon: bool,
     /// Broker id and pid, once started (or adopted).
@@ -42,6 +45,7 @@ impl ProcessHandle {
         ProcessHandle {
             target: String::new(),
             args: Vec::new(),
+            refused: None,
             name: desc.name,
             daemon: desc.daemon,
             started: Some((desc.id, desc.pid)),
@@ -51,6 +55,30 @@ impl ProcessHandle {
 }
 
 impl WorkerState {
+    /// The arguments of a process being described, kept if they fit: within
+    /// `--max-message`, and with every unstarted process's arguments within
+    /// [`UNSTARTED_ARGS_FACTOR`] times it. Otherwise nothing is kept and
+    /// the reason is returned, for `start` to fail with (`new` cannot fail).
+    fn keep_args(&mut self, args: Vec<u8>) -> (Vec<u8>, Option<String>) {
+        let len = args.len() as u64;
+        let max = self.max_message;
+        let room = max.saturating_mul(UNSTARTED_ARGS_FACTOR);
+        if len > max {
+            let why = format!("process arguments of {len} bytes exceed the limit of {max}");
+            return (Vec::new(), Some(why));
+        }
+        if self.unstarted_args.saturating_add(len) > room {
+            let why = format!(
+                "this process's unstarted processes already hold {} bytes of arguments and may \
+                 hold {room} (twice --max-message): start or drop some before describing more",
+                self.unstarted_args
+            );
+            return (Vec::new(), Some(why));
+        }
+        self.unstarted_args += len;
+        (args, None)
+    }
+
     fn process(&self, handle: &Resource<ProcessHandle>) -> wasmtime::Result<&ProcessHandle> {
         Ok(self.table.get(handle)?)
     }
@@ -100,9 +128,11 @@ impl process::HostProcess for WorkerState {
                 own => format!("{own}:{}", self.children_named),
             }
         });
+        let (args, refused) = self.keep_args(args);
         Ok(self.table.push(ProcessHandle {
             target,
             args,
+            refused,
             name,
             daemon,
             started: None,
@@ -117,12 +147,8 @@ impl process::HostProcess for WorkerState {
                 "processes can only be started once".into(),
             )));
         }
-        if p.args.len() as u64 > self.max_message {
-            return Ok(Err(types::Error::Limit(format!(
-                "process arguments of {} bytes exceed the limit of {}",
-                p.args.len(),
-                self.max_message
-            ))));
+        if let Some(why) = &p.refused {
+            return Ok(Err(types::Error::Limit(why.clone())));
         }
         let call = Call::ProcessStart {
             target: p.target.clone(),
@@ -134,7 +160,8 @@ impl process::HostProcess for WorkerState {
             Ok((Reply::Process(desc), _)) => {
                 let p = self.table.get_mut(&handle)?;
                 p.started = Some((desc.id, desc.pid));
-                p.args = Vec::new();
+                let held = std::mem::take(&mut p.args).len() as u64;
+                self.unstarted_args = self.unstarted_args.saturating_sub(held);
                 Ok(())
             }
             Ok((other, _)) => return Err(unexpected(other)),
@@ -218,6 +245,7 @@ impl process::HostProcess for WorkerState {
 
     fn drop(&mut self, handle: Resource<ProcessHandle>) -> wasmtime::Result<()> {
         let p = self.table.delete(handle)?;
+        self.unstarted_args = self.unstarted_args.saturating_sub(p.args.len() as u64);
         if let Some((id, _)) = p.started {
             self.upcall(Call::Release { id }, &[])?.ok();
         }

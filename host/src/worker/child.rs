@@ -148,6 +148,8 @@ pub(crate) struct WorkerState {
     pub(crate) max_message: u64,
     /// How many processes this one has named (for `Process-N`).
     pub(crate) children_named: u32,
+    /// Bytes of arguments held for processes described and not started.
+    pub(crate) unstarted_args: u64,
     /// When the running call must stop (checked at each epoch tick).
     deadline: Option<std::time::Instant>,
 }
@@ -384,6 +386,7 @@ fn instantiate(
         upcalls: upcalls.clone(),
         max_message: init.sandbox.max_message_bytes(),
         children_named: 0,
+        unstarted_args: 0,
         deadline: init
             .sandbox
             .timeout
