@@ -153,8 +153,9 @@ pub struct DirGrant {
 /// Parent → worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToWorker<'a> {
-    /// First frame: load the guest.
-    Init(Init),
+    /// First frame: load the guest (boxed: the largest frame by far, sent
+    /// once).
+    Init(Box<Init>),
     /// Run `task` once per input.
     Run {
         /// Task name.

@@ -51,7 +51,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
     let Some(ToWorker::Init(init)) = upcalls.next_request()? else {
         return Err(std::io::Error::other("expected an Init frame first"));
     };
-    let mut instance = match GuestInstance::load(init, upcalls.clone()) {
+    let mut instance = match GuestInstance::load(*init, upcalls.clone()) {
         Ok(instance) => instance,
         Err(e) => {
             let msg = format!("{e:#}");

@@ -56,7 +56,7 @@ impl WorkerProcess {
             broker: None,
         };
         worker
-            .send(&ToWorker::Init(init.clone()))
+            .send(&ToWorker::Init(Box::new(init.clone())))
             .map_err(|e| io::Error::new(e.kind(), worker.not_a_worker(&e)))?;
         Ok(worker)
     }
