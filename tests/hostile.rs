@@ -447,6 +447,23 @@ mod outside {
         eprintln!("--shared-memory 64MiB: refused queue {made} in {us} µs");
         assert!((8..=64).contains(&made), "{why} {err}");
         assert!(why.contains("--shared-memory"), "{why}");
+        // A parent with `ulimit -n 1024` runs out of descriptors (3 per
+        // queue) before the default caps: a limit error too, not a crash.
+        if have("prlimit") {
+            let mut cmd = Command::new("prlimit");
+            cmd.arg("--nofile=1024:1024").arg(mpwasm_bin());
+            cmd.args(["run", &hostile(), "outside-queues", "1000"]);
+            let out = cmd
+                .env("MPWASM_CACHE_DIR", shared_cache())
+                .output()
+                .unwrap();
+            let text = stdout(&out);
+            let (made, _, why) = outcome(text.lines().next().unwrap_or_default())
+                .expect_err("a queue past the descriptors");
+            assert!(why.contains("ulimit -n"), "{why}");
+            eprintln!("ulimit -n 1024: refused queue {made}");
+            assert_eq!(text.lines().nth(1), Some("again after freeing: Ok(())"));
+        }
     }
 
     /// Item 3: items waiting in the parent — spilled from a full socket

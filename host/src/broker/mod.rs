@@ -596,6 +596,25 @@ fn unhold(state: &mut State, id: u64) {
     }
 }
 
+/// An OS error making or handing out an object, as the guest sees it: the
+/// parent out of descriptors (`EMFILE`, `ENFILE`: `ulimit -n` is below what
+/// the run's objects need, 3 descriptors per queue, 1 per region or
+/// primitive) is a `limit` error, anything else an `other` error.
+pub(crate) fn os_error(e: std::io::Error) -> CallError {
+    match e.raw_os_error() {
+        Some(code)
+            if code == rustix::io::Errno::MFILE.raw_os_error()
+                || code == rustix::io::Errno::NFILE.raw_os_error() =>
+        {
+            CallError::Limit(format!(
+                "the parent is out of descriptors ({e}): raise `ulimit -n` or lower \
+                 --max-objects"
+            ))
+        }
+        _ => CallError::Other(e.to_string()),
+    }
+}
+
 /// The answer to upcalls from a worker no broker serves.
 pub(crate) fn unsupported() -> (Reply, Vec<OwnedFd>) {
     (

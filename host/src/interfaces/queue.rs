@@ -649,7 +649,7 @@ impl Hub {
 }
 
 fn other(e: io::Error) -> CallError {
-    CallError::Other(e.to_string())
+    crate::broker::os_error(e)
 }
 
 /// `Call::QueueCreate`.

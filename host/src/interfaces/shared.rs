@@ -320,7 +320,7 @@ impl Hub {
             .map
             .fd()
             .try_clone_to_owned()
-            .map_err(|e| CallError::Other(e.to_string()))?;
+            .map_err(crate::broker::os_error)?;
         let reply = Reply::Region {
             id,
             size: self.map.len() as u64,
@@ -352,8 +352,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
     // The kernel gives shared memory in pages.
     let pages = size.div_ceil(4096) * 4096;
     let bytes = broker.charge_shared(pages, &format!("a region of {size} bytes"))?;
-    let map = SharedMap::create("mpwasm-region", size as usize)
-        .map_err(|e| CallError::Other(e.to_string()))?;
+    let map = SharedMap::create("mpwasm-region", size as usize).map_err(crate::broker::os_error)?;
     let hub = Arc::new(Hub {
         map,
         name: std::sync::Mutex::new(name.clone()),

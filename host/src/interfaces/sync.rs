@@ -501,7 +501,7 @@ impl Hub {
             .page
             .fd()
             .try_clone_to_owned()
-            .map_err(|e| CallError::Other(e.to_string()))?;
+            .map_err(crate::broker::os_error)?;
         Ok((
             Reply::Sync {
                 id,
@@ -514,7 +514,7 @@ impl Hub {
 
 /// `Call::SyncCreate`: a page with the kind's initial state.
 pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
-    let other = |e: std::io::Error| CallError::Other(e.to_string());
+    let other = crate::broker::os_error;
     let object = broker.charge_object("a new lock or primitive")?;
     let page = SharedMap::page("mpwasm-sync").map_err(other)?;
     if uses_mutex(kind) {
