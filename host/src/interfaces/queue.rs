@@ -40,7 +40,7 @@ use super::{io_error, unexpected, HostResult};
 use crate::bindings::{queue, types};
 use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
-use crate::limits::{QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_SOCKET_BUFFER};
+use crate::limits::{MAX_FRAME_BYTES, QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_SOCKET_BUFFER};
 use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
@@ -87,6 +87,12 @@ const SHUT_NOW: u32 = 2;
 /// How long a `put` waits for room in a full socket before it spills the
 /// item to the broker.
 const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The largest item a queue carries, whatever `--max-message` says: a
+/// stored item goes to the broker in one frame, with room for the call's
+/// other fields. (Wasmtime's own cap on bytes copied in one host call,
+/// about 128 MiB by default, usually refuses such an item first.)
+const MAX_ITEM_BYTES: u64 = MAX_FRAME_BYTES as u64 - 4096;
 
 /// Datagram tags.
 const INLINE: u8 = 0;
@@ -392,11 +398,13 @@ impl queue::HostQueue for WorkerState {
         if q.page.shutdown().load(Ordering::Acquire) != 0 {
             return Ok(Err(types::Error::ShutDown));
         }
-        if item.len() as u64 > self.max_message {
+        // A large item travels to the broker in one frame, whatever
+        // `--max-message` allows.
+        let max = self.max_message.min(MAX_ITEM_BYTES);
+        if item.len() as u64 > max {
             return Ok(Err(types::Error::Limit(format!(
-                "an item of {} bytes exceeds the message limit of {}",
+                "an item of {} bytes exceeds the message limit of {max}",
                 item.len(),
-                self.max_message
             ))));
         }
         if let Err(e) = q.reserve(Deadline::after_ms(timeout_ms)) {
