@@ -34,7 +34,11 @@
 //! interfaces charge what they store (spilled items, manager entries, pool
 //! inputs and results, process arguments) against the same budget. Worker
 //! processes are counted against `--max-processes`
-//! ([`budget::ProcessCount`]).
+//! ([`budget::ProcessCount`]). What the kernel holds for guests outside
+//! any process's heap has budgets of its own: regions and queues' socket
+//! buffers take bytes of `--shared-memory`, and every queue, region,
+//! primitive and manager container is one of `--max-objects`; each object
+//! keeps its charges and gives them back when it goes.
 
 pub(crate) mod budget;
 
