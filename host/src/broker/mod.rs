@@ -17,10 +17,14 @@
 //! A token is a *bearer* capability within one run: 64 random bits naming
 //! an object, which any process of the run that presents it may redeem (a
 //! handle in a queue item or a manager dict may reach any process). Each
-//! object has one token, minted on its first `share`; every `share` counts
-//! one reference *in transit*, which keeps the object alive until a
-//! redemption takes it (so a handle sent and then dropped by its sender
-//! still arrives) and costs [`TOKEN_COST`] of the run's budget. A
+//! object has one token, minted on its first `share`. Two things keep a
+//! shared object alive besides its holders: every `share` counts one
+//! reference *in transit*, which a redemption takes (so a handle sent and
+//! then dropped by a sender that exits still arrives), and every process
+//! that shared it is a *sharer* until it ends (so a handle stored in a
+//! manager list can be read back any number of times while the process
+//! that stored it lives — as CPython's resource sharer lives with its
+//! process). Each costs [`TOKEN_COST`] of the run's budget. A
 //! connection end's token is good once and holds the end's descriptor
 //! until then: each process may have at most
 //! [`MAX_CONNECTIONS_IN_TRANSIT`] of them, and they are let go when it
@@ -134,6 +138,10 @@ struct State {
     token_of: HashMap<u64, u64>,
     /// Per object, references shared and not yet redeemed: they keep it.
     in_transit: HashMap<u64, u32>,
+    /// Per object, how many live processes shared it: they keep it.
+    sharers: HashMap<u64, u32>,
+    /// Per process, the objects it shared.
+    shared_by: HashMap<u64, HashSet<u64>>,
     /// Per process, the connection ends it shared that wait to be redeemed.
     connections: HashMap<u64, HashSet<u64>>,
     /// Named regions: kept until unlinked.
@@ -290,6 +298,9 @@ impl Broker {
             }
         };
         *state.in_transit.entry(id).or_insert(0) += 1;
+        if state.shared_by.entry(caller).or_default().insert(id) {
+            *state.sharers.entry(id).or_insert(0) += 1;
+        }
         Ok((Reply::Token(token), Vec::new()))
     }
 
@@ -433,9 +444,21 @@ impl Broker {
         for token in state.connections.remove(&caller).unwrap_or_default() {
             state.tokens.remove(&token);
         }
+        let shared = state.shared_by.remove(&caller).unwrap_or_default();
+        for id in &shared {
+            if let Some(n) = state.sharers.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    state.sharers.remove(id);
+                }
+            }
+        }
         let mut gone = Vec::new();
         for id in held.into_keys() {
             unhold(&mut state, id);
+            gone.extend(drop_if_unused(&mut state, id, &self.budget));
+        }
+        for id in shared {
             gone.extend(drop_if_unused(&mut state, id, &self.budget));
         }
         drop(state);
@@ -527,6 +550,7 @@ impl std::fmt::Debug for Broker {
 #[must_use = "let go of what is taken out, outside the state lock"]
 fn drop_if_unused(state: &mut State, id: u64, budget: &Budget) -> Option<Object> {
     if state.in_transit.contains_key(&id)
+        || state.sharers.contains_key(&id)
         || state.holders.contains_key(&id)
         || state.named.contains(&id)
     {
