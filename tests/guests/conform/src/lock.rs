@@ -1,0 +1,129 @@
+//! `_TestLock` and `_TestSemaphore`.
+//!
+//! Python's bare `acquire()` keeps the lock until `release()`; in Rust an
+//! acquire returns a guard, so these ports `forget` the guard where CPython
+//! releases by hand.
+
+use mpwasm_guest::{BoundedSemaphore, Error, Lock, RLock, Result, Semaphore};
+
+use crate::check::*;
+
+/// `_TestLock.test_lock`: acquire succeeds, a second non-blocking acquire
+/// fails, release succeeds once, and releasing an unlocked lock fails.
+#[mpwasm_guest::task]
+pub(crate) fn TestLock__test_lock() -> Result<()> {
+    let lock = Lock::new()?;
+    std::mem::forget(lock.acquire()?);
+    check!(lock.try_acquire().is_err()); // acquire(False) is False
+    check_eq!(lock.release(), Ok(()));
+    check!(lock.release().is_err());
+    Ok(())
+}
+
+/// `_TestLock.test_rlock`: an RLock is acquired three times by its holder
+/// and must be released three times; a fourth release fails.
+#[mpwasm_guest::task]
+pub(crate) fn TestLock__test_rlock() -> Result<()> {
+    let lock = RLock::new()?;
+    for _ in 0..3 {
+        std::mem::forget(lock.acquire()?);
+    }
+    for _ in 0..3 {
+        check_eq!(lock.release(), Ok(()));
+    }
+    check!(lock.release().is_err());
+    Ok(())
+}
+
+/// `_TestLock.test_lock_context`: `with Lock() as locked` holds it.
+#[mpwasm_guest::task]
+pub(crate) fn TestLock__test_lock_context() -> Result<()> {
+    let lock = Lock::new()?;
+    {
+        let _locked = lock.acquire()?;
+        check!(lock.try_acquire().is_err());
+    }
+    check!(lock.try_acquire().is_ok());
+    Ok(())
+}
+
+/// `_TestLock.test_rlock_context`: `with RLock() as locked` holds it.
+#[mpwasm_guest::task]
+pub(crate) fn TestLock__test_rlock_context() -> Result<()> {
+    let lock = RLock::new()?;
+    {
+        let _locked = lock.acquire()?;
+        check_eq!(lock.release(), Ok(())); // held: one level to release
+        std::mem::forget(lock.acquire()?);
+    }
+    check!(lock.release().is_err(), "the guard released it");
+    Ok(())
+}
+
+/// `_TestSemaphore._test_semaphore`: a semaphore of 2 counts down to 0,
+/// refuses a non-blocking acquire, and counts back up.
+fn semaphore_of_two(
+    acquire: &dyn Fn() -> Result<()>,
+    try_acquire: &dyn Fn() -> Result<()>,
+    release: &dyn Fn() -> Result<()>,
+    value: &dyn Fn() -> u32,
+) -> Result<()> {
+    check_eq!(value(), 2);
+    acquire()?;
+    check_eq!(value(), 1);
+    acquire()?;
+    check_eq!(value(), 0);
+    check_err!(try_acquire(), Error::Timeout);
+    check_eq!(value(), 0);
+    check_eq!(release(), Ok(()));
+    check_eq!(value(), 1);
+    check_eq!(release(), Ok(()));
+    check_eq!(value(), 2);
+    Ok(())
+}
+
+/// `_TestSemaphore.test_semaphore`: as `_test_semaphore`, then a plain
+/// semaphore goes past its initial value.
+#[mpwasm_guest::task]
+pub(crate) fn TestSemaphore__test_semaphore() -> Result<()> {
+    let sem = Semaphore::new(2)?;
+    semaphore_of_two(
+        &|| sem.acquire().map(std::mem::forget),
+        &|| sem.try_acquire().map(std::mem::forget),
+        &|| sem.release(),
+        &|| sem.get_value(),
+    )?;
+    check_eq!(sem.release(), Ok(()));
+    check_eq!(sem.get_value(), 3);
+    check_eq!(sem.release(), Ok(()));
+    check_eq!(sem.get_value(), 4);
+    Ok(())
+}
+
+/// `_TestSemaphore.test_bounded_semaphore`: as `_test_semaphore`.
+#[mpwasm_guest::task]
+pub(crate) fn TestSemaphore__test_bounded_semaphore() -> Result<()> {
+    let sem = BoundedSemaphore::new(2)?;
+    semaphore_of_two(
+        &|| sem.acquire().map(std::mem::forget),
+        &|| sem.try_acquire().map(std::mem::forget),
+        &|| sem.release(),
+        &|| sem.get_value(),
+    )
+}
+
+/// `_TestSemaphore.test_timeout`: on a semaphore of 0, non-blocking and
+/// timed acquires fail.
+#[mpwasm_guest::task]
+pub(crate) fn TestSemaphore__test_timeout() -> Result<()> {
+    let sem = Semaphore::new(0)?;
+    check_err!(sem.try_acquire(), Error::Timeout); // acquire(False)
+    check_err!(sem.try_acquire(), Error::Timeout); // acquire(False, None)
+    check_err!(sem.try_acquire(), Error::Timeout); // acquire(False, TIMEOUT1)
+    let (r, took) = timed(|| sem.acquire_timeout(TIMEOUT).map(std::mem::forget));
+    check_err!(r, Error::Timeout); // acquire(True, TIMEOUT2)
+    check!(took + CLOCK_RES >= TIMEOUT, "{took:?}");
+    let r = sem.acquire_timeout(TIMEOUT).map(std::mem::forget);
+    check_err!(r, Error::Timeout); // acquire(timeout=TIMEOUT3)
+    Ok(())
+}
