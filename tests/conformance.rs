@@ -226,7 +226,6 @@ conformance! {
     MiscTestCase__test_large_pool,
     // _TestConnection, _TestPoll, _TestPicklingConnections, TestWait
     TestConnection__test_connection,
-    #[ignore = "differs: poll() on the sending end of a one-way pipe answers; CPython raises OSError"]
     TestConnection__test_duplex_false,
     TestConnection__test_spawn_close,
     TestConnection__test_context,

@@ -149,6 +149,11 @@ impl pipe::HostConnection for WorkerState {
         let Some(fd) = &c.fd else {
             return Ok(Err(types::Error::Closed));
         };
+        // As `recv`: the sending end of a one-way pipe has nothing to wait
+        // for (Python's `OSError`), though its socket may report ready.
+        if !c.readable {
+            return Ok(Err(types::Error::Other("connection is write-only".into())));
+        }
         Ok(
             ipc::poll_readable(&[fd.as_fd()], Deadline::after_ms(timeout_ms))
                 .map(|ready| ready[0])
