@@ -220,3 +220,77 @@ fn bad_options_are_refused() {
         Err(Error::Config(_))
     ));
 }
+
+/// CPython finishes every task submitted before `close()` (issue 9, 2):
+/// six 300 ms `apply_async` on a pool of three, then `close`, `join`,
+/// `get`.
+#[test]
+fn close_then_join_finishes_submitted_work() {
+    for _ in 0..3 {
+        let pool = pool("testkit", 3);
+        let pending: Vec<_> = (0..6)
+            .map(|_| pool.apply_async::<u64, u64>("sleep_ms", 300).unwrap())
+            .collect();
+        pool.close();
+        pool.join().unwrap();
+        for p in pending {
+            assert_eq!(p.get(Some(Duration::ZERO)).unwrap(), 300);
+        }
+    }
+}
+
+/// An `imap` started before `close()` still yields every input.
+#[test]
+fn imap_started_before_close_runs_to_its_end() {
+    let pool = pool_builder("testkit")
+        .processes(2)
+        .chunksize(1)
+        .build()
+        .unwrap();
+    let results = pool.imap::<u64, u64, _>("sleep_ms", std::iter::repeat_n(2u64, 200));
+    std::thread::sleep(Duration::from_millis(100));
+    pool.close();
+    assert_eq!(results.filter(|r| r.is_ok()).count(), 200);
+    pool.join().unwrap();
+    // After close, new work is refused at the call.
+    assert!(matches!(
+        pool.map_async::<u64, u64>("sleep_ms", [1]),
+        Err(Error::Closed)
+    ));
+}
+
+/// A pool dropped while an `imap` nobody iterates holds work for it does
+/// not wait for that iterator.
+#[test]
+fn dropping_a_pool_does_not_wait_for_an_unread_imap() {
+    let pool = pool("testkit", 1);
+    let results = pool.imap::<u64, u64, _>("sleep_ms", std::iter::repeat(1u64));
+    let started = std::time::Instant::now();
+    drop(pool);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(results);
+}
+
+/// `map` reports the first failure to arrive, not the first in input
+/// order after waiting for everything before it (CPython's behaviour).
+#[test]
+fn map_fails_with_the_first_failure_to_arrive() {
+    let pool = pool_builder("testkit")
+        .processes(2)
+        .chunksize(1)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // Input 0 sleeps 20 s; input 1 panics (unlucky's 13) at once.
+    let err = pool
+        .map::<i64, i64>("slow_or_unlucky", [0i64, 13])
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "waited for input 0"
+    );
+    match err {
+        Error::Task(t) => assert_eq!(t.index, 1),
+        other => panic!("{other}"),
+    }
+}

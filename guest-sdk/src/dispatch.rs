@@ -58,6 +58,11 @@ fn find(name: &str) -> Option<&'static Task> {
     inventory::iter::<Task>.into_iter().find(|t| t.name == name)
 }
 
+/// Whether this guest exports a task called `name`.
+pub(crate) fn has_task(name: &str) -> bool {
+    find(name).is_some()
+}
+
 impl tasks::Guest for Guest {
     fn names() -> Vec<String> {
         let mut names: Vec<String> = inventory::iter::<Task>

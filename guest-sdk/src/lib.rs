@@ -319,7 +319,7 @@ pub use crate::error::{Error, Result};
 pub use crate::log::{log, Level};
 pub use crate::manager::{DictProxy, ListProxy, Manager, Namespace};
 pub use crate::pipe::{pipe, wait, Connection, Waitable};
-pub use crate::pool::{AsyncResult, Imap, Pool};
+pub use crate::pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder};
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, ParentProcess, Process,
     ProcessInfo,

@@ -26,10 +26,19 @@
 //!
 //! Dropping a pool terminates its workers and waits for them to exit, as
 //! leaving Python's `with Pool()` block does; call [`close`](Pool::close)
-//! and [`join`](Pool::join) first to let submitted work finish.
+//! and [`join`](Pool::join) first to let submitted work finish, or run the
+//! work inside [`Pool::scope`], which does that when it succeeds.
+//!
+//! Python's keyword arguments have Rust faces: `Pool(processes,
+//! initializer, initargs, maxtasksperchild)` is [`Pool::builder`];
+//! `chunksize=` is [`Pool::chunked`]; `callback=` and `error_callback=` are
+//! [`AsyncResult::callback`] and [`AsyncResult::error_callback`].
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -41,8 +50,122 @@ use crate::{codec, time};
 
 /// A pool of worker processes running this guest's tasks (Python's
 /// `multiprocessing.Pool`).
+///
+/// # When callbacks run
+///
+/// A guest has one thread, so there is no result-handler thread to run a
+/// callback the moment its job finishes, as CPython's pool does. A callback
+/// runs in the guest's own thread the first time its result is seen ready:
+/// by [`AsyncResult::get`], [`wait`](AsyncResult::wait),
+/// [`ready`](AsyncResult::ready) or [`successful`](AsyncResult::successful),
+/// or by [`Pool::join`] after [`Pool::close`], which waits for every
+/// outstanding `*_async` result of the pool and runs its callbacks (so the
+/// Python idiom "submit with callbacks, close, join, read what the callbacks
+/// collected" works unchanged). After [`Pool::terminate`] no callback runs
+/// for a job that did not finish, as in CPython.
 pub struct Pool {
     host: wit::Pool,
+    /// The `*_async` results not yet collected, for [`Pool::join`].
+    outstanding: Outstanding,
+    /// `terminate` was called: `join` collects nothing more.
+    terminated: Cell<bool>,
+}
+
+/// The results with callbacks that a pool's `join` still has to collect.
+/// Held strongly: Python code drops the `AsyncResult` of a job whose
+/// callback does the work.
+type Outstanding = Rc<RefCell<Vec<Rc<RefCell<dyn Collect>>>>>;
+
+/// Options of a new pool (Python's `Pool(processes, initializer, initargs,
+/// maxtasksperchild)`); made by [`Pool::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use mpwasm_guest::Pool;
+///
+/// // #[task] fn connect(url: String) -> () sets up per-worker state.
+/// let pool = Pool::builder()
+///     .processes(4)
+///     .initializer("connect", "db://local".to_string())
+///     .maxtasksperchild(100)
+///     .build()?;
+/// # Ok::<(), mpwasm_guest::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<(String, Result<Vec<u8>>)>,
+    maxtasksperchild: Option<u64>,
+}
+
+impl PoolBuilder {
+    /// Number of workers. Default: one per CPU the host offers.
+    pub fn processes(mut self, n: usize) -> Self {
+        self.processes = Some(n);
+        self
+    }
+
+    /// A `#[task]` each worker runs on `args` before its first task, and
+    /// again whenever its instance is reset after a trap (Python's
+    /// `initializer` and `initargs`). Module-level state it sets (a
+    /// `static`, a `thread_local!`) is there for the tasks that worker runs.
+    /// If it fails, the tasks that worker was given fail with its error and
+    /// the worker is replaced (CPython would restart it forever).
+    pub fn initializer<A: Serialize>(mut self, task: &str, args: A) -> Self {
+        self.initializer = Some((task.to_string(), codec::to_bytes(&args)));
+        self
+    }
+
+    /// Replaces each worker after it has run `n` tasks (Python's
+    /// `maxtasksperchild`). Default: the run's `--maxtasksperchild`, else
+    /// never.
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.maxtasksperchild = Some(n);
+        self
+    }
+
+    /// Starts the pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] for 0 processes or a `maxtasksperchild` of 0
+    /// (Python's `ValueError`), [`Error::Codec`] if the initializer's
+    /// arguments cannot be encoded, [`Error::Limit`] for more processes than
+    /// the host allows; the host's error.
+    pub fn build(self) -> Result<Pool> {
+        let processes = match self.processes {
+            Some(0) => {
+                return Err(Error::Other(
+                    "number of processes must be at least 1".into(),
+                ))
+            }
+            Some(n) => {
+                Some(u32::try_from(n).map_err(|_| Error::Limit(format!("{n} pool processes")))?)
+            }
+            None => None,
+        };
+        if self.maxtasksperchild == Some(0) {
+            return Err(Error::Other(
+                "maxtasksperchild must be a positive int or None".into(),
+            ));
+        }
+        let (initializer, initargs) = match self.initializer {
+            Some((task, args)) => (Some(task), args?),
+            None => (None, Vec::new()),
+        };
+        let host = wit::create(&wit::PoolOptions {
+            processes,
+            initializer,
+            initargs,
+            maxtasksperchild: self.maxtasksperchild,
+        })?;
+        Ok(Pool {
+            host,
+            outstanding: Outstanding::default(),
+            terminated: Cell::new(false),
+        })
+    }
 }
 
 impl Pool {
@@ -60,16 +183,7 @@ impl Pool {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn new(processes: usize) -> Result<Pool> {
-        if processes == 0 {
-            return Err(Error::Other(
-                "number of processes must be at least 1".into(),
-            ));
-        }
-        let processes = u32::try_from(processes)
-            .map_err(|_| Error::Limit(format!("{processes} pool processes")))?;
-        Ok(Pool {
-            host: wit::create(Some(processes))?,
-        })
+        Pool::builder().processes(processes).build()
     }
 
     /// A pool of one worker per CPU the host offers (Python's `Pool()`).
@@ -85,16 +199,68 @@ impl Pool {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn with_cpu_count() -> Result<Pool> {
-        Ok(Pool {
-            host: wit::create(None)?,
-        })
+        Pool::builder().build()
+    }
+
+    /// Options for a pool: processes, initializer, `maxtasksperchild`.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// The same jobs with `chunksize` inputs sent to a worker at a time
+    /// (Python's `chunksize=` argument of `map`, `imap`, `starmap`, ...).
+    /// Without it the host picks CPython's default, `ceil(n / (4 *
+    /// processes))`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let pool = mpwasm_guest::Pool::new(2)?;
+    /// let squares: Vec<u64> = pool.chunked(100).map("square", 0..10_000_u64)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn chunked(&self, chunksize: usize) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize: Some(u32::try_from(chunksize.max(1)).unwrap_or(u32::MAX)),
+        }
+    }
+
+    /// Runs `body` with the pool, then — as Python's `with Pool() as p:`
+    /// block would if it ended with `p.close(); p.join()` — closes and joins
+    /// it when `body` succeeds, so every job submitted in it finishes and its
+    /// callbacks run; when `body` fails the pool is terminated instead (what
+    /// leaving the `with` block does).
+    ///
+    /// # Errors
+    ///
+    /// `body`'s error, or the error of [`join`](Self::join).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::Pool;
+    ///
+    /// let total = Pool::new(2)?.scope(|pool| {
+    ///     let squares: Vec<u64> = pool.map("square", 0..10_u64)?;
+    ///     Ok(squares.iter().sum::<u64>())
+    /// })?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn scope<T>(self, body: impl FnOnce(&Pool) -> Result<T>) -> Result<T> {
+        let value = body(&self)?; // dropping `self` terminates on error
+        self.close();
+        self.join()?;
+        Ok(value)
     }
 
     /// Runs `task` on every input and returns the results in input order.
     ///
     /// # Errors
     ///
-    /// [`Error::Task`] for the first input (in input order) that failed;
+    /// [`Error::Task`] for the first failed input to be reported (returned
+    /// as soon as it is, as CPython's `map` raises the first exception it
+    /// sees; the other inputs still run);
     /// [`Error::Codec`] if an input cannot be encoded or a result decoded;
     /// the host's error, e.g. after [`close`](Self::close).
     ///
@@ -109,9 +275,9 @@ impl Pool {
     pub fn map<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
-        self.map_async(task, inputs)?.get(None)
+        self.plain().map(task, inputs)
     }
 
     /// Runs a task of several parameters on every tuple of arguments
@@ -134,9 +300,9 @@ impl Pool {
     pub fn starmap<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
-        self.map(task, inputs)
+        self.plain().map(task, inputs)
     }
 
     /// Runs `task` once on `arg` in a worker and returns its result
@@ -156,7 +322,7 @@ impl Pool {
     pub fn apply<A, R>(&self, task: &str, arg: A) -> Result<R>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
         self.apply_async(task, arg)?.get(None)
     }
@@ -184,7 +350,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        Ok(Imap::new(self.submit(task, inputs, true)?))
+        self.plain().imap(task, inputs)
     }
 
     /// As [`imap`](Self::imap), but results come in the order they finish
@@ -214,7 +380,7 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        Ok(Imap::new(self.submit(task, inputs, false)?))
+        self.plain().imap_unordered(task, inputs)
     }
 
     /// Starts [`map`](Self::map) and returns at once (Python's
@@ -241,12 +407,9 @@ impl Pool {
     ) -> Result<AsyncResult<Vec<R>>>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
-        Ok(AsyncResult::new(
-            self.submit(task, inputs, true)?,
-            decode_all::<R>,
-        ))
+        self.plain().map_async(task, inputs)
     }
 
     /// Starts [`starmap`](Self::starmap) and returns at once (Python's
@@ -271,7 +434,7 @@ impl Pool {
     ) -> Result<AsyncResult<Vec<R>>>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
         self.map_async(task, inputs)
     }
@@ -300,12 +463,10 @@ impl Pool {
     pub fn apply_async<A, R>(&self, task: &str, arg: A) -> Result<AsyncResult<R>>
     where
         A: Serialize,
-        R: DeserializeOwned,
+        R: DeserializeOwned + 'static,
     {
-        Ok(AsyncResult::new(
-            self.submit(task, [arg], true)?,
-            decode_one::<R>,
-        ))
+        let job = self.submit(task, [arg], false, None)?;
+        Ok(self.track(AsyncResult::new(job, decode_one::<R>)))
     }
 
     /// Stops taking work; jobs already submitted still finish. Then
@@ -324,7 +485,7 @@ impl Pool {
     }
 
     /// Stops the workers at once, killing running tasks (what dropping the
-    /// pool does).
+    /// pool does). Callbacks of jobs that did not finish never run.
     ///
     /// # Examples
     ///
@@ -335,11 +496,13 @@ impl Pool {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn terminate(&self) {
+        self.terminated.set(true);
         self.host.terminate();
     }
 
     /// Waits for the workers to exit, after [`close`](Self::close) or
-    /// [`terminate`](Self::terminate).
+    /// [`terminate`](Self::terminate). After `close` it first waits for
+    /// every outstanding `*_async` result and runs its callbacks.
     ///
     /// # Errors
     ///
@@ -355,7 +518,29 @@ impl Pool {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn join(&self) -> Result<()> {
-        Ok(self.host.join()?)
+        self.host.join()?;
+        if !self.terminated.get() {
+            let outstanding = std::mem::take(&mut *self.outstanding.borrow_mut());
+            for result in outstanding {
+                result.borrow_mut().collect(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// The jobs with the host's chunk size.
+    fn plain(&self) -> Chunked<'_> {
+        Chunked {
+            pool: self,
+            chunksize: None,
+        }
+    }
+
+    /// Lets `result` register with [`join`](Self::join) once it is given
+    /// a callback.
+    fn track<T: 'static>(&self, mut result: AsyncResult<T>) -> AsyncResult<T> {
+        result.pool = Rc::downgrade(&self.outstanding);
+        result
     }
 
     /// Encodes `inputs` into one batch and submits it.
@@ -364,6 +549,7 @@ impl Pool {
         task: &str,
         inputs: impl IntoIterator<Item = A>,
         ordered: bool,
+        chunksize: Option<u32>,
     ) -> Result<Job> {
         let mut batch = Vec::new();
         let mut len = 0_u64;
@@ -372,18 +558,122 @@ impl Pool {
             len += 1;
         }
         if len == 0 {
-            return Ok(Job {
-                host: None,
-                len,
-                delivered: 0,
-            });
+            return Ok(Job::empty());
         }
-        let host = self.host.submit(task, &batch, ordered, None)?;
-        Ok(Job {
-            host: Some(host),
-            len,
-            delivered: 0,
-        })
+        let host = self.host.submit(task, &batch, ordered, chunksize)?;
+        Ok(Job::new(host, len))
+    }
+}
+
+/// A pool's jobs with a chunk size: what [`Pool::chunked`] returns. Each
+/// method is the [`Pool`] method of the same name.
+#[derive(Debug, Clone, Copy)]
+pub struct Chunked<'p> {
+    pool: &'p Pool,
+    chunksize: Option<u32>,
+}
+
+impl Chunked<'_> {
+    /// [`Pool::map`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map`].
+    pub fn map<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'static,
+    {
+        let job = self.pool.submit(task, inputs, false, self.chunksize)?;
+        AsyncResult::new(job, decode_all::<R>).get(None)
+    }
+
+    /// [`Pool::starmap`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map`].
+    pub fn starmap<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'static,
+    {
+        self.map(task, inputs)
+    }
+
+    /// [`Pool::imap`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::imap`].
+    pub fn imap<A, R>(&self, task: &str, inputs: impl IntoIterator<Item = A>) -> Result<Imap<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        Ok(Imap::new(self.pool.submit(
+            task,
+            inputs,
+            true,
+            self.chunksize,
+        )?))
+    }
+
+    /// [`Pool::imap_unordered`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::imap`].
+    pub fn imap_unordered<A, R>(
+        &self,
+        task: &str,
+        inputs: impl IntoIterator<Item = A>,
+    ) -> Result<Imap<R>>
+    where
+        A: Serialize,
+        R: DeserializeOwned,
+    {
+        Ok(Imap::new(self.pool.submit(
+            task,
+            inputs,
+            false,
+            self.chunksize,
+        )?))
+    }
+
+    /// [`Pool::map_async`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map_async`].
+    pub fn map_async<A, R>(
+        &self,
+        task: &str,
+        inputs: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'static,
+    {
+        let job = self.pool.submit(task, inputs, false, self.chunksize)?;
+        Ok(self.pool.track(AsyncResult::new(job, decode_all::<R>)))
+    }
+
+    /// [`Pool::starmap_async`] in chunks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::map_async`].
+    pub fn starmap_async<A, R>(
+        &self,
+        task: &str,
+        inputs: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize,
+        R: DeserializeOwned + 'static,
+    {
+        self.map_async(task, inputs)
     }
 }
 
@@ -405,8 +695,8 @@ impl fmt::Debug for Pool {
     }
 }
 
-/// One submitted job: its results as the host delivers them, checked
-/// against the number of inputs.
+/// One submitted job: its results as the host delivers them (several per
+/// call), checked against the number of inputs.
 struct Job {
     /// `None` for a job without inputs, which is never submitted.
     host: Option<wit::Job>,
@@ -414,19 +704,45 @@ struct Job {
     len: u64,
     /// Number of results delivered so far.
     delivered: u64,
+    /// Results the host handed over and nobody took yet.
+    buffered: VecDeque<(u64, std::result::Result<Vec<u8>, wit::TaskFailure>)>,
 }
 
 /// One result: the input's position, and its payload or why it failed.
 type Delivery = (u64, Result<Vec<u8>>);
 
 impl Job {
+    fn new(host: wit::Job, len: u64) -> Job {
+        Job {
+            host: Some(host),
+            len,
+            delivered: 0,
+            buffered: VecDeque::new(),
+        }
+    }
+
+    fn empty() -> Job {
+        Job {
+            host: None,
+            len: 0,
+            delivered: 0,
+            buffered: VecDeque::new(),
+        }
+    }
+
     /// The next result; `Ok(None)` once all were delivered; `Err(Timeout)`
     /// if none came within `timeout`.
     fn next(&mut self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
-        let Some(host) = self.host.as_ref().filter(|_| self.delivered < self.len) else {
+        if self.delivered >= self.len {
             return Ok(None);
-        };
-        let Some((index, result)) = host.next(time::millis(timeout))? else {
+        }
+        if self.buffered.is_empty() {
+            let Some(host) = &self.host else {
+                return Ok(None);
+            };
+            self.buffered.extend(host.next(time::millis(timeout))?);
+        }
+        let Some((index, result)) = self.buffered.pop_front() else {
             return Err(Error::Other(format!(
                 "pool job ended after {} of {} results",
                 self.delivered, self.len
@@ -549,14 +865,18 @@ impl<R> fmt::Debug for Imap<R> {
 /// `AsyncResult`).
 ///
 /// Results already pulled from the host are kept, so a [`get`](Self::get)
-/// that timed out can simply be called again.
+/// that timed out can simply be called again. See the [`Pool`]'s
+/// docs for when callbacks run.
 pub struct AsyncResult<T> {
-    state: State<T>,
+    running: Rc<RefCell<Running<T>>>,
+    /// The pool's list of results `join` collects, joined on the first
+    /// callback.
+    pool: Weak<RefCell<Vec<Rc<RefCell<dyn Collect>>>>>,
 }
 
 enum State<T> {
     /// Results still to come.
-    Running(Running<T>),
+    Running,
     /// Every result came (and decoded), or the first failure did.
     Done(Result<T>),
     /// `get` returned the value.
@@ -565,15 +885,56 @@ enum State<T> {
 
 /// A job whose results are being collected, by input position.
 struct Running<T> {
+    state: State<T>,
     job: Job,
     slots: Vec<Option<Vec<u8>>>,
     /// Turns every input's payload, in input order, into the value.
     finish: fn(Vec<Vec<u8>>) -> Result<T>,
+    callback: Option<Box<dyn FnOnce(&T)>>,
+    error_callback: Option<Box<dyn FnOnce(&Error)>>,
+}
+
+/// A result [`Pool::join`] collects, whatever its type.
+trait Collect {
+    /// Pulls what arrives before `deadline` (`None`: until it is ready).
+    fn collect(&mut self, deadline: Option<Instant>);
+
+    /// Results are still to come.
+    fn pending(&self) -> bool;
+}
+
+impl<T> Collect for Running<T> {
+    fn pending(&self) -> bool {
+        matches!(self.state, State::Running)
+    }
+
+    fn collect(&mut self, deadline: Option<Instant>) {
+        if !matches!(self.state, State::Running) {
+            return;
+        }
+        let Some(outcome) = self.pull(deadline) else {
+            return;
+        };
+        match &outcome {
+            Ok(value) => {
+                if let Some(callback) = self.callback.take() {
+                    callback(value);
+                }
+            }
+            Err(e) => {
+                if let Some(callback) = self.error_callback.take() {
+                    callback(e);
+                }
+            }
+        }
+        self.state = State::Done(outcome);
+    }
 }
 
 impl<T> Running<T> {
-    /// Pulls results until all came (`Some(the outcome)`) or `deadline`
-    /// passes (`None`).
+    /// Pulls results until all came or one failed (`Some(the outcome)`),
+    /// or `deadline` passes (`None`). The first failure to arrive is the
+    /// outcome, as in CPython.
     fn pull(&mut self, deadline: Option<Instant>) -> Option<Result<T>> {
         loop {
             match self.job.next(time::remaining(deadline)) {
@@ -617,7 +978,75 @@ impl<T> AsyncResult<T> {
         // their number fits in a usize.
         let slots = (0..job.len).map(|_| None).collect();
         AsyncResult {
-            state: State::Running(Running { job, slots, finish }),
+            pool: Weak::new(),
+            running: Rc::new(RefCell::new(Running {
+                state: State::Running,
+                job,
+                slots,
+                finish,
+                callback: None,
+                error_callback: None,
+            })),
+        }
+    }
+
+    /// Runs `callback` on the value once the job succeeds (Python's
+    /// `callback=`); see the [`Pool`]'s docs for when.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::{cell::RefCell, rc::Rc};
+    /// # let pool = mpwasm_guest::Pool::new(2)?;
+    ///
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// for x in 0..4_u64 {
+    ///     let seen = seen.clone();
+    ///     pool.apply_async::<_, u64>("square", x)?
+    ///         .callback(move |v| seen.borrow_mut().push(*v));
+    /// }
+    /// pool.close();
+    /// pool.join()?; // runs the callbacks
+    /// assert_eq!(seen.borrow().len(), 4);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn callback(self, callback: impl FnOnce(&T) + 'static) -> Self
+    where
+        T: 'static,
+    {
+        self.running.borrow_mut().callback = Some(Box::new(callback));
+        self.register();
+        self
+    }
+
+    /// Runs `callback` on the error once the job fails (Python's
+    /// `error_callback=`): the first failure reported.
+    pub fn error_callback(self, callback: impl FnOnce(&Error) + 'static) -> Self
+    where
+        T: 'static,
+    {
+        self.running.borrow_mut().error_callback = Some(Box::new(callback));
+        self.register();
+        self
+    }
+
+    /// Puts this result on its pool's list for `join` (once; finished
+    /// results leave the list as others join it).
+    fn register(&self)
+    where
+        T: 'static,
+    {
+        let Some(outstanding) = self.pool.upgrade() else {
+            return;
+        };
+        let mut outstanding = outstanding.borrow_mut();
+        outstanding.retain(|r| r.try_borrow().map_or(true, |r| r.pending()));
+        let me: Rc<RefCell<dyn Collect>> = self.running.clone();
+        if !outstanding
+            .iter()
+            .any(|r| std::ptr::addr_eq(Rc::as_ptr(r), Rc::as_ptr(&me)))
+        {
+            outstanding.push(me);
         }
     }
 
@@ -627,9 +1056,9 @@ impl<T> AsyncResult<T> {
     /// # Errors
     ///
     /// [`Error::Timeout`] if it is not ready in time (call again to keep
-    /// waiting); [`Error::Task`] for the first failed input (in input
-    /// order); [`Error::Codec`] if a result does not decode; the host's
-    /// error; and [`Error::Other`] once an earlier call returned the value.
+    /// waiting); [`Error::Task`] for the first failed input reported;
+    /// [`Error::Codec`] if a result does not decode; the host's error; and
+    /// [`Error::Other`] once an earlier call returned the value.
     ///
     /// # Examples
     ///
@@ -640,15 +1069,16 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn get(&mut self, timeout: Option<Duration>) -> Result<T> {
-        self.pull(time::deadline(timeout));
-        match std::mem::replace(&mut self.state, State::Taken) {
-            State::Running(running) => {
-                self.state = State::Running(running);
+        let mut running = self.running.borrow_mut();
+        running.collect(time::deadline(timeout));
+        match std::mem::replace(&mut running.state, State::Taken) {
+            State::Running => {
+                running.state = State::Running;
                 Err(Error::Timeout)
             }
             State::Done(Ok(value)) => Ok(value),
             State::Done(Err(e)) => {
-                self.state = State::Done(Err(e.clone()));
+                running.state = State::Done(Err(e.clone()));
                 Err(e)
             }
             State::Taken => Err(Error::Other(
@@ -671,7 +1101,7 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn wait(&mut self, timeout: Option<Duration>) {
-        self.pull(time::deadline(timeout));
+        self.running.borrow_mut().collect(time::deadline(timeout));
     }
 
     /// Whether the result is ready (it, or the failure, arrived).
@@ -687,8 +1117,9 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn ready(&mut self) -> bool {
-        self.pull(Some(Instant::now()));
-        !matches!(self.state, State::Running(_))
+        let mut running = self.running.borrow_mut();
+        running.collect(Some(Instant::now()));
+        !matches!(running.state, State::Running)
     }
 
     /// Whether the job completed without a failure; `None` if it is not
@@ -704,32 +1135,26 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn successful(&mut self) -> Option<bool> {
-        self.pull(Some(Instant::now()));
-        match self.state {
-            State::Running(_) => None,
+        let mut running = self.running.borrow_mut();
+        running.collect(Some(Instant::now()));
+        match running.state {
+            State::Running => None,
             State::Done(Ok(_)) | State::Taken => Some(true),
             State::Done(Err(_)) => Some(false),
-        }
-    }
-
-    /// Pulls what arrives before `deadline` (what is there already, for a
-    /// deadline in the past).
-    fn pull(&mut self, deadline: Option<Instant>) {
-        if let State::Running(running) = &mut self.state {
-            if let Some(outcome) = running.pull(deadline) {
-                self.state = State::Done(outcome);
-            }
         }
     }
 }
 
 impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Running(_) => "running",
+        let state = match self.running.try_borrow().map(|r| match r.state {
+            State::Running => "running",
             State::Done(Ok(_)) => "done",
             State::Done(Err(_)) => "failed",
             State::Taken => "taken",
+        }) {
+            Ok(state) => state,
+            Err(_) => "busy",
         };
         f.debug_struct("AsyncResult")
             .field("state", &state)

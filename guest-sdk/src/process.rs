@@ -150,9 +150,12 @@ impl Process {
     ///
     /// # Errors
     ///
-    /// [`Error::Codec`] if the arguments could not be encoded; the host's
-    /// error if the process was already started, if this process is a
-    /// daemon, or over the run's process cap ([`Error::Limit`]).
+    /// [`Error::Codec`] if the arguments could not be encoded;
+    /// [`Error::Other`] if this guest exports no `#[task]` named as the
+    /// target (checked here, so the mistake surfaces at the call rather than
+    /// as the child's exit code); the host's error if the process was
+    /// already started, if this process is a daemon, or over the run's
+    /// process cap ([`Error::Limit`]).
     ///
     /// # Examples
     ///
@@ -164,8 +167,16 @@ impl Process {
     /// # Ok(()) }
     /// ```
     pub fn start(&mut self) -> Result<()> {
-        if let Some(e) = self.spec.as_ref().and_then(|s| s.unencodable.clone()) {
-            return Err(e);
+        if let Some(spec) = &self.spec {
+            if let Some(e) = spec.unencodable.clone() {
+                return Err(e);
+            }
+            if !crate::dispatch::has_task(&spec.target) {
+                return Err(Error::Other(format!(
+                    "this guest has no #[task] named `{}` to run as a process",
+                    spec.target
+                )));
+            }
         }
         self.host().start()?;
         // Started: the description (and its encoded arguments) is spent.

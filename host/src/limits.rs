@@ -38,3 +38,13 @@ pub const MAX_REGION_BYTES: u64 = 1 << 30;
 /// Most bytes one manager list or dict may hold (256 MiB): a guest that
 /// appends forever gets a `limit` error, not the parent's memory.
 pub const MAX_MANAGER_BYTES: usize = 256 << 20;
+
+/// Most results one guest pool `job.next` call hands back (its bytes are
+/// bounded too, by [`MAX_JOB_REPLY_BYTES`]): many small results travel in
+/// one upcall instead of one each.
+pub const MAX_JOB_ITEMS: usize = 4096;
+
+/// Past this many payload bytes (8 MiB), a guest pool `job.next` reply
+/// takes no further result; the first one always goes, whatever its size
+/// (results are bounded by the frame limit).
+pub const MAX_JOB_REPLY_BYTES: usize = 8 << 20;

@@ -32,6 +32,18 @@ pub(crate) struct Launch {
     pub(crate) sandbox: Sandbox,
     /// Guests' stdout goes to stderr.
     pub(crate) stdout_to_stderr: bool,
+    /// Pool options of the run, which the pools its guests create inherit
+    /// (`--retries`, `--maxtasksperchild`).
+    pub(crate) pools: PoolDefaults,
+}
+
+/// The options of a run that its guests' pools inherit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PoolDefaults {
+    /// Re-runs of an input whose worker died.
+    pub(crate) retries: u32,
+    /// Inputs a worker runs before it is replaced.
+    pub(crate) maxtasksperchild: Option<u64>,
 }
 
 impl Launch {
@@ -84,6 +96,8 @@ struct State {
     objects: HashMap<u64, Object>,
     /// Per caller, the ids it holds and how many handles on each.
     held: HashMap<u64, HashMap<u64, u32>>,
+    /// Per object, how many callers hold it (so letting go is O(1)).
+    holders: HashMap<u64, u32>,
     tokens: HashMap<u64, Grant>,
     /// Objects a token was minted for: kept until the run ends.
     shared: HashSet<u64>,
@@ -257,9 +271,12 @@ impl Broker {
     /// Removes a name; the object goes once nobody holds it.
     pub(crate) fn unname(&self, name: &str) {
         let mut state = self.state();
-        if let Some(id) = state.names.remove(name) {
-            drop_if_unused(&mut state, id);
-        }
+        let gone = state
+            .names
+            .remove(name)
+            .and_then(|id| drop_if_unused(&mut state, id));
+        drop(state);
+        let_go(gone);
     }
 
     /// The objects `caller` holds now.
@@ -279,29 +296,42 @@ impl Broker {
     /// `caller` dropped its handle on `id`.
     pub(crate) fn release(&self, caller: u64, id: u64) {
         let mut state = self.state();
+        let mut last = false;
         if let Some(held) = state.held.get_mut(&caller) {
             if let Some(handles) = held.get_mut(&id) {
                 *handles -= 1;
                 if *handles == 0 {
                     held.remove(&id);
+                    last = true;
                 }
             }
         }
-        drop_if_unused(&mut state, id);
+        if last {
+            unhold(&mut state, id);
+        }
+        let gone = drop_if_unused(&mut state, id);
+        drop(state);
+        let_go(gone);
     }
 
     /// Lets go of object `id` if nobody holds it any more.
     pub(crate) fn drop_unused(&self, id: u64) {
-        drop_if_unused(&mut self.state(), id);
+        let gone = drop_if_unused(&mut self.state(), id);
+        let_go(gone);
     }
 
-    /// Everything `caller` held, dropped (its process ended).
+    /// Everything `caller` held, dropped (its process ended, or its
+    /// instance was reset and lost its handles).
     pub(crate) fn release_all(&self, caller: u64) {
         let mut state = self.state();
         let held = state.held.remove(&caller).unwrap_or_default();
+        let mut gone = Vec::new();
         for id in held.into_keys() {
-            drop_if_unused(&mut state, id);
+            unhold(&mut state, id);
+            gone.extend(drop_if_unused(&mut state, id));
         }
+        drop(state);
+        let_go(gone);
     }
 
     /// Answers one upcall of process `caller`; `fds` came with it.
@@ -340,7 +370,19 @@ impl Broker {
                 datagram,
                 with_fd,
             } => queue::spill(self, caller, id, datagram, with_fd, fds),
-            Call::PoolCreate { processes } => pool::create(self, caller, processes),
+            Call::PoolCreate {
+                processes,
+                initializer,
+                maxtasksperchild,
+            } => pool::create(
+                self,
+                caller,
+                pool::Options {
+                    processes,
+                    initializer: initializer.map(|(task, args)| (task, args.into_vec())),
+                    maxtasksperchild,
+                },
+            ),
             Call::PoolSubmit {
                 pool,
                 task,
@@ -368,32 +410,55 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// Lets go of object `id` if nobody holds it and no token names it. A
-/// pool let go is terminated. A process's entry stays until the process has
+/// Takes object `id` out of the registry if nobody holds it and no token
+/// or name refers to it, and hands it back: the caller lets go of it with
+/// [`let_go`] *after* releasing the state lock. (Letting go of a pool joins
+/// its driver threads, which take that lock themselves; doing it under the
+/// lock deadlocked the run.) A process's entry stays until the process has
 /// ended: its thread still reports the end there.
-fn drop_if_unused(state: &mut State, id: u64) {
+#[must_use = "let go of what is taken out, outside the state lock"]
+fn drop_if_unused(state: &mut State, id: u64) -> Option<Object> {
     if state.shared.contains(&id)
-        || state.held.values().any(|h| h.contains_key(&id))
+        || state.holders.contains_key(&id)
         || state.names.values().any(|&named| named == id)
     {
-        return;
+        return None;
     }
     match state.objects.get(&id) {
-        None => {}
-        Some(Object::Process(p)) if !p.ended() => {}
-        Some(Object::Pool(pool)) => {
+        Some(Object::Process(p)) if !p.ended() => None,
+        _ => state.objects.remove(&id),
+    }
+}
+
+/// Lets go of objects taken out of the registry; a pool is terminated and
+/// its workers reaped (its drivers may call into the broker meanwhile, so
+/// no broker lock may be held here).
+fn let_go(objects: impl IntoIterator<Item = Object>) {
+    for object in objects {
+        if let Object::Pool(pool) = &object {
             pool.pool.terminate();
-            state.objects.remove(&id);
         }
-        Some(_) => {
-            state.objects.remove(&id);
-        }
+        drop(object);
     }
 }
 
 /// One more handle of `caller` on `id`.
 fn hold(state: &mut State, caller: u64, id: u64) {
-    *state.held.entry(caller).or_default().entry(id).or_insert(0) += 1;
+    let handles = state.held.entry(caller).or_default().entry(id).or_insert(0);
+    if *handles == 0 {
+        *state.holders.entry(id).or_insert(0) += 1;
+    }
+    *handles += 1;
+}
+
+/// One caller fewer holds `id`.
+fn unhold(state: &mut State, id: u64) {
+    if let Some(n) = state.holders.get_mut(&id) {
+        *n -= 1;
+        if *n == 0 {
+            state.holders.remove(&id);
+        }
+    }
 }
 
 /// The answer to upcalls from a worker no broker serves.

@@ -52,6 +52,12 @@ impl ConnectionHandle {
     }
 }
 
+/// What polling or waiting on a send-only end is (Python's `OSError:
+/// connection is write-only`): it can never become readable.
+fn write_only() -> types::Error {
+    types::Error::Other("connection is write-only".into())
+}
+
 /// Reads exactly `buf.len()` bytes; `Ok(false)` if the stream ended first.
 fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<bool> {
     let mut fds = Vec::new();
@@ -149,10 +155,8 @@ impl pipe::HostConnection for WorkerState {
         let Some(fd) = &c.fd else {
             return Ok(Err(types::Error::Closed));
         };
-        // As `recv`: the sending end of a one-way pipe has nothing to wait
-        // for (Python's `OSError`), though its socket may report ready.
         if !c.readable {
-            return Ok(Err(types::Error::Other("connection is write-only".into())));
+            return Ok(Err(write_only()));
         }
         Ok(
             ipc::poll_readable(&[fd.as_fd()], Deadline::after_ms(timeout_ms))
@@ -246,6 +250,12 @@ impl pipe::Host for WorkerState {
         // already ended is ready at once.
         let mut pidfds: Vec<Option<OwnedFd>> = Vec::new();
         for p in &processes {
+            if !self.process_started(p)? {
+                // Python: an unstarted process has no sentinel to wait on.
+                return Ok(Err(types::Error::Other(
+                    "cannot wait for a process that was not started".into(),
+                )));
+            }
             let pid = self.process_pid_if_running(p)?;
             pidfds.push(pid.and_then(|pid| {
                 let pid = rustix::process::Pid::from_raw(pid as i32)?;
@@ -254,7 +264,11 @@ impl pipe::Host for WorkerState {
         }
         let mut fds: Vec<BorrowedFd<'_>> = Vec::new();
         for c in &connections {
-            match self.table.get(c)?.readable_fd() {
+            let c = self.table.get(c)?;
+            if c.fd.is_some() && !c.readable {
+                return Ok(Err(write_only()));
+            }
+            match c.readable_fd() {
                 Some(fd) => fds.push(fd),
                 None => return Ok(Err(types::Error::Closed)),
             }

@@ -21,6 +21,7 @@ use crate::batch::Batch;
 use crate::bindings::pool;
 use crate::broker::{Answer, Broker, Object};
 use crate::error::Error;
+use crate::limits::{MAX_JOB_ITEMS, MAX_JOB_REPLY_BYTES};
 use crate::pool::Pool;
 use crate::wire::{Call, CallError, JobItem, Reply};
 use crate::worker::child::WorkerState;
@@ -95,15 +96,18 @@ impl pool::HostJob for WorkerState {
         &mut self,
         handle: Resource<JobHandle>,
         timeout_ms: Option<u64>,
-    ) -> HostResult<Option<(u64, Result<Vec<u8>, pool::TaskFailure>)>> {
+    ) -> HostResult<Vec<(u64, Result<Vec<u8>, pool::TaskFailure>)>> {
         let job = self.table.get(&handle)?.0;
         Ok(match self.upcall(Call::JobNext { job, timeout_ms }, &[])? {
-            Ok((Reply::Item(item), _)) => Ok(item.map(|(index, result)| {
-                let result = result
-                    .map(|bytes| bytes.into_vec())
-                    .map_err(|(kind, message)| pool::TaskFailure { kind, message });
-                (index, result)
-            })),
+            Ok((Reply::JobItems(items), _)) => Ok(items
+                .into_iter()
+                .map(|(index, result)| {
+                    let result = result
+                        .map(|bytes| bytes.into_vec())
+                        .map_err(|(kind, message)| pool::TaskFailure { kind, message });
+                    (index, result)
+                })
+                .collect()),
             Ok((other, _)) => return Err(unexpected(other)),
             Err(e) => Err(e),
         })
@@ -117,8 +121,15 @@ impl pool::HostJob for WorkerState {
 }
 
 impl pool::Host for WorkerState {
-    fn create(&mut self, processes: Option<u32>) -> HostResult<Resource<PoolHandle>> {
-        Ok(match self.upcall(Call::PoolCreate { processes }, &[])? {
+    fn create(&mut self, options: pool::PoolOptions) -> HostResult<Resource<PoolHandle>> {
+        let call = Call::PoolCreate {
+            processes: options.processes,
+            initializer: options
+                .initializer
+                .map(|task| (task, serde_bytes::ByteBuf::from(options.initargs))),
+            maxtasksperchild: options.maxtasksperchild,
+        };
+        Ok(match self.upcall(call, &[])? {
             Ok((Reply::Object(id), _)) => Ok(self.table.push(PoolHandle(id))?),
             Ok((other, _)) => return Err(unexpected(other)),
             Err(e) => Err(e),
@@ -138,18 +149,44 @@ pub(crate) struct Entry {
 /// A job's results as they arrive; the channel closes after the last.
 pub(crate) struct Job {
     results: Receiver<Result<JobItem, CallError>>,
+    /// An error that ended the job, met while a reply was being filled with
+    /// results: the answer to the next call.
+    ended: std::sync::Mutex<Option<CallError>>,
+}
+
+impl Job {
+    fn new(results: Receiver<Result<JobItem, CallError>>) -> Self {
+        Job {
+            results,
+            ended: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn failed(&self, e: CallError) {
+        *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+    }
+
+    fn take_failure(&self) -> Option<CallError> {
+        self.ended.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Most workers one guest pool may have.
 const MAX_POOL_PROCESSES: u32 = 256;
 
+/// How a guest asked its pool to be made (`Call::PoolCreate`).
+pub(crate) struct Options {
+    /// `None`: one per CPU.
+    pub(crate) processes: Option<u32>,
+    /// The task each worker runs first, and its bincode argument.
+    pub(crate) initializer: Option<(String, Vec<u8>)>,
+    /// `None`: the run's default.
+    pub(crate) maxtasksperchild: Option<u64>,
+}
+
 /// `Call::PoolCreate`.
-pub(crate) fn create(
-    broker: &std::sync::Arc<Broker>,
-    caller: u64,
-    processes: Option<u32>,
-) -> Answer {
-    let n = match processes {
+pub(crate) fn create(broker: &std::sync::Arc<Broker>, caller: u64, options: Options) -> Answer {
+    let n = match options.processes {
         Some(0) => return Err(CallError::Other("processes must be at least 1".into())),
         Some(n) if n > MAX_POOL_PROCESSES => {
             return Err(CallError::Limit(format!(
@@ -159,7 +196,22 @@ pub(crate) fn create(
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let pool = Pool::for_broker(broker.clone(), n).map_err(|e| CallError::Other(e.to_string()))?;
+    if options.maxtasksperchild == Some(0) {
+        return Err(CallError::Other(
+            "maxtasksperchild must be at least 1".into(),
+        ));
+    }
+    if let Some((_, args)) = &options.initializer {
+        let max = broker.launch().sandbox.max_message_bytes();
+        if args.len() as u64 > max {
+            return Err(CallError::Limit(format!(
+                "initargs of {} bytes, over the message limit of {max}",
+                args.len()
+            )));
+        }
+    }
+    let pool = Pool::for_broker(broker.clone(), n, options)
+        .map_err(|e| CallError::Other(e.to_string()))?;
     let id = broker.register(
         Object::Pool(std::sync::Arc::new(Entry { pool })),
         Some(caller),
@@ -167,7 +219,8 @@ pub(crate) fn create(
     Ok((Reply::Object(id), Vec::new()))
 }
 
-/// `Call::PoolSubmit`: starts the job and the thread that collects it.
+/// `Call::PoolSubmit`: starts the job and the thread that collects it. A
+/// closed or terminated pool refuses it here, at the call.
 #[allow(clippy::too_many_arguments, reason = "one per field of the call")]
 pub(crate) fn submit(
     broker: &Broker,
@@ -185,11 +238,20 @@ pub(crate) fn submit(
         Batch::parse(inputs).map_err(|e| CallError::Other(format!("malformed inputs: {e}")))?;
     let inputs: Vec<Vec<u8>> = (0..inputs.len()).map(|i| inputs.get(i).to_vec()).collect();
     let chunksize = chunksize.map(|c| (c as usize).max(1));
-    let stream = entry.pool.submit_raw(&task, inputs, ordered, chunksize);
+    let stream = entry
+        .pool
+        .submit_raw(&task, inputs, ordered, chunksize)
+        .map_err(|e| match e {
+            Error::Closed => CallError::Other("pool is closed".into()),
+            Error::Terminated => CallError::Other("pool was terminated".into()),
+            other => CallError::Other(other.to_string()),
+        })?;
     let (tx, rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("mpwasm-job".into())
         .spawn(move || {
+            // Pulling the stream to its end queues every chunk, so the job
+            // finishes even if the guest closes the pool and never reads.
             for item in stream {
                 let item = match item {
                     Ok((index, payload)) => {
@@ -205,30 +267,56 @@ pub(crate) fn submit(
             }
         })
         .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
-    let id = broker.register(
-        Object::Job(std::sync::Arc::new(Job { results: rx })),
-        Some(caller),
-    );
+    let id = broker.register(Object::Job(std::sync::Arc::new(Job::new(rx))), Some(caller));
     Ok((Reply::Object(id), Vec::new()))
 }
 
-/// `Call::JobNext`.
+/// `Call::JobNext`: what has arrived, at least one result (waiting for the
+/// first), at most [`MAX_JOB_ITEMS`] of them and about
+/// [`MAX_JOB_REPLY_BYTES`].
 pub(crate) fn next(broker: &Broker, caller: u64, job: u64, timeout_ms: Option<u64>) -> Answer {
     let Object::Job(job) = broker.get(caller, job)? else {
         return Err(CallError::InvalidHandle);
     };
-    let got = match timeout_ms {
+    if let Some(e) = job.take_failure() {
+        return Err(e);
+    }
+    let first = match timeout_ms {
         None => job
             .results
             .recv()
             .map_err(|_| RecvTimeoutError::Disconnected),
         Some(ms) => job.results.recv_timeout(Duration::from_millis(ms)),
     };
-    match got {
-        Ok(Ok(item)) => Ok((Reply::Item(Some(item)), Vec::new())),
-        Ok(Err(e)) => Err(e),
-        Err(RecvTimeoutError::Disconnected) => Ok((Reply::Item(None), Vec::new())),
-        Err(RecvTimeoutError::Timeout) => Err(CallError::Timeout),
+    let mut items = match first {
+        Ok(Ok(item)) => vec![item],
+        Ok(Err(e)) => return Err(e),
+        Err(RecvTimeoutError::Disconnected) => Vec::new(),
+        Err(RecvTimeoutError::Timeout) => return Err(CallError::Timeout),
+    };
+    let mut bytes = items.iter().map(item_bytes).sum::<usize>();
+    while !items.is_empty() && items.len() < MAX_JOB_ITEMS && bytes < MAX_JOB_REPLY_BYTES {
+        match job.results.try_recv() {
+            Ok(Ok(item)) => {
+                bytes += item_bytes(&item);
+                items.push(item);
+            }
+            // An error ends the job: the guest sees it on its next call.
+            Ok(Err(e)) => {
+                job.failed(e);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    Ok((Reply::JobItems(items), Vec::new()))
+}
+
+/// Payload bytes of one result.
+fn item_bytes(item: &JobItem) -> usize {
+    match &item.1 {
+        Ok(bytes) => bytes.len(),
+        Err((kind, message)) => kind.len() + message.len(),
     }
 }
 

@@ -227,6 +227,14 @@ impl process::HostProcess for WorkerState {
 impl WorkerState {
     /// The pid of a process that is running now (for `wait`); `None` if it
     /// has ended (or never started).
+    /// Whether the process behind `handle` was started.
+    pub(crate) fn process_started(
+        &mut self,
+        handle: &Resource<ProcessHandle>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.process(handle)?.started.is_some())
+    }
+
     pub(crate) fn process_pid_if_running(
         &mut self,
         handle: &Resource<ProcessHandle>,

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
-use crate::broker::{Broker, Launch};
+use crate::broker::{Broker, Launch, PoolDefaults};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
 use crate::error::{Error, Result};
@@ -26,6 +26,8 @@ pub struct PoolBuilder {
     inherit_env: bool,
     retries: u32,
     maxtasksperchild: Option<u64>,
+    /// The task each worker runs first, and its argument (bincode).
+    initializer: Option<(String, Result<Vec<u8>, String>)>,
     /// A guest pool: the broker of the run it belongs to (its guest is
     /// compiled already).
     broker: Option<Arc<Broker>>,
@@ -34,13 +36,20 @@ pub struct PoolBuilder {
 impl Pool {
     /// A pool started by a guest of `broker`'s run: same guest, program and
     /// sandbox; its workers' upcalls go to the same broker.
-    pub(crate) fn for_broker(broker: Arc<Broker>, processes: usize) -> Result<Pool> {
+    pub(crate) fn for_broker(
+        broker: Arc<Broker>,
+        processes: usize,
+        options: crate::interfaces::pool::Options,
+    ) -> Result<Pool> {
         let launch = broker.launch().clone();
         let mut builder = PoolBuilder::new(launch.guest.source().to_path_buf());
         builder.processes = Some(processes);
         builder.program = Some(launch.program);
         builder.stdout_to_stderr = launch.stdout_to_stderr;
         builder.sandbox = launch.sandbox;
+        builder.retries = launch.pools.retries;
+        builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
+        builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
         builder.broker = Some(broker);
         builder.build()
     }
@@ -59,6 +68,7 @@ impl PoolBuilder {
             inherit_env: false,
             retries: 0,
             maxtasksperchild: None,
+            initializer: None,
             broker: None,
         }
     }
@@ -181,6 +191,19 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs `task` on `args` in each worker process before its first input,
+    /// and again whenever its instance is reset after a trap (Python's
+    /// `initializer` and `initargs`): the place to set up per-worker state.
+    /// If it fails, the inputs that worker was given fail with the
+    /// initializer's error (kind and message) and the worker is replaced;
+    /// unlike CPython, whose pool restarts a failing initializer forever.
+    pub fn initializer(mut self, task: impl Into<String>, args: impl serde::Serialize) -> Self {
+        let args = bincode::serde::encode_to_vec(&args, bincode::config::standard())
+            .map_err(|e| e.to_string());
+        self.initializer = Some((task.into(), args));
+        self
+    }
+
     /// Most processes a guest may have running at once in one run
     /// (`--max-processes`); starting another fails with a `limit` error in
     /// the guest. Default [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
@@ -224,6 +247,17 @@ impl PoolBuilder {
         if self.maxtasksperchild == Some(0) {
             return Err(Error::Config("maxtasksperchild must be at least 1".into()));
         }
+        let initializer = match self.initializer {
+            Some((task, Ok(args))) => {
+                let mut batch = crate::batch::Batch::new();
+                batch.push(&args);
+                Some((Arc::<str>::from(task), batch))
+            }
+            Some((task, Err(e))) => {
+                return Err(Error::Encode(format!("initargs of `{task}`: {e}")))
+            }
+            None => None,
+        };
         if self.sandbox.timeout.is_some_and(|t| t.is_zero()) {
             return Err(Error::Config("task timeout must be positive".into()));
         }
@@ -255,6 +289,10 @@ impl PoolBuilder {
                     guest,
                     sandbox,
                     stdout_to_stderr: self.stdout_to_stderr,
+                    pools: PoolDefaults {
+                        retries: self.retries,
+                        maxtasksperchild: self.maxtasksperchild,
+                    },
                 })
             }
         };
@@ -262,6 +300,7 @@ impl PoolBuilder {
             broker,
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,
+            initializer,
             terminated: AtomicBool::new(false),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
         });
@@ -271,9 +310,10 @@ impl PoolBuilder {
         for id in 0..processes {
             let driver = Driver::new(id as u32, shared.clone());
             let jobs = jobs_rx.clone();
+            let stop = terminated.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mpwasm-worker-{id}"))
-                .spawn(move || driver.run(jobs))
+                .spawn(move || driver.run(jobs, stop))
                 .map_err(|e| Error::Spawn(format!("cannot start a driver thread: {e}")))?;
             drivers.push(handle);
         }

@@ -105,6 +105,8 @@ pub(crate) struct Driver {
     entry: Option<Arc<Entry>>,
     /// Inputs the current worker process has run (for `maxtasksperchild`).
     served: u64,
+    /// The pool's initializer ran in the worker's current instance.
+    initialized: bool,
 }
 
 /// A run of a chunk's inputs still to do, and how many times a worker
@@ -126,14 +128,25 @@ impl Driver {
             worker: None,
             entry: None,
             served: 0,
+            initialized: false,
         }
     }
 
     /// Starts the worker, then serves jobs until the channel closes or the
     /// pool is terminated.
-    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+    /// `terminated` disconnects when the pool is terminated: a job that
+    /// still holds a sender (an `imap` nobody iterates) must not keep the
+    /// driver waiting.
+    pub(crate) fn run(mut self, jobs: Receiver<Job>, terminated: Receiver<()>) {
         let _ = self.worker();
-        for job in jobs {
+        loop {
+            let job = crossbeam_channel::select! {
+                recv(jobs) -> job => match job {
+                    Ok(job) => job,
+                    Err(_) => break, // closed, and every job fully queued
+                },
+                recv(terminated) -> _ => break,
+            };
             if self.shared.is_terminated() {
                 break;
             }
@@ -196,6 +209,7 @@ impl Driver {
         self.shared.set_worker(self.id, None);
         self.worker = None; // Drop kills and reaps it.
         self.served = 0;
+        self.initialized = false;
         self.forget_entry(false);
     }
 
@@ -272,6 +286,7 @@ impl Driver {
     fn end_worker(&mut self) -> String {
         self.shared.set_worker(self.id, None);
         self.served = 0;
+        self.initialized = false;
         let status = self
             .worker
             .take()
@@ -341,6 +356,10 @@ impl Driver {
             first_index: chunk.first_index + range.start as u64,
             inputs: std::borrow::Cow::Borrowed(chunk.inputs.encoded(range.clone())),
         };
+        if let Err(f) = self.initialize() {
+            (0..n).for_each(|_| done.fail(f.clone()));
+            return;
+        }
         let worker = match self.deliver(&request) {
             Ok(w) => w,
             Err(msg) => {
@@ -365,6 +384,7 @@ impl Driver {
             }) => match done.append(completed, 0..=n - 1) {
                 Err(violation) => Some(violation),
                 Ok(k) => {
+                    self.instance_reset();
                     match panic {
                         // The SDK said which input panicked: the one after
                         // the completed ones. The rest run again.
@@ -435,6 +455,76 @@ impl Driver {
             ));
             (0..n).for_each(|_| done.fail(f.clone()));
         }
+    }
+}
+
+impl Driver {
+    /// The worker's instance trapped and was replaced by a fresh one: the
+    /// handles the old one held are gone (the broker lets go of them, so a
+    /// pool it made does not outlive it) and the initializer runs again.
+    fn instance_reset(&mut self) {
+        self.initialized = false;
+        if let Some(entry) = &self.entry {
+            self.shared.broker.release_all(entry.id);
+        }
+    }
+
+    /// Runs the pool's initializer in the worker's instance if it has not
+    /// run there yet. On failure the worker is replaced (the next chunk
+    /// tries a fresh one) and the failure is what the chunk's inputs get.
+    fn initialize(&mut self) -> Result<(), Failure> {
+        let Some((task, args)) = self.shared.initializer.clone() else {
+            return Ok(());
+        };
+        if self.initialized {
+            return Ok(());
+        }
+        let failed = |kind, message: String, backtrace| Failure {
+            kind,
+            message: format!("initializer `{task}` failed: {message}"),
+            backtrace,
+        };
+        let request = ToWorker::Run {
+            task: std::borrow::Cow::Borrowed(&task),
+            codec: Codec::Bincode,
+            first_index: 0,
+            inputs: std::borrow::Cow::Borrowed(args.encoded(0..1)),
+        };
+        let watchdog = self.shared.sandbox().timeout.map(|t| t + WATCHDOG_GRACE);
+        let outcome = match self.deliver(&request) {
+            Ok(worker) => worker.receive_within(watchdog),
+            Err(msg) => {
+                return Err(failed(TaskErrorKind::WorkerLost, msg, None));
+            }
+        };
+        let failure = match outcome {
+            Ok(FromWorker::Done(o)) => match o.failures.into_iter().next() {
+                None => {
+                    self.initialized = true;
+                    return Ok(());
+                }
+                Some((_, f)) => failed(f.kind, f.message, f.backtrace),
+            },
+            Ok(FromWorker::Rejected(f)) => failed(f.kind, f.message, f.backtrace),
+            Ok(FromWorker::Trapped {
+                kind,
+                panic,
+                trap,
+                backtrace,
+                ..
+            }) => match panic {
+                Some(message) => failed(TaskErrorKind::Panic, message, backtrace),
+                None => failed(kind, trap, backtrace),
+            },
+            Ok(other) => failed(
+                TaskErrorKind::WorkerLost,
+                frame_name(&other).to_string(),
+                None,
+            ),
+            Err(e) => failed(TaskErrorKind::WorkerLost, e.to_string(), None),
+        };
+        self.discard_worker();
+        Err(failure)
     }
 }
 

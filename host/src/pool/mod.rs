@@ -37,6 +37,9 @@ use stream::Chunking;
 pub(crate) struct Shared {
     retries: u32,
     maxtasksperchild: Option<u64>,
+    /// The task each worker runs first, and its argument as a one-input
+    /// batch.
+    initializer: Option<(Arc<str>, crate::batch::Batch)>,
     /// Serves the workers' upcalls, and holds how they are started
     /// ([`Launch`]: guest, program, sandbox).
     broker: Arc<crate::broker::Broker>,
@@ -86,14 +89,21 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    fn submit(&self, job: Job) -> Result<()> {
+    /// A sender of work for a job starting now. Each running job keeps its
+    /// own, so work submitted before [`Pool::close`] still reaches the
+    /// drivers after it: they stop once every sender is gone.
+    fn sender(&self) -> Result<Sender<Job>> {
         if self.shared.is_terminated() {
             return Err(Error::Terminated);
         }
         match &*self.jobs.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some(jobs) => jobs.send(job).map_err(|_| Error::Terminated),
+            Some(jobs) => Ok(jobs.clone()),
             None => Err(Error::Closed),
         }
+    }
+
+    fn submit(&self, job: Job) -> Result<()> {
+        self.sender()?.send(job).map_err(|_| Error::Terminated)
     }
 
     fn stream<S: Source>(
@@ -134,7 +144,7 @@ impl Inner {
                 Codec::Bincode,
                 Typed(inputs.into_iter()),
                 chunking,
-                true,
+                false, // collect() puts them in order
             )
             .unbounded();
         stream.fill()?;
@@ -170,14 +180,26 @@ impl Inner {
 
 type MapStream<A> = Stream<Typed<std::vec::IntoIter<A>>>;
 
-/// Collects a `map`'s results in order; the first failure ends it.
+/// Collects a `map`'s results in input order. The first failure to arrive
+/// ends it at once, as CPython's `map` raises the first exception it sees
+/// without waiting for the rest.
 fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Vec<R>> {
-    let mut out = Vec::new();
+    let len = stream.len_hint();
+    let mut slots: Vec<Option<R>> = Vec::new();
+    slots.resize_with(len, || None);
     for item in stream {
         let (index, bytes) = item?;
-        out.push(decode(index, &bytes)?);
+        let value = decode(index, &bytes)?;
+        match slots.get_mut(index as usize) {
+            Some(slot @ None) => *slot = Some(value),
+            _ => return Err(bad_output(index, "a result for no pending input".into())),
+        }
     }
-    Ok(out)
+    slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, slot)| slot.ok_or_else(|| bad_output(i as u64, "no result came".into())))
+        .collect()
 }
 
 /// Decodes one result from the guest (untrusted bytes).
@@ -474,27 +496,37 @@ impl Pool {
 
     /// The untyped stream behind a guest pool's jobs: raw bincode inputs,
     /// chunked by `chunksize` or CPython's default for their number.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]/[`Error::Terminated`]: the pool takes no new job.
     pub(crate) fn submit_raw(
         &self,
         task: &str,
         inputs: Vec<Vec<u8>>,
         ordered: bool,
         chunksize: Option<usize>,
-    ) -> RawStream<std::vec::IntoIter<Vec<u8>>> {
+    ) -> Result<RawStream<std::vec::IntoIter<Vec<u8>>>> {
         let chunking = match chunksize {
             Some(n) => Chunking::Fixed(n),
             None => self.inner.chunking_for(Some(inputs.len())),
         };
-        RawStream(self.inner.stream(
+        let stream = self.inner.stream(
             task,
             Codec::Bincode,
             Raw(inputs.into_iter()),
             chunking,
             ordered,
-        ))
+        );
+        stream.accepted()?;
+        Ok(RawStream(stream))
     }
 
-    /// Stops taking work; queued work still runs (Python's `Pool.close`).
+    /// Stops taking work; every job submitted before still runs to its end
+    /// (Python's `Pool.close`): `map_async`/`apply_async` work, and the
+    /// inputs of an [`imap`](Pool::imap) started before (as they are pulled:
+    /// [`join`](Pool::join) waits until such an iterator is exhausted or
+    /// dropped).
     pub fn close(&self) {
         self.inner
             .jobs

@@ -122,6 +122,13 @@ impl Chunking {
     }
 }
 
+/// Why a pool did not take a job.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    Closed,
+    Terminated,
+}
+
 /// A running job: an iterator of `(index, result bytes)` in input order, or
 /// in completion order when unordered.
 pub struct Stream<S> {
@@ -136,6 +143,11 @@ pub struct Stream<S> {
     in_flight: usize,
     max_in_flight: usize,
     exhausted: bool,
+    /// Where chunks go: taken when the job started (so a later
+    /// [`Pool::close`](super::Pool::close) does not cut it short) and let go
+    /// once the input is exhausted; `Err` if the pool was closed or
+    /// terminated before the job started.
+    jobs: Result<Option<Sender<Job>>, Refused>,
     reply_tx: Sender<ChunkDone>,
     reply_rx: Receiver<ChunkDone>,
     waiting: BTreeMap<u64, ChunkDone>,
@@ -154,6 +166,11 @@ impl<S: Source> Stream<S> {
     ) -> Self {
         let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
         let max_in_flight = 2 * inner.processes + 1;
+        let jobs = match inner.sender() {
+            Ok(jobs) => Ok(Some(jobs)),
+            Err(Error::Closed) => Err(Refused::Closed),
+            Err(_) => Err(Refused::Terminated),
+        };
         Stream {
             inner,
             task: task.into(),
@@ -166,6 +183,7 @@ impl<S: Source> Stream<S> {
             in_flight: 0,
             max_in_flight,
             exhausted: false,
+            jobs,
             reply_tx,
             reply_rx,
             waiting: BTreeMap::new(),
@@ -182,8 +200,34 @@ impl<S: Source> Stream<S> {
         self
     }
 
+    /// How many inputs were submitted so far (all of them, for a `map`
+    /// after [`fill`](Self::fill)).
+    pub(crate) fn len_hint(&self) -> usize {
+        self.next_index as usize
+    }
+
+    /// Whether the pool took the job: `Err` if it was closed or terminated
+    /// before the job started.
+    pub(crate) fn accepted(&self) -> Result<(), Error> {
+        match self.jobs {
+            Ok(_) => Ok(()),
+            Err(Refused::Closed) => Err(Error::Closed),
+            Err(Refused::Terminated) => Err(Error::Terminated),
+        }
+    }
+
     /// Submits chunks until `max_in_flight` are out or the input ends.
     pub(crate) fn fill(&mut self) -> Result<(), Error> {
+        self.accepted()?;
+        self.submit_chunks()?;
+        if self.exhausted {
+            // Everything is queued: the pool may close behind this job.
+            self.jobs = Ok(None);
+        }
+        Ok(())
+    }
+
+    fn submit_chunks(&mut self) -> Result<(), Error> {
         while !self.exhausted && self.in_flight < self.max_in_flight {
             let want = self.chunking.take();
             let mut inputs = Batch::new();
@@ -204,13 +248,20 @@ impl<S: Source> Stream<S> {
             }
             let first_index = self.next_index;
             self.next_index += inputs.len() as u64;
-            self.inner.submit(Job::Run(Chunk {
+            let chunk = Job::Run(Chunk {
                 task: self.task.clone(),
                 codec: self.codec,
                 first_index,
                 inputs,
                 reply: self.reply_tx.clone(),
-            }))?;
+            });
+            if self.inner.shared.is_terminated() {
+                return Err(Error::Terminated);
+            }
+            let Ok(Some(jobs)) = &self.jobs else {
+                unreachable!("fill checked the job was accepted and is not exhausted")
+            };
+            jobs.send(chunk).map_err(|_| Error::Terminated)?;
             self.in_flight += 1;
         }
         Ok(())

@@ -95,6 +95,10 @@ pub(crate) enum Call {
     PoolCreate {
         /// `None`: one per CPU.
         processes: Option<u32>,
+        /// A task each worker runs first, and its bincode argument.
+        initializer: Option<(String, serde_bytes::ByteBuf)>,
+        /// `None`: the run's default.
+        maxtasksperchild: Option<u64>,
     },
     /// pool: start a job. → `Object` (the job's id).
     PoolSubmit {
@@ -110,7 +114,7 @@ pub(crate) enum Call {
         /// Inputs per chunk; `None` picks.
         chunksize: Option<u32>,
     },
-    /// pool: the job's next result. → `Item`.
+    /// pool: the job's results that have arrived (at least one). → `Items`.
     JobNext {
         /// Broker id of the job.
         job: u64,
@@ -282,8 +286,8 @@ pub(crate) enum Reply {
     },
     /// A pool or job.
     Object(u64),
-    /// A job's next result, `None` when all were delivered.
-    Item(Option<JobItem>),
+    /// A job's results that arrived; empty when all were delivered.
+    JobItems(Vec<JobItem>),
     /// A shared region; one descriptor (its memfd).
     Region {
         /// Broker id.

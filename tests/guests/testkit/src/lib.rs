@@ -17,6 +17,15 @@ fn unlucky(x: i64) -> i64 {
     x * 2
 }
 
+/// Sleeps 20 s on 0, panics on 13, doubles everything else.
+#[mpwasm_guest::task]
+fn slow_or_unlucky(x: i64) -> i64 {
+    if x == 0 {
+        std::thread::sleep(std::time::Duration::from_secs(20));
+    }
+    unlucky(x)
+}
+
 /// Fails (without panicking) on negative numbers.
 #[mpwasm_guest::task]
 fn checked_sqrt(x: f64) -> Result<f64, String> {
