@@ -160,6 +160,12 @@ ported! {
         TestPool__test_map_unplicklable,
         TestPoolWorkerErrors__test_unpickleable_result,
         MiscTestCase__test_large_pool,
+        TestPool__test_map_async_callbacks,
+        TestPoolWorkerErrors__test_async_error_callback,
+        TestPoolWorkerLifetime__test_pool_worker_lifetime,
+        TestPoolWorkerLifetime__test_pool_worker_lifetime_early_close,
+        TestPoolWorkerLifetime__test_pool_maxtasksperchild_invalid,
+        TestInitializers__test_pool_initializer,
     ],
     connection => [
         TestConnection__test_connection,

@@ -1,11 +1,15 @@
-//! `_TestPool`, `_TestPoolWorkerErrors` and `MiscTestCase.test_large_pool`.
+//! `_TestPool`, `_TestPoolWorkerErrors`, `_TestPoolWorkerLifetime`,
+//! `TestInitializers.test_pool_initializer` and
+//! `MiscTestCase.test_large_pool`.
 //!
 //! CPython's `_TestPool` shares one `Pool(4)` between its methods; each
 //! port makes its own, since each runs in its own `mpwasm run`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use mpwasm_guest::{Error, Pool, Result};
+use mpwasm_guest::{Error, Manager, Namespace, Pool, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::check::*;
@@ -49,13 +53,16 @@ pub(crate) fn TestPool__test_apply() -> Result<()> {
     Ok(())
 }
 
-/// `_TestPool.test_map`: results in input order. (`chunksize=20` is not an
-/// argument here; the default chunking is used.)
+/// `_TestPool.test_map`: results in input order, with the default chunk
+/// size and with `chunksize=20`.
 #[mpwasm_guest::task]
 pub(crate) fn TestPool__test_map() -> Result<()> {
     let pool = Pool::new(4)?;
     check_eq!(pool.map::<_, i64>("sqr", 0..10_i64)?, squares(0..10));
-    check_eq!(pool.map::<_, i64>("sqr", 0..100_i64)?, squares(0..100));
+    check_eq!(
+        pool.chunked(20).map::<_, i64>("sqr", 0..100_i64)?,
+        squares(0..100)
+    );
     Ok(())
 }
 
@@ -73,7 +80,7 @@ pub(crate) fn TestPool__test_starmap() -> Result<()> {
     let (t, expected) = tuples(10);
     check_eq!(pool.starmap::<_, i64>("mul", t)?, expected);
     let (t, expected) = tuples(100);
-    check_eq!(pool.starmap::<_, i64>("mul", t)?, expected);
+    check_eq!(pool.chunked(20).starmap::<_, i64>("mul", t)?, expected);
     Ok(())
 }
 
@@ -102,6 +109,7 @@ pub(crate) fn TestPool__test_map_async() -> Result<()> {
 pub(crate) fn TestPool__test_map_chunksize() -> Result<()> {
     let pool = Pool::new(4)?;
     let r = pool
+        .chunked(1)
         .map_async::<i64, i64>("sqr", Vec::new())?
         .get(Some(TIMEOUT));
     check!(
@@ -147,7 +155,7 @@ pub(crate) fn TestPool__test_imap() -> Result<()> {
     }
     check!(it.next().is_none()); // StopIteration
 
-    let mut it = pool.imap::<_, i64>("sqr", 0..1000_i64)?;
+    let mut it = pool.chunked(100).imap::<_, i64>("sqr", 0..1000_i64)?;
     for i in 0..1000 {
         check_eq!(it.next().transpose()?, Some(i * i));
     }
@@ -165,6 +173,7 @@ pub(crate) fn TestPool__test_imap_unordered() -> Result<()> {
     got.sort();
     check_eq!(got, squares(0..10));
     let mut got = pool
+        .chunked(100)
         .imap_unordered::<_, i64>("sqr", 0..1000_i64)?
         .collect::<Result<Vec<_>>>()?;
     got.sort();
@@ -187,7 +196,9 @@ pub(crate) fn TestPool__test_make_pool() -> Result<()> {
 #[mpwasm_guest::task]
 pub(crate) fn TestPool__test_terminate() -> Result<()> {
     let p = Pool::new(3)?;
-    let _result = p.map_async::<_, ()>("pool_sleep", vec![300_u64; 10_000])?;
+    let _result = p
+        .chunked(1)
+        .map_async::<_, ()>("pool_sleep", vec![300_u64; 10_000])?;
     sleep_ms(200);
     p.terminate();
     p.join()
@@ -351,4 +362,150 @@ pub(crate) fn MiscTestCase__test_large_pool() -> Result<()> {
     check_eq!(squares.iter().sum::<i64>(), 332_833_500);
     p.terminate();
     p.join()
+}
+
+/// `int(s)`: fails (Python's `ValueError`) on anything but an integer.
+#[mpwasm_guest::task]
+fn int_of(s: String) -> std::result::Result<i64, String> {
+    s.parse()
+        .map_err(|e| format!("invalid literal for int(): {s:?}: {e}"))
+}
+
+/// What a callback or error callback was called with.
+type Called = Rc<RefCell<Vec<std::result::Result<Vec<i64>, Error>>>>;
+
+/// `map_async(int, [s])` with both callbacks appending to `call_args`,
+/// then `wait()`.
+fn map_int_with_callbacks(pool: &Pool, s: &str, call_args: &Called) -> Result<()> {
+    let (ok, err) = (call_args.clone(), call_args.clone());
+    pool.map_async::<_, i64>("int_of", [s.to_string()])?
+        .callback(move |v| ok.borrow_mut().push(Ok(v.clone())))
+        .error_callback(move |e| err.borrow_mut().push(Err(e.clone())))
+        .wait(Some(PATIENCE));
+    Ok(())
+}
+
+/// `_TestPool.test_map_async_callbacks`: a job calls its callback with
+/// the results, or its error callback with the error, once.
+#[mpwasm_guest::task]
+pub(crate) fn TestPool__test_map_async_callbacks() -> Result<()> {
+    let pool = Pool::new(4)?;
+    let call_args: Called = Rc::default();
+    map_int_with_callbacks(&pool, "1", &call_args)?;
+    check_eq!(call_args.borrow().len(), 1);
+    check_eq!(call_args.borrow()[0], Ok(vec![1]));
+    map_int_with_callbacks(&pool, "a", &call_args)?;
+    check_eq!(call_args.borrow().len(), 2);
+    check!(matches!(call_args.borrow()[1], Err(Error::Task { .. })));
+    Ok(())
+}
+
+/// CPython's `raising()`: raises `KeyError("key")`.
+#[mpwasm_guest::task]
+fn raising() -> std::result::Result<(), String> {
+    Err("KeyError: 'key'".into())
+}
+
+/// `_TestPoolWorkerErrors.test_async_error_callback`: a failing
+/// `apply_async` raises at `get` and calls its error callback with the
+/// error.
+#[mpwasm_guest::task]
+pub(crate) fn TestPoolWorkerErrors__test_async_error_callback() -> Result<()> {
+    let p = Pool::new(2)?;
+    let scratchpad: Rc<RefCell<Option<Error>>> = Rc::default();
+    let errback = scratchpad.clone();
+    let mut res = p
+        .apply_async::<_, ()>("raising", ())?
+        .error_callback(move |e| *errback.borrow_mut() = Some(e.clone()));
+    let r = res.get(Some(PATIENCE));
+    check!(
+        matches!(&r, Err(Error::Task { message, .. }) if message.contains("KeyError")),
+        "{r:?}"
+    );
+    check!(matches!(*scratchpad.borrow(), Some(Error::Task { .. })));
+    p.close();
+    p.join()
+}
+
+/// `sqr`, and the pid of the worker that ran it.
+#[mpwasm_guest::task]
+fn sqr_pid(x: i64) -> (i64, u32) {
+    (x * x, mpwasm_guest::current_process().pid)
+}
+
+/// `_TestPoolWorkerLifetime.test_pool_worker_lifetime`: with
+/// `maxtasksperchild=10`, a hundred tasks on three workers all give the
+/// right answer, and the workers are replaced (more than three pids ran
+/// them; CPython compares `p._pool`'s pids before and after).
+#[mpwasm_guest::task]
+pub(crate) fn TestPoolWorkerLifetime__test_pool_worker_lifetime() -> Result<()> {
+    let p = Pool::builder().processes(3).maxtasksperchild(10).build()?;
+    let mut results = Vec::new();
+    for i in 0..100_i64 {
+        results.push(p.apply_async::<_, (i64, u32)>("sqr_pid", i)?);
+    }
+    let mut pids = std::collections::BTreeSet::new();
+    for (j, res) in results.iter_mut().enumerate() {
+        let (square, pid) = res.get(Some(PATIENCE))?;
+        check_eq!(square, (j * j) as i64);
+        check!(pid != 0);
+        pids.insert(pid);
+    }
+    check!(pids.len() > 3, "worker pids {pids:?}");
+    p.close();
+    p.join()
+}
+
+/// `_TestPoolWorkerLifetime.test_pool_worker_lifetime_early_close` (issue
+/// 10332): closing a pool whose workers live one task each, before its
+/// tasks are done, does not hang `join`; every result arrives.
+#[mpwasm_guest::task]
+pub(crate) fn TestPoolWorkerLifetime__test_pool_worker_lifetime_early_close() -> Result<()> {
+    let p = Pool::builder().processes(3).maxtasksperchild(1).build()?;
+    let mut results = Vec::new();
+    for i in 0..6_i64 {
+        results.push(p.apply_async::<_, i64>("sqr_wait", (i, 300_u64))?);
+    }
+    p.close();
+    p.join()?;
+    for (j, res) in results.iter_mut().enumerate() {
+        check_eq!(res.get(Some(PATIENCE))?, (j * j) as i64);
+    }
+    Ok(())
+}
+
+/// `_TestPoolWorkerLifetime.test_pool_maxtasksperchild_invalid`: a
+/// `maxtasksperchild` of 0 is refused. (`-1`, `0.5` and `"12"` are not a
+/// `u64`.)
+#[mpwasm_guest::task]
+pub(crate) fn TestPoolWorkerLifetime__test_pool_maxtasksperchild_invalid() -> Result<()> {
+    check!(Pool::builder()
+        .processes(3)
+        .maxtasksperchild(0)
+        .build()
+        .is_err());
+    Ok(())
+}
+
+/// CPython's `initializer(ns)`: `ns.test += 1`.
+#[mpwasm_guest::task]
+fn initializer(ns: Namespace) -> Result<()> {
+    let test: i64 = ns.get("test")?.unwrap_or(0);
+    ns.set("test", &(test + 1))
+}
+
+/// `TestInitializers.test_pool_initializer` (issue 5585): a pool's one
+/// worker runs the initializer once, even with no task to run.
+#[mpwasm_guest::task]
+pub(crate) fn TestInitializers__test_pool_initializer() -> Result<()> {
+    let ns = Manager::new()?.namespace()?;
+    ns.set("test", &0_i64)?;
+    let p = Pool::builder()
+        .processes(1)
+        .initializer("initializer", &ns)
+        .build()?;
+    p.close();
+    p.join()?;
+    check_eq!(ns.get::<i64>("test")?, Some(1));
+    Ok(())
 }

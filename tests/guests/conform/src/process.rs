@@ -264,12 +264,15 @@ fn process_sentinel(event: Event) {
     event.wait_timeout(Duration::from_secs(10));
 }
 
-/// `_TestProcess.test_sentinel`: a running process's sentinel is not
-/// ready; an ended one's is.
+/// `_TestProcess.test_sentinel`: an unstarted process has no sentinel to
+/// wait on (`ValueError`); a running process's is not ready; an ended
+/// one's is.
 #[mpwasm_guest::task]
 pub(crate) fn TestProcess__test_sentinel() -> Result<()> {
     let event = Event::new()?;
-    let mut p = start("process_sentinel", &event, false)?;
+    let mut p = Process::new("process_sentinel", &event);
+    check!(wait(&[p.sentinel()], Some(Duration::ZERO)).is_err());
+    p.start()?;
     let ready = wait(&[p.sentinel()], Some(Duration::ZERO));
     event.set();
     check_eq!(ready?, Vec::<usize>::new());
