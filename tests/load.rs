@@ -76,11 +76,18 @@ fn the_cache_is_reused_second_start_does_not_compile() {
         "{}",
         stdout(&first)
     );
-    let artifact: Vec<_> = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let files = || -> Vec<_> {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let artifact: Vec<_> = files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
-    assert_eq!(artifact.len(), 1, "one artifact: {artifact:?}");
+    assert_eq!(artifact.len(), 1, "one artifact: {:?}", files());
+    assert_eq!(files().len(), 2, "and its check file: {:?}", files());
     let mtime = std::fs::metadata(&artifact[0]).unwrap().modified().unwrap();
 
     let second = run_mpwasm_in(cache.path(), &["compile", sq.to_str().unwrap()], "");
@@ -96,7 +103,7 @@ fn the_cache_is_reused_second_start_does_not_compile() {
         std::fs::metadata(&artifact[0]).unwrap().modified().unwrap(),
         mtime
     );
-    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    assert_eq!(files().len(), 2, "{:?}", files());
 
     // And through the host crate: the second load reports no compile time.
     let lib_cache = mpwasm::Cache::new(cache.path());

@@ -74,7 +74,13 @@ pub struct Pool {
 /// The results with callbacks that a pool's `join` still has to collect.
 /// Held strongly: Python code drops the `AsyncResult` of a job whose
 /// callback does the work.
-type Outstanding = Rc<RefCell<Vec<Rc<RefCell<dyn Collect>>>>>;
+type Outstanding = Rc<Registry>;
+
+/// The list behind [`Outstanding`].
+type Registry = RefCell<Vec<Rc<RefCell<dyn Collect>>>>;
+
+/// A callback on a job's value.
+type Callback<T> = Option<Box<dyn FnOnce(&T)>>;
 
 /// Options of a new pool (Python's `Pool(processes, initializer, initargs,
 /// maxtasksperchild)`); made by [`Pool::builder`].
@@ -871,7 +877,7 @@ pub struct AsyncResult<T> {
     running: Rc<RefCell<Running<T>>>,
     /// The pool's list of results `join` collects, joined on the first
     /// callback.
-    pool: Weak<RefCell<Vec<Rc<RefCell<dyn Collect>>>>>,
+    pool: Weak<Registry>,
 }
 
 enum State<T> {
@@ -890,8 +896,8 @@ struct Running<T> {
     slots: Vec<Option<Vec<u8>>>,
     /// Turns every input's payload, in input order, into the value.
     finish: fn(Vec<Vec<u8>>) -> Result<T>,
-    callback: Option<Box<dyn FnOnce(&T)>>,
-    error_callback: Option<Box<dyn FnOnce(&Error)>>,
+    callback: Callback<T>,
+    error_callback: Callback<Error>,
 }
 
 /// A result [`Pool::join`] collects, whatever its type.
@@ -1147,15 +1153,16 @@ impl<T> AsyncResult<T> {
 
 impl<T> fmt::Debug for AsyncResult<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.running.try_borrow().map(|r| match r.state {
-            State::Running => "running",
-            State::Done(Ok(_)) => "done",
-            State::Done(Err(_)) => "failed",
-            State::Taken => "taken",
-        }) {
-            Ok(state) => state,
-            Err(_) => "busy",
-        };
+        let state = self
+            .running
+            .try_borrow()
+            .map(|r| match r.state {
+                State::Running => "running",
+                State::Done(Ok(_)) => "done",
+                State::Done(Err(_)) => "failed",
+                State::Taken => "taken",
+            })
+            .unwrap_or("busy");
         f.debug_struct("AsyncResult")
             .field("state", &state)
             .finish()

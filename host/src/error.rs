@@ -139,6 +139,11 @@ pub enum Error {
     /// A worker process could not be started.
     #[error("cannot start worker process: {0}")]
     Spawn(String),
+    /// The worker process running a guest's `main` ended without main's
+    /// exit code: the parent's watchdog stopped it past its deadline, it
+    /// broke the protocol, or it died. The message starts with "main".
+    #[error("{0}")]
+    Main(String),
     /// An argument could not be encoded for the guest.
     #[error("cannot encode task argument: {0}")]
     Encode(String),
@@ -165,6 +170,10 @@ pub enum Error {
     /// A builder option was invalid.
     #[error("invalid pool option: {0}")]
     Config(String),
+    /// A guest pool would go past one of its run's limits
+    /// (`--max-processes`, `--host-memory`).
+    #[error("{0}")]
+    Limit(String),
 }
 
 /// `Result` with mpwasm's [`Error`].

@@ -48,3 +48,22 @@ pub const MAX_JOB_ITEMS: usize = 4096;
 /// takes no further result; the first one always goes, whatever its size
 /// (results are bounded by the frame limit).
 pub const MAX_JOB_REPLY_BYTES: usize = 8 << 20;
+
+/// What the parent may hold for one run's guests by default (1 GiB): see
+/// `PoolBuilder::host_memory` and the broker's budget.
+pub const MAX_HOST_MEMORY: u64 = 1 << 30;
+
+/// What the broker charges the run's budget for each object it keeps
+/// (its entry, ids, descriptors' bookkeeping), in bytes.
+pub const OBJECT_COST: u64 = 512;
+
+/// What each reference in transit (a `share` not yet redeemed) costs the
+/// run's budget, in bytes.
+pub const TOKEN_COST: u64 = 64;
+
+/// Most connection ends one process may have in transit (shared, not yet
+/// redeemed); each holds a descriptor in the parent.
+pub const MAX_CONNECTIONS_IN_TRANSIT: usize = 256;
+
+/// Longest process name, in bytes.
+pub const MAX_NAME_BYTES: usize = 4096;

@@ -5,12 +5,14 @@
 //! `wit-component` and the WASI preview1 adapter of the same wasmtime
 //! release. The component is checked against the `worker` world, compiled
 //! once, and written to the cache under a key made of the file's content hash,
-//! the engine's compatibility hash and the mpwasm and wasmtime versions.
-//! Worker processes only ever `deserialize_file` (mmap) the cached artifact:
-//! starting a worker never compiles.
+//! the engine's compatibility hash and the mpwasm and wasmtime versions,
+//! with a checksum beside it; an artifact that fails its check is compiled
+//! again ([`artifact`]). Worker processes only ever `deserialize_file`
+//! (mmap) the cached artifact: starting a worker never compiles.
+
+mod artifact;
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use self::artifact::Verdict;
 use crate::bindings::TASKS_EXPORT;
 use crate::error::LoadError;
 use crate::limits::MAX_GUEST_FILE_BYTES;
@@ -112,13 +115,24 @@ impl Cache {
         let artifact = self
             .dir
             .join(format!("{}.cwasm", cache_key(&engine, &bytes)));
-        if artifact.is_file() {
-            tracing::debug!(artifact = %artifact.display(), "cache hit");
-            return Ok(CompiledGuest {
-                source: path.to_path_buf(),
-                artifact,
-                compile_time: None,
-            });
+        match artifact::verify(&artifact) {
+            Verdict::Good => {
+                tracing::debug!(artifact = %artifact.display(), "cache hit");
+                return Ok(CompiledGuest {
+                    source: path.to_path_buf(),
+                    artifact,
+                    compile_time: None,
+                });
+            }
+            Verdict::Missing => {}
+            Verdict::Unchecked => tracing::debug!(
+                artifact = %artifact.display(),
+                "cached guest has no checksum; compiling it again"
+            ),
+            Verdict::Bad(why) => tracing::warn!(
+                artifact = %artifact.display(),
+                "cached guest not used ({why}); compiling it again"
+            ),
         }
         let start = Instant::now();
         let component = componentize(path, &bytes)?;
@@ -126,7 +140,7 @@ impl Cache {
             .precompile_component(&component)
             .map_err(|e| invalid(path, e))?;
         check_world(path, &engine, &compiled)?;
-        write_atomically(&self.dir, &artifact, &compiled)?;
+        artifact::publish(&self.dir, &artifact, &compiled)?;
         let compile_time = start.elapsed();
         tracing::debug!(artifact = %artifact.display(), ?compile_time, "compiled");
         Ok(CompiledGuest {
@@ -237,19 +251,6 @@ fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), Load
         )));
     }
     Ok(())
-}
-
-fn write_atomically(dir: &Path, artifact: &Path, bytes: &[u8]) -> Result<(), LoadError> {
-    let cache_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| LoadError::Cache { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(cache_err(dir))?;
-    let tmp = artifact.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(cache_err(&tmp))?;
-    f.write_all(bytes).map_err(cache_err(&tmp))?;
-    drop(f);
-    std::fs::rename(&tmp, artifact).map_err(cache_err(artifact))
 }
 
 fn invalid(path: &Path, e: wasmtime::Error) -> LoadError {

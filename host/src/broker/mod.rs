@@ -11,8 +11,37 @@
 //!
 //! Ids and tokens from a worker are untrusted: an id the caller does not
 //! hold, or a token never minted, is `InvalidHandle`, whoever asks.
+//!
+//! # Tokens
+//!
+//! A token is a *bearer* capability within one run: 64 random bits naming
+//! an object, which any process of the run that presents it may redeem (a
+//! handle in a queue item or a manager dict may reach any process). Each
+//! object has one token, minted on its first `share`; every `share` counts
+//! one reference *in transit*, which keeps the object alive until a
+//! redemption takes it (so a handle sent and then dropped by its sender
+//! still arrives) and costs [`TOKEN_COST`] of the run's budget. A
+//! connection end's token is good once and holds the end's descriptor
+//! until then: each process may have at most
+//! [`MAX_CONNECTIONS_IN_TRANSIT`] of them, and they are let go when it
+//! ends or its instance is reset (as CPython can unpickle a `Connection`
+//! only while its sender lives).
+//!
+//! # Budgets
+//!
+//! Every object costs [`OBJECT_COST`] of the run's memory budget
+//! ([`budget::Budget`], `--host-memory`) while the broker keeps it; the
+//! interfaces charge what they store (spilled items, manager entries, pool
+//! inputs and results, process arguments) against the same budget. Worker
+//! processes are counted against `--max-processes`
+//! ([`budget::ProcessCount`]).
+
+pub(crate) mod budget;
 
 use std::collections::{HashMap, HashSet};
+
+use crate::limits::{MAX_CONNECTIONS_IN_TRANSIT, OBJECT_COST, TOKEN_COST};
+use budget::{Budget, ProcessCount};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,10 +112,12 @@ pub(crate) enum Object {
 
 /// What a token stands for.
 enum Grant {
-    /// An object; the token may be redeemed any number of times.
+    /// An object; the token may be redeemed any number of times while the
+    /// object lives.
     Object(u64),
-    /// A connection end, kept only until the token is redeemed, once.
-    Connection(pipe::End),
+    /// A connection end, kept only until the token is redeemed, once; and
+    /// the process that sent it.
+    Connection(pipe::End, u64),
 }
 
 /// The registry.
@@ -99,16 +130,28 @@ struct State {
     /// Per object, how many callers hold it (so letting go is O(1)).
     holders: HashMap<u64, u32>,
     tokens: HashMap<u64, Grant>,
-    /// Objects a token was minted for: kept until the run ends.
-    shared: HashSet<u64>,
+    /// Per object, its token (minted on the first `share`).
+    token_of: HashMap<u64, u64>,
+    /// Per object, references shared and not yet redeemed: they keep it.
+    in_transit: HashMap<u64, u32>,
+    /// Per process, the connection ends it shared that wait to be redeemed.
+    connections: HashMap<u64, HashSet<u64>>,
     /// Named regions: kept until unlinked.
     names: HashMap<String, u64>,
+    /// The ids that have a name.
+    named: HashSet<u64>,
+    /// Every process entry, by id (a subset of `objects`).
+    processes: HashMap<u64, Arc<process::Entry>>,
 }
 
 /// The parent's side of the upcalls of one run.
 pub(crate) struct Broker {
     launch: Launch,
     state: Mutex<State>,
+    /// What the parent may hold for the run (`--host-memory`).
+    budget: Arc<Budget>,
+    /// The run's worker processes (`--max-processes`).
+    process_count: Arc<ProcessCount>,
 }
 
 /// The reply to a call, with the descriptors it carries.
@@ -117,13 +160,27 @@ pub(crate) type Answer = Result<(Reply, Vec<OwnedFd>), CallError>;
 impl Broker {
     /// A broker for a run started with `launch`.
     pub(crate) fn new(launch: Launch) -> Arc<Self> {
+        let budget = Budget::new(launch.sandbox.host_memory_bytes());
+        let process_count = ProcessCount::new(launch.sandbox.max_live_processes() as usize);
         Arc::new(Broker {
             launch,
             state: Mutex::new(State {
                 next_id: 1,
                 ..State::default()
             }),
+            budget,
+            process_count,
         })
+    }
+
+    /// The run's memory budget.
+    pub(crate) fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    /// The run's count of worker processes.
+    pub(crate) fn process_count(&self) -> &Arc<ProcessCount> {
+        &self.process_count
     }
 
     /// How the run's worker processes are started.
@@ -137,19 +194,32 @@ impl Broker {
 
     /// Registers the object `make` builds from its new id, held by
     /// `holder` (if any); returns the id.
-    fn register_with(&self, make: impl FnOnce(u64) -> Object, holder: Option<u64>) -> u64 {
+    fn register_with(
+        &self,
+        make: impl FnOnce(u64) -> Object,
+        holder: Option<u64>,
+    ) -> Result<u64, CallError> {
+        self.budget.take(OBJECT_COST, "a new object")?;
         let mut state = self.state();
         let id = state.next_id;
         state.next_id += 1;
-        state.objects.insert(id, make(id));
+        let object = make(id);
+        if let Object::Process(p) = &object {
+            state.processes.insert(id, p.clone());
+        }
+        state.objects.insert(id, object);
         if let Some(holder) = holder {
             hold(&mut state, holder, id);
         }
-        id
+        Ok(id)
     }
 
     /// Registers `object`, held by `holder` (if any); returns its id.
-    pub(crate) fn register(&self, object: Object, holder: Option<u64>) -> u64 {
+    ///
+    /// # Errors
+    ///
+    /// A `limit` error if the run's budget has no room for another object.
+    pub(crate) fn register(&self, object: Object, holder: Option<u64>) -> Result<u64, CallError> {
         self.register_with(|_| object, holder)
     }
 
@@ -158,7 +228,7 @@ impl Broker {
         &self,
         make: impl FnOnce(u64) -> process::Entry,
         holder: Option<u64>,
-    ) -> Arc<process::Entry> {
+    ) -> Result<Arc<process::Entry>, CallError> {
         let mut entry = None;
         self.register_with(
             |id| {
@@ -167,8 +237,8 @@ impl Broker {
                 Object::Process(e)
             },
             holder,
-        );
-        entry.expect("made by register_with")
+        )?;
+        Ok(entry.expect("made by register_with"))
     }
 
     /// `caller` now holds `id` too.
@@ -191,40 +261,59 @@ impl Broker {
 
     /// The process entry of a caller (every caller has one).
     pub(crate) fn caller(&self, caller: u64) -> Option<Arc<process::Entry>> {
-        match self.state().objects.get(&caller) {
-            Some(Object::Process(p)) => Some(p.clone()),
-            _ => None,
-        }
+        self.state().processes.get(&caller).cloned()
     }
 
     /// Every process entry (for the children of a process).
     pub(crate) fn processes(&self) -> Vec<Arc<process::Entry>> {
-        self.state()
-            .objects
-            .values()
-            .filter_map(|o| match o {
-                Object::Process(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect()
+        self.state().processes.values().cloned().collect()
     }
 
-    /// Mints a token for object `id`, which `caller` must hold.
+    /// Shares object `id`, which `caller` must hold: its token, with one
+    /// more reference in transit.
     fn share(&self, caller: u64, id: u64) -> Answer {
         self.get(caller, id)?;
+        self.budget.take(TOKEN_COST, "a handle in transit")?;
         let mut state = self.state();
-        state.shared.insert(id);
-        let token = mint(&state.tokens);
-        state.tokens.insert(token, Grant::Object(id));
+        if !state.objects.contains_key(&id) {
+            drop(state);
+            self.budget.give_back(TOKEN_COST);
+            return Err(CallError::InvalidHandle);
+        }
+        let token = match state.token_of.get(&id) {
+            Some(token) => *token,
+            None => {
+                let token = mint(&state.tokens);
+                state.tokens.insert(token, Grant::Object(id));
+                state.token_of.insert(id, token);
+                token
+            }
+        };
+        *state.in_transit.entry(id).or_insert(0) += 1;
         Ok((Reply::Token(token), Vec::new()))
     }
 
-    /// Mints a single-use token for a connection end.
-    pub(crate) fn share_connection(&self, end: pipe::End) -> u64 {
+    /// Mints a single-use token for a connection end `caller` sends.
+    ///
+    /// # Errors
+    ///
+    /// A `limit` error if `caller` has [`MAX_CONNECTIONS_IN_TRANSIT`] ends
+    /// waiting to be redeemed already.
+    pub(crate) fn share_connection(&self, caller: u64, end: pipe::End) -> Result<u64, CallError> {
         let mut state = self.state();
+        let pending = state.connections.entry(caller).or_default();
+        if pending.len() >= MAX_CONNECTIONS_IN_TRANSIT {
+            if let Some(p) = state.processes.get(&caller) {
+                p.exhausted();
+            }
+            return Err(CallError::Limit(format!(
+                "a process may have at most {MAX_CONNECTIONS_IN_TRANSIT} connection ends in                  transit (shared and not yet redeemed)"
+            )));
+        }
         let token = mint(&state.tokens);
-        state.tokens.insert(token, Grant::Connection(end));
-        token
+        state.tokens.insert(token, Grant::Connection(end, caller));
+        state.connections.entry(caller).or_default().insert(token);
+        Ok(token)
     }
 
     /// Redeems a token for `caller`.
@@ -233,15 +322,28 @@ impl Broker {
         let object = match state.tokens.get(&token) {
             None => return Err(CallError::InvalidHandle),
             Some(Grant::Object(id)) => *id,
-            Some(Grant::Connection(_)) => {
-                let Some(Grant::Connection(end)) = state.tokens.remove(&token) else {
+            Some(Grant::Connection(..)) => {
+                let Some(Grant::Connection(end, sender)) = state.tokens.remove(&token) else {
                     unreachable!("just matched")
                 };
+                if let Some(pending) = state.connections.get_mut(&sender) {
+                    pending.remove(&token);
+                }
                 return Ok(pipe::adopted(end));
             }
         };
         let found = state.objects.get(&object).cloned();
+        if found.is_none() {
+            return Err(CallError::InvalidHandle);
+        }
         hold(&mut state, caller, object);
+        if let Some(n) = state.in_transit.get_mut(&object) {
+            *n -= 1;
+            if *n == 0 {
+                state.in_transit.remove(&object);
+            }
+            self.budget.give_back(TOKEN_COST);
+        }
         drop(state);
         match found {
             Some(Object::Process(p)) => Ok((Reply::Process(p.describe()), Vec::new())),
@@ -260,6 +362,7 @@ impl Broker {
             return false;
         }
         state.names.insert(name.to_string(), id);
+        state.named.insert(id);
         true
     }
 
@@ -271,10 +374,10 @@ impl Broker {
     /// Removes a name; the object goes once nobody holds it.
     pub(crate) fn unname(&self, name: &str) {
         let mut state = self.state();
-        let gone = state
-            .names
-            .remove(name)
-            .and_then(|id| drop_if_unused(&mut state, id));
+        let gone = state.names.remove(name).and_then(|id| {
+            state.named.remove(&id);
+            drop_if_unused(&mut state, id, &self.budget)
+        });
         drop(state);
         let_go(gone);
     }
@@ -309,14 +412,14 @@ impl Broker {
         if last {
             unhold(&mut state, id);
         }
-        let gone = drop_if_unused(&mut state, id);
+        let gone = drop_if_unused(&mut state, id, &self.budget);
         drop(state);
         let_go(gone);
     }
 
     /// Lets go of object `id` if nobody holds it any more.
     pub(crate) fn drop_unused(&self, id: u64) {
-        let gone = drop_if_unused(&mut self.state(), id);
+        let gone = drop_if_unused(&mut self.state(), id, &self.budget);
         let_go(gone);
     }
 
@@ -325,10 +428,15 @@ impl Broker {
     pub(crate) fn release_all(&self, caller: u64) {
         let mut state = self.state();
         let held = state.held.remove(&caller).unwrap_or_default();
+        // Its connection ends still in transit go with it (their peers get
+        // EOF), as CPython's resource sharer dies with its process.
+        for token in state.connections.remove(&caller).unwrap_or_default() {
+            state.tokens.remove(&token);
+        }
         let mut gone = Vec::new();
         for id in held.into_keys() {
             unhold(&mut state, id);
-            gone.extend(drop_if_unused(&mut state, id));
+            gone.extend(drop_if_unused(&mut state, id, &self.budget));
         }
         drop(state);
         let_go(gone);
@@ -359,7 +467,7 @@ impl Broker {
             }
             Call::Share { id } => self.share(caller, id),
             Call::ShareConnection { readable, writable } => {
-                pipe::share(self, fds, readable, writable)
+                pipe::share(self, caller, fds, readable, writable)
             }
             Call::Adopt { token } => self.adopt(caller, token),
             Call::QueueCreate { maxsize, joinable } => {
@@ -417,17 +525,25 @@ impl std::fmt::Debug for Broker {
 /// lock deadlocked the run.) A process's entry stays until the process has
 /// ended: its thread still reports the end there.
 #[must_use = "let go of what is taken out, outside the state lock"]
-fn drop_if_unused(state: &mut State, id: u64) -> Option<Object> {
-    if state.shared.contains(&id)
+fn drop_if_unused(state: &mut State, id: u64, budget: &Budget) -> Option<Object> {
+    if state.in_transit.contains_key(&id)
         || state.holders.contains_key(&id)
-        || state.names.values().any(|&named| named == id)
+        || state.named.contains(&id)
     {
         return None;
     }
-    match state.objects.get(&id) {
-        Some(Object::Process(p)) if !p.ended() => None,
-        _ => state.objects.remove(&id),
+    if let Some(Object::Process(p)) = state.objects.get(&id) {
+        if !p.ended() {
+            return None;
+        }
     }
+    let object = state.objects.remove(&id)?;
+    budget.give_back(OBJECT_COST);
+    state.processes.remove(&id);
+    if let Some(token) = state.token_of.remove(&id) {
+        state.tokens.remove(&token);
+    }
+    Some(object)
 }
 
 /// Lets go of objects taken out of the registry; a pool is terminated and

@@ -2,6 +2,7 @@
 
 mod compile;
 mod inspect;
+mod json_lines;
 mod pool;
 mod run;
 mod sandbox;

@@ -13,6 +13,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpwasm::{Codec, Error, Pool, TaskError};
 
+use super::json_lines::LineError;
+
 /// Map a guest task over JSON lines, in parallel worker processes.
 ///
 /// Reads one JSON value per line (from standard input, or --input) and writes
@@ -20,10 +22,14 @@ use mpwasm::{Codec, Error, Pool, TaskError};
 /// completion order with --unordered. A task that takes several arguments
 /// reads each line as a JSON array of them.
 ///
-/// A failed input writes an object in its place, e.g.
+/// Each result is written as one compact JSON line, whatever the guest
+/// returned. A failed input writes an object in its place, e.g.
 /// {"error":"panicked: bad input 3","kind":"panic","index":3}, and makes the
 /// exit status 1; the other inputs are still processed. Indices count input
-/// lines from 0.
+/// lines from 0. Only failures are objects with an "error" key: a result
+/// that is one (or whose only key is "result") is written as
+/// {"result":VALUE}. A result that is not one valid JSON value fails its
+/// input with kind bad_output.
 ///
 /// Guests' own stdout and stderr go to standard error, so standard output
 /// carries only results.
@@ -200,26 +206,31 @@ struct Summary {
     first_failure: Option<String>,
 }
 
-/// Writes one result line. The guest is untrusted: a result that is not one
-/// valid JSON value is reported as that input's failure instead.
+/// Writes one result line (see [`super::json_lines`]). The guest is
+/// untrusted: a result that is not one valid JSON value is reported as that
+/// input's failure instead.
 fn write_result(
     out: &mut impl Write,
     index: u64,
     bytes: &[u8],
     summary: &mut Summary,
 ) -> io::Result<()> {
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        let e = TaskError {
-            index,
-            kind: mpwasm::TaskErrorKind::BadOutput,
-            message: format!("the guest returned invalid JSON: {e}"),
-            backtrace: None,
-        };
-        return write_failure(out, &e, summary);
+    match super::json_lines::write_result(out, bytes) {
+        Ok(()) => {
+            summary.total += 1;
+            Ok(())
+        }
+        Err(LineError::Io(e)) => Err(e),
+        Err(LineError::Invalid(why)) => {
+            let e = TaskError {
+                index,
+                kind: mpwasm::TaskErrorKind::BadOutput,
+                message: format!("the guest returned invalid JSON: {why}"),
+                backtrace: None,
+            };
+            write_failure(out, &e, summary)
+        }
     }
-    summary.total += 1;
-    out.write_all(bytes)?;
-    out.write_all(b"\n")
 }
 
 fn write_failure(out: &mut impl Write, e: &TaskError, summary: &mut Summary) -> io::Result<()> {

@@ -12,8 +12,8 @@ use clap::Args;
 /// command's; stdin is closed. The exit status is main's: the value it returns
 /// (0 for a main without one), 1 if it calls exit with a non-zero code (WASI
 /// preview 2 carries only success or failure), 1 if it panics or traps (the trap
-/// and a wasm backtrace are printed), 2 if the guest has no main or cannot be
-/// loaded.
+/// and a wasm backtrace are printed), 1 if its worker process is stopped past
+/// --task-timeout or dies, 2 if the guest has no main or cannot be loaded.
 ///
 /// Example:
 ///
@@ -43,7 +43,15 @@ impl RunCommand {
             .cache(cache.clone())
             .args(std::iter::once(program).chain(self.args.iter().cloned()));
         let pool = self.sandbox.apply(builder)?.build()?;
-        let code = pool.run_main()?;
-        Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+        match pool.run_main() {
+            Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+            // Main ran and failed (stopped past its deadline, broke the
+            // protocol, died): its failure, not bad usage.
+            Err(e @ mpwasm::Error::Main(_)) => {
+                eprintln!("mpwasm: {e}");
+                Ok(ExitCode::from(1))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -46,6 +46,10 @@ pub(crate) struct SandboxArgs {
     /// Refuse queue items, pipe messages and process arguments larger than SIZE [default: 64MiB]
     #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
     max_message: Option<u64>,
+
+    /// Let the parent hold at most SIZE for the guests (spilled items, manager data, pool jobs, handles) [default: 1GiB]
+    #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
+    host_memory: Option<u64>,
 }
 
 impl SandboxArgs {
@@ -88,6 +92,9 @@ impl SandboxArgs {
         }
         if let Some(m) = self.max_message {
             b = b.max_message(m);
+        }
+        if let Some(m) = self.host_memory {
+            b = b.host_memory(m);
         }
         Ok(b.retries(self.retries))
     }

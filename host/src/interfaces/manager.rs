@@ -171,7 +171,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, container: Container) -> Answ
         container,
         data: Mutex::new((data, 0)),
     });
-    let id = broker.register(Object::Proxy(proxy.clone()), Some(caller));
+    let id = broker.register(Object::Proxy(proxy.clone()), Some(caller))?;
     proxy.hand_out(id)
 }
 

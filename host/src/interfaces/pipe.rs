@@ -330,6 +330,7 @@ pub(crate) struct End {
 /// `Call::ShareConnection`: keeps the attached end under a new token.
 pub(crate) fn share(
     broker: &Broker,
+    caller: u64,
     mut fds: Vec<OwnedFd>,
     readable: bool,
     writable: bool,
@@ -339,11 +340,14 @@ pub(crate) fn share(
             "share a connection with exactly one descriptor".into(),
         ));
     };
-    let token = broker.share_connection(End {
-        fd,
-        readable,
-        writable,
-    });
+    let token = broker.share_connection(
+        caller,
+        End {
+            fd,
+            readable,
+            writable,
+        },
+    )?;
     Ok((Reply::Token(token), Vec::new()))
 }
 

@@ -210,12 +210,14 @@ pub(crate) fn create(broker: &std::sync::Arc<Broker>, caller: u64, options: Opti
             )));
         }
     }
-    let pool = Pool::for_broker(broker.clone(), n, options)
-        .map_err(|e| CallError::Other(e.to_string()))?;
+    let pool = Pool::for_broker(broker.clone(), n, options).map_err(|e| match e {
+        Error::Limit(why) => CallError::Limit(why),
+        other => CallError::Other(other.to_string()),
+    })?;
     let id = broker.register(
         Object::Pool(std::sync::Arc::new(Entry { pool })),
         Some(caller),
-    );
+    )?;
     Ok((Reply::Object(id), Vec::new()))
 }
 
@@ -267,7 +269,7 @@ pub(crate) fn submit(
             }
         })
         .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
-    let id = broker.register(Object::Job(std::sync::Arc::new(Job::new(rx))), Some(caller));
+    let id = broker.register(Object::Job(std::sync::Arc::new(Job::new(rx))), Some(caller))?;
     Ok((Reply::Object(id), Vec::new()))
 }
 

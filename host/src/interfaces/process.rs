@@ -17,6 +17,7 @@ use wasmtime::component::Resource;
 use super::{unexpected, HostResult};
 use crate::bindings::{process, types};
 use crate::broker::{Answer, Broker, Object};
+use crate::limits::MAX_NAME_BYTES;
 use crate::sys::ipc::Deadline;
 use crate::wire::{Call, CallError, Failure, FromWorker, ProcessDesc, Reply, ToWorker};
 use crate::worker::child::WorkerState;
@@ -325,6 +326,10 @@ pub(crate) struct Entry {
     parent: Option<u64>,
     status: Mutex<Status>,
     ended: Condvar,
+    /// It ran into a per-process quota (connection ends in transit): a
+    /// pool worker is replaced after its task, so its next inputs start
+    /// with a clean slate.
+    exhausted: std::sync::atomic::AtomicBool,
 }
 
 impl Entry {
@@ -344,7 +349,19 @@ impl Entry {
             parent,
             status: Mutex::new(Status::default()),
             ended: Condvar::new(),
+            exhausted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records that the process ran into a per-process quota.
+    pub(crate) fn exhausted(&self) {
+        self.exhausted
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether it ran into a per-process quota since it started.
+    pub(crate) fn is_exhausted(&self) -> bool {
+        self.exhausted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn status(&self) -> MutexGuard<'_, Status> {
@@ -450,15 +467,6 @@ fn entry(broker: &Broker, caller: u64, id: u64) -> Result<Arc<Entry>, CallError>
     }
 }
 
-/// How many guest-started processes are running now.
-fn live_children(broker: &Broker) -> usize {
-    broker
-        .processes()
-        .iter()
-        .filter(|p| p.kind == Kind::Child && p.status().exitcode.is_none())
-        .count()
-}
-
 /// `Call::ProcessStart`: registers and spawns the process, and starts the
 /// thread that drives it.
 pub(crate) fn start(
@@ -475,17 +483,19 @@ pub(crate) fn start(
             "daemonic processes are not allowed to have children".into(),
         ));
     }
-    let launch = broker.launch();
-    let cap = launch.sandbox.max_live_processes() as usize;
-    // Counting and registering under one lock: two processes starting
-    // children at once cannot both take the last place.
-    static STARTING: Mutex<()> = Mutex::new(());
-    let starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-    if live_children(broker) >= cap {
+    if name.len() > MAX_NAME_BYTES {
         return Err(CallError::Limit(format!(
-            "this run may have at most {cap} processes alive at once"
+            "a process name may have at most {MAX_NAME_BYTES} bytes"
         )));
     }
+    let launch = broker.launch();
+    // Held until the process has ended: its place among the run's
+    // processes, and the parent's memory for its name and arguments.
+    let places = broker.process_count().reserve(1, "starting a process")?;
+    let charge = broker.budget().charge(
+        (name.len() + args.len()) as u64,
+        "a process's name and arguments",
+    )?;
     let init = launch.init(
         0,
         name.clone(),
@@ -494,8 +504,7 @@ pub(crate) fn start(
     let entry = broker.register_process(
         |id| Entry::new(id, name, daemon, Kind::Child, Some(caller)),
         Some(caller),
-    );
-    drop(starting);
+    )?;
     let mut worker = match WorkerProcess::spawn(&launch.program, &init) {
         Ok(w) => w,
         Err(e) => {
@@ -509,7 +518,10 @@ pub(crate) fn start(
     let (b, e) = (broker.clone(), entry.clone());
     std::thread::Builder::new()
         .name(format!("mpwasm-process-{}", entry.id))
-        .spawn(move || run(b, e, worker, target, args))
+        .spawn(move || {
+            run(b, e, worker, target, args);
+            drop((places, charge));
+        })
         .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
     Ok((Reply::Process(desc), Vec::new()))
 }
@@ -667,7 +679,7 @@ pub(crate) fn active_children(broker: &Broker, caller: u64) -> Answer {
     let children: Vec<ProcessDesc> = broker
         .processes()
         .into_iter()
-        .filter(|p| p.parent == Some(caller) && p.running())
+        .filter(|p| p.kind == Kind::Child && p.parent == Some(caller) && p.running())
         .map(|p| {
             broker.hold(caller, p.id);
             p.describe()

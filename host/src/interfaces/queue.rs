@@ -474,7 +474,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool)
         joinable,
         spill: Mutex::new((VecDeque::new(), false)),
     });
-    let id = broker.register(Object::Queue(hub.clone()), Some(caller));
+    let id = broker.register(Object::Queue(hub.clone()), Some(caller))?;
     hub.hand_out(id)
 }
 

@@ -351,7 +351,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, size: u64, name: Option<Strin
         map,
         name: std::sync::Mutex::new(name.clone()),
     });
-    let id = broker.register(Object::Region(hub.clone()), Some(caller));
+    let id = broker.register(Object::Region(hub.clone()), Some(caller))?;
     if let Some(name) = name {
         if !broker.name(&name, id) {
             broker.release(caller, id);

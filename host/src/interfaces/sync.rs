@@ -512,7 +512,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
         _ => {}
     }
     let hub = Arc::new(Hub { kind, page });
-    let id = broker.register(Object::Sync(hub.clone()), Some(caller));
+    let id = broker.register(Object::Sync(hub.clone()), Some(caller))?;
     hub.hand_out(id)
 }
 

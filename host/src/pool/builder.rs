@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use super::driver::Driver;
 use super::{Inner, Pool, Shared};
+use crate::broker::budget::Places;
 use crate::broker::{Broker, Launch, PoolDefaults};
 #[cfg(doc)]
 use crate::error::TaskErrorKind;
@@ -29,8 +30,9 @@ pub struct PoolBuilder {
     /// The task each worker runs first, and its argument (bincode).
     initializer: Option<(String, Result<Vec<u8>, String>)>,
     /// A guest pool: the broker of the run it belongs to (its guest is
-    /// compiled already).
-    broker: Option<Arc<Broker>>,
+    /// compiled already), and the places its workers take among the run's
+    /// processes.
+    broker: Option<(Arc<Broker>, Arc<Places>)>,
 }
 
 impl Pool {
@@ -50,7 +52,11 @@ impl Pool {
         builder.retries = launch.pools.retries;
         builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
         builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
-        builder.broker = Some(broker);
+        let places = broker
+            .process_count()
+            .reserve(processes, "a pool")
+            .map_err(|e| Error::Limit(e.to_string()))?;
+        builder.broker = Some((broker, Arc::new(places)));
         builder.build()
     }
 }
@@ -204,9 +210,28 @@ impl PoolBuilder {
         self
     }
 
-    /// Most processes a guest may have running at once in one run
-    /// (`--max-processes`); starting another fails with a `limit` error in
-    /// the guest. Default [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
+    /// Most bytes the parent may hold on behalf of the run's guests
+    /// (`--host-memory`): spilled queue items, manager containers and
+    /// their entries, guest pools' inputs and unread results, process names
+    /// and arguments, handles in transit and the objects themselves. A
+    /// guest request past it fails with a `limit` error in the guest and
+    /// the parent stays within it. Default
+    /// [`MAX_HOST_MEMORY`](crate::limits::MAX_HOST_MEMORY) (1 GiB). It does
+    /// not cover guests' own linear memory ([`memory_limit`]) nor shared
+    /// memory regions.
+    ///
+    /// [`memory_limit`]: PoolBuilder::memory_limit
+    pub fn host_memory(mut self, bytes: u64) -> Self {
+        self.sandbox.host_memory = Some(bytes);
+        self
+    }
+
+    /// Most worker processes alive at once in one run (`--max-processes`):
+    /// this pool's workers, the main process, every process a guest starts
+    /// and every worker of the pools guests create. A guest's start or pool
+    /// past it fails with a `limit` error in the guest; a pool built with
+    /// more processes than this is an [`Error::Config`]. Default
+    /// [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES).
     pub fn max_processes(mut self, n: u32) -> Self {
         self.sandbox.max_processes = Some(n);
         self
@@ -279,12 +304,12 @@ impl PoolBuilder {
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
-        let broker = match self.broker {
-            Some(broker) => broker,
+        let (broker, places) = match self.broker {
+            Some(run) => run,
             None => {
                 let cache = self.cache.unwrap_or_else(Cache::default_location);
                 let guest: CompiledGuest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
-                Broker::new(Launch {
+                let broker = Broker::new(Launch {
                     program,
                     guest,
                     sandbox,
@@ -293,7 +318,12 @@ impl PoolBuilder {
                         retries: self.retries,
                         maxtasksperchild: self.maxtasksperchild,
                     },
-                })
+                });
+                let places = broker
+                    .process_count()
+                    .reserve(processes, "the pool")
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                (broker, Arc::new(places))
             }
         };
         let shared = Arc::new(Shared {
@@ -301,6 +331,7 @@ impl PoolBuilder {
             retries: self.retries,
             maxtasksperchild: self.maxtasksperchild,
             initializer,
+            _places: places,
             terminated: AtomicBool::new(false),
             workers: Mutex::new((0..processes).map(|_| None).collect()),
         });

@@ -158,11 +158,14 @@ impl Driver {
                     }
                     let _ = chunk.reply.send(done);
                     self.served += chunk.inputs.len() as u64;
-                    if self
+                    let recycle = self
                         .shared
                         .maxtasksperchild
-                        .is_some_and(|max| self.served >= max)
-                    {
+                        .is_some_and(|max| self.served >= max);
+                    // A worker that ran into a per-process quota does not
+                    // carry it into the next inputs.
+                    let exhausted = self.entry.as_ref().is_some_and(|e| e.is_exhausted());
+                    if recycle || exhausted {
                         self.discard_worker(); // the next chunk starts a fresh one
                     }
                 }
@@ -186,8 +189,9 @@ impl Driver {
             let mut worker =
                 WorkerProcess::spawn(&launch.program, &init).map_err(|e| e.to_string())?;
             let broker = &self.shared.broker;
-            let entry =
-                broker.register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None);
+            let entry = broker
+                .register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None)
+                .map_err(|e| e.to_string())?;
             entry.set_pid(worker.pid());
             worker.serve_calls(broker.clone(), entry.id);
             self.entry = Some(entry);
@@ -275,7 +279,7 @@ impl Driver {
                     Err(_) => "",
                 };
                 let ended = self.end_worker();
-                Err(Error::Spawn(format!(
+                Err(Error::Main(format!(
                     "main's worker process {pid} {why}{ended}"
                 )))
             }

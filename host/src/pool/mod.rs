@@ -40,6 +40,9 @@ pub(crate) struct Shared {
     /// The task each worker runs first, and its argument as a one-input
     /// batch.
     initializer: Option<(Arc<str>, crate::batch::Batch)>,
+    /// The workers' places among the run's processes (`--max-processes`),
+    /// given back when the last driver is done with them.
+    _places: Arc<crate::broker::budget::Places>,
     /// Serves the workers' upcalls, and holds how they are started
     /// ([`Launch`]: guest, program, sandbox).
     broker: Arc<crate::broker::Broker>,
@@ -319,8 +322,9 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::Spawn`] if the worker cannot start or dies while main runs
-    /// (killed, or past its deadline); [`Error::Closed`]/[`Error::Terminated`].
+    /// [`Error::Spawn`] if the worker cannot start; [`Error::Main`] if its
+    /// process ends while main runs (stopped past its deadline, killed, or
+    /// broke the protocol); [`Error::Closed`]/[`Error::Terminated`].
     pub fn run_main(&self) -> Result<i32> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.inner.submit(Job::Main(tx))?;

@@ -96,9 +96,12 @@ pub struct Sandbox {
     /// Largest queue item or pipe message, in bytes (`None`:
     /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES)).
     pub max_message: Option<u64>,
-    /// Most guest-started processes alive at once in one run (`None`:
+    /// Most worker processes alive at once in one run (`None`:
     /// [`MAX_PROCESSES`](crate::limits::MAX_PROCESSES)).
     pub max_processes: Option<u32>,
+    /// Most bytes the parent holds for the run's guests (`None`:
+    /// [`MAX_HOST_MEMORY`](crate::limits::MAX_HOST_MEMORY)).
+    pub host_memory: Option<u64>,
 }
 
 impl Sandbox {
@@ -107,9 +110,14 @@ impl Sandbox {
         self.max_message.unwrap_or(crate::limits::MAX_MESSAGE_BYTES)
     }
 
-    /// The most guest-started processes alive at once.
+    /// The most worker processes alive at once in a run.
     pub(crate) fn max_live_processes(&self) -> u32 {
         self.max_processes.unwrap_or(crate::limits::MAX_PROCESSES)
+    }
+
+    /// The run's memory budget in the parent.
+    pub(crate) fn host_memory_bytes(&self) -> u64 {
+        self.host_memory.unwrap_or(crate::limits::MAX_HOST_MEMORY)
     }
 }
 

@@ -148,6 +148,8 @@ pub(crate) struct WorkerState {
     pub(crate) max_message: u64,
     /// How many processes this one has named (for `Process-N`).
     pub(crate) children_named: u32,
+    /// When the running call must stop (checked at each epoch tick).
+    deadline: Option<std::time::Instant>,
 }
 
 impl WasiView for WorkerState {
@@ -293,8 +295,8 @@ impl GuestInstance {
     fn arm(&mut self, n: u64) {
         let sandbox = &self.init.sandbox;
         if let Some(timeout) = sandbox.timeout {
-            self.store
-                .set_epoch_deadline(sandbox::ticks(timeout).saturating_mul(n.max(1)));
+            self.store.data_mut().deadline = sandbox::deadline_after(timeout, n);
+            self.store.set_epoch_deadline(1);
         }
         if let Some(fuel) = sandbox.fuel {
             let _ = self.store.set_fuel(fuel.saturating_mul(n.max(1)));
@@ -344,14 +346,19 @@ fn instantiate(
         upcalls: upcalls.clone(),
         max_message: init.sandbox.max_message_bytes(),
         children_named: 0,
+        deadline: init
+            .sandbox
+            .timeout
+            .and_then(|t| sandbox::deadline_after(t, 1)),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
     // Every store starts at deadline 0. Without a deadline there is no
-    // ticker and the epoch never moves, so any later deadline is never
-    // reached; with one, start-up code gets one task's allowance. Each
-    // call re-arms it (`arm`).
-    store.set_epoch_deadline(init.sandbox.timeout.map_or(1, sandbox::ticks));
+    // ticker and the epoch never moves, so the next tick never comes; with
+    // one, each tick checks the clock, and start-up code gets one task's
+    // allowance. Each call re-arms it (`arm`).
+    store.epoch_deadline_callback(|cx| Ok(sandbox::on_tick(cx.data().deadline)));
+    store.set_epoch_deadline(1);
     if init.sandbox.fuel.is_some() {
         // Start-up code (static constructors) runs on this allowance.
         store.set_fuel(u64::MAX)?;

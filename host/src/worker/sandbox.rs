@@ -1,16 +1,17 @@
 //! What a worker's guest may do: the WASI context it gets (capabilities off
 //! unless granted), its memory cap, and the deadline ticker.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::Engine;
+use wasmtime::{Engine, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::error::TaskErrorKind;
 use crate::wire::Sandbox;
 
-/// How often the deadline ticker advances the engine's epoch. A task is
-/// stopped at most about one tick after its deadline.
+/// How often the deadline ticker advances the engine's epoch, and so how
+/// often a running task compares the clock with its deadline: it is stopped
+/// about one tick after it (later only if the ticker itself is starved).
 pub(crate) const TICK: Duration = Duration::from_millis(5);
 
 /// The WASI context for one instance. Off by default: no preopened
@@ -113,9 +114,23 @@ pub(crate) fn start_ticker(engine: &Engine) {
         });
 }
 
-/// Epoch ticks for a deadline of `timeout`.
-pub(crate) fn ticks(timeout: Duration) -> u64 {
-    (timeout.as_nanos() / TICK.as_nanos()).max(1) as u64
+/// The deadline of a call running `n` inputs under `timeout` each,
+/// starting now; `None` if it is too far off to represent (no deadline).
+pub(crate) fn deadline_after(timeout: Duration, n: u64) -> Option<Instant> {
+    let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+    Instant::now().checked_add(timeout.checked_mul(n)?)
+}
+
+/// What a running guest does at each epoch tick (its epoch deadline is
+/// always the next tick): trap once the monotonic clock has passed
+/// `deadline`, else run on to the next tick. The ticks only say when to
+/// look; counting them instead would stretch a deadline by however late
+/// the ticker thread is scheduled (CPU contention, a stopped process).
+pub(crate) fn on_tick(deadline: Option<Instant>) -> UpdateDeadline {
+    match deadline {
+        Some(deadline) if Instant::now() >= deadline => UpdateDeadline::Interrupt,
+        _ => UpdateDeadline::Continue(1),
+    }
 }
 
 /// What kind of failure a trap is, and its message.
