@@ -29,24 +29,26 @@ pub fn failed(file: &str, line: u32, what: String) -> Error {
 
 /// `assertTrue(cond)`: returns an error naming the condition if it is false.
 macro_rules! check {
-    ($cond:expr) => {
-        if !$cond {
+    ($cond:expr) => {{
+        let holds: bool = $cond;
+        if !holds {
             return Err($crate::check::failed(
                 file!(),
                 line!(),
                 format!("check failed: {}", stringify!($cond)),
             ));
         }
-    };
-    ($cond:expr, $($why:tt)+) => {
-        if !$cond {
+    }};
+    ($cond:expr, $($why:tt)+) => {{
+        let holds: bool = $cond;
+        if !holds {
             return Err($crate::check::failed(
                 file!(),
                 line!(),
                 format!("check failed: {}: {}", stringify!($cond), format!($($why)+)),
             ));
         }
-    };
+    }};
 }
 
 /// `assertEqual(left, right)`: returns an error showing both values if they

@@ -16,9 +16,21 @@ const H: (i16, i16) = (-232, 234);
 const Q: (i64, i64) = (1 << 33, 1 << 34);
 const C: (u8, u8) = (b'x', b'y');
 
+/// One value of each typecode.
+type Values = (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>);
+
+/// One raw value of each typecode.
+type RawValues = (
+    RawValue<i32>,
+    RawValue<f64>,
+    RawValue<i16>,
+    RawValue<i64>,
+    RawValue<u8>,
+);
+
 /// `_TestValue._test`: sets every value to its later one.
 #[mpwasm_guest::task]
-fn value_set(values: (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>)) {
+fn value_set(values: Values) {
     values.0.set(I.1);
     values.1.set(D.1);
     values.2.set(H.1);
@@ -28,15 +40,7 @@ fn value_set(values: (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>)
 
 /// `_TestValue._test`, for raw values.
 #[mpwasm_guest::task]
-fn raw_value_set(
-    values: (
-        RawValue<i32>,
-        RawValue<f64>,
-        RawValue<i16>,
-        RawValue<i64>,
-        RawValue<u8>,
-    ),
-) {
+fn raw_value_set(values: RawValues) {
     values.0.set(I.1);
     values.1.set(D.1);
     values.2.set(H.1);
@@ -206,9 +210,9 @@ fn double_synchronized(
     arr: Array<f64>,
     string: Array<u8>,
 ) -> Result<()> {
-    for v in [&x] {
-        let _g = v.get_lock().acquire()?;
-        v.set(v.get() * 2);
+    {
+        let _g = x.get_lock().acquire()?;
+        x.set(x.get() * 2);
     }
     {
         let _g = y.get_lock().acquire()?;
