@@ -19,6 +19,7 @@ use wasmtime::component::Resource;
 use super::{unexpected, HostResult};
 use crate::batch::Batch;
 use crate::bindings::pool;
+use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
 use crate::error::Error;
 use crate::limits::{MAX_JOB_ITEMS, MAX_JOB_REPLY_BYTES};
@@ -148,14 +149,14 @@ pub(crate) struct Entry {
 
 /// A job's results as they arrive; the channel closes after the last.
 pub(crate) struct Job {
-    results: Receiver<Result<JobItem, CallError>>,
+    results: Receiver<(Result<JobItem, CallError>, Option<Charge>)>,
     /// An error that ended the job, met while a reply was being filled with
     /// results: the answer to the next call.
     ended: std::sync::Mutex<Option<CallError>>,
 }
 
 impl Job {
-    fn new(results: Receiver<Result<JobItem, CallError>>) -> Self {
+    fn new(results: Receiver<(Result<JobItem, CallError>, Option<Charge>)>) -> Self {
         Job {
             results,
             ended: std::sync::Mutex::new(None),
@@ -236,10 +237,16 @@ pub(crate) fn submit(
     let Object::Pool(entry) = broker.get(caller, pool)? else {
         return Err(CallError::InvalidHandle);
     };
+    // The inputs stay in the parent until their chunks are sent, and up to
+    // as much again travels in chunks: the run's budget pays for both while
+    // the job is queued.
+    let held = broker
+        .budget()
+        .charge(2 * inputs.len() as u64, "a pool job's inputs")?;
     let inputs =
         Batch::parse(inputs).map_err(|e| CallError::Other(format!("malformed inputs: {e}")))?;
-    let inputs: Vec<Vec<u8>> = (0..inputs.len()).map(|i| inputs.get(i).to_vec()).collect();
     let chunksize = chunksize.map(|c| (c as usize).max(1));
+    let budget = broker.budget().clone();
     let stream = entry
         .pool
         .submit_raw(&task, inputs, ordered, chunksize)
@@ -254,6 +261,10 @@ pub(crate) fn submit(
         .spawn(move || {
             // Pulling the stream to its end queues every chunk, so the job
             // finishes even if the guest closes the pool and never reads.
+            // Results wait in the channel until the guest reads them, each
+            // paid for by the run's budget; one it cannot pay for ends the
+            // job with a `limit` error.
+            let _held = held;
             for item in stream {
                 let item = match item {
                     Ok((index, payload)) => {
@@ -262,8 +273,18 @@ pub(crate) fn submit(
                     Err(Error::Task(e)) => Ok((e.index, Err((e.kind.to_string(), e.message)))),
                     Err(e) => Err(CallError::Other(e.to_string())),
                 };
+                let (item, charge) = match &item {
+                    Ok(result) => {
+                        let cost = item_bytes(result) as u64 + RESULT_COST;
+                        match budget.charge(cost, "a pool result waiting to be read") {
+                            Ok(charge) => (item, Some(charge)),
+                            Err(e) => (Err(e), None),
+                        }
+                    }
+                    Err(_) => (item, None),
+                };
                 let end = item.is_err();
-                if tx.send(item).is_err() || end {
+                if tx.send((item, charge)).is_err() || end {
                     return;
                 }
             }
@@ -290,21 +311,22 @@ pub(crate) fn next(broker: &Broker, caller: u64, job: u64, timeout_ms: Option<u6
             .map_err(|_| RecvTimeoutError::Disconnected),
         Some(ms) => job.results.recv_timeout(Duration::from_millis(ms)),
     };
+    // A result's charge is given back as it is handed out.
     let mut items = match first {
-        Ok(Ok(item)) => vec![item],
-        Ok(Err(e)) => return Err(e),
+        Ok((Ok(item), _charge)) => vec![item],
+        Ok((Err(e), _)) => return Err(e),
         Err(RecvTimeoutError::Disconnected) => Vec::new(),
         Err(RecvTimeoutError::Timeout) => return Err(CallError::Timeout),
     };
     let mut bytes = items.iter().map(item_bytes).sum::<usize>();
     while !items.is_empty() && items.len() < MAX_JOB_ITEMS && bytes < MAX_JOB_REPLY_BYTES {
         match job.results.try_recv() {
-            Ok(Ok(item)) => {
+            Ok((Ok(item), _charge)) => {
                 bytes += item_bytes(&item);
                 items.push(item);
             }
             // An error ends the job: the guest sees it on its next call.
-            Ok(Err(e)) => {
+            Ok((Err(e), _)) => {
                 job.failed(e);
                 break;
             }
@@ -313,6 +335,10 @@ pub(crate) fn next(broker: &Broker, caller: u64, job: u64, timeout_ms: Option<u6
     }
     Ok((Reply::JobItems(items), Vec::new()))
 }
+
+/// What the budget charges for a result beside its bytes (its place in the
+/// channel, its index, its buffer's header).
+const RESULT_COST: u64 = 64;
 
 /// Payload bytes of one result.
 fn item_bytes(item: &JobItem) -> usize {

@@ -23,7 +23,8 @@ use serde::{de::DeserializeOwned, Serialize};
 pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
 pub use stream::Payload;
-use stream::{Raw, Source, Stream, Typed};
+pub(crate) use stream::{Payloads, Stream};
+use stream::{Raw, Source, Typed};
 
 use crate::broker::Launch;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
@@ -507,10 +508,10 @@ impl Pool {
     pub(crate) fn submit_raw(
         &self,
         task: &str,
-        inputs: Vec<Vec<u8>>,
+        inputs: crate::batch::Batch,
         ordered: bool,
         chunksize: Option<usize>,
-    ) -> Result<RawStream<std::vec::IntoIter<Vec<u8>>>> {
+    ) -> Result<Stream<Payloads>> {
         let chunking = match chunksize {
             Some(n) => Chunking::Fixed(n),
             None => self.inner.chunking_for(Some(inputs.len())),
@@ -518,12 +519,15 @@ impl Pool {
         let stream = self.inner.stream(
             task,
             Codec::Bincode,
-            Raw(inputs.into_iter()),
+            Payloads {
+                batch: inputs,
+                next: 0,
+            },
             chunking,
             ordered,
         );
         stream.accepted()?;
-        Ok(RawStream(stream))
+        Ok(stream)
     }
 
     /// Stops taking work; every job submitted before still runs to its end

@@ -42,6 +42,30 @@ impl<I: Iterator<Item = Vec<u8>>> Source for Raw<I> {
     }
 }
 
+/// The payloads of one batch, in order: a guest pool's job, whose inputs
+/// arrive as one buffer and are never copied one by one.
+pub(crate) struct Payloads {
+    pub(crate) batch: Batch,
+    pub(crate) next: usize,
+}
+
+impl Source for Payloads {
+    fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>> {
+        if self.next == self.batch.len() {
+            return None;
+        }
+        let payload = self.batch.get(self.next);
+        self.next += 1;
+        Some(batch.push_with(
+            |out| {
+                out.extend_from_slice(payload);
+                Ok(())
+            },
+            || Error::Encode("input larger than 4 GiB".into()),
+        ))
+    }
+}
+
 /// Serde values, encoded with bincode straight into the batch.
 pub(crate) struct Typed<I>(pub(crate) I);
 
