@@ -136,3 +136,61 @@ fn every_truncation_of_a_guest_is_a_load_error_not_a_panic() {
         );
     }
 }
+
+/// A component exporting mpwasm's task interface (empty: the check under
+/// test comes first) and importing `import`, an interface with one function
+/// `handle: func()`; built here with wasm-encoder.
+fn component_importing(import: &str) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentExportKind, ComponentExportSection, ComponentImportSection,
+        ComponentInstanceSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+        PrimitiveValType,
+    };
+    let mut instance = InstanceType::new();
+    instance
+        .ty()
+        .function()
+        .params([] as [(&str, PrimitiveValType); 0])
+        .result(None);
+    instance.export("handle", ComponentTypeRef::Func(0));
+    let mut types = ComponentTypeSection::new();
+    types.instance(&instance);
+    let mut imports = ComponentImportSection::new();
+    imports.import(import, ComponentTypeRef::Instance(0));
+    // Instance 0 is the import; instance 1, exported, has nothing in it.
+    let mut instances = ComponentInstanceSection::new();
+    instances.export_items::<&str, _>([]);
+    let mut exports = ComponentExportSection::new();
+    exports.export(
+        "mpwasm:runtime/tasks@0.1.0",
+        ComponentExportKind::Instance,
+        1,
+        None,
+    );
+    let mut component = Component::new();
+    component
+        .section(&types)
+        .section(&imports)
+        .section(&instances)
+        .section(&exports);
+    component.finish()
+}
+
+/// Issue 9, item 11: a guest importing a `wasi:` interface no worker
+/// provides (here `wasi:http`, as a JavaScript component might) is refused
+/// by `mpwasm compile` with exit 2 naming the import, and is not cached;
+/// before, it compiled and cached, then failed at every worker start.
+#[test]
+fn a_guest_importing_what_no_worker_provides_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir();
+    let f = dir.path().join("http_guest.wasm");
+    let import = "wasi:http/outgoing-handler@0.2.0";
+    std::fs::write(&f, component_importing(import)).unwrap();
+    for cmd in ["compile", "pool", "run"] {
+        let out = run_mpwasm_in(cache.path(), &[cmd, f.to_str().unwrap()], "1\n");
+        assert_one_line_exit_2(&out, &f, import);
+    }
+    let cached = std::fs::read_dir(cache.path()).map_or(0, |d| d.count());
+    assert_eq!(cached, 0, "a guest that cannot be linked was cached");
+}

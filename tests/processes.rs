@@ -363,6 +363,66 @@ fn joinable_queue_join_waits_for_every_task_done() {
     assert_eq!(run.line("then"), "empty", "{run}");
 }
 
+/// Python 3.13's `Queue.shutdown` (CPython: `test_queue`'s
+/// `test_shutdown_*`): after `shutdown()` puts fail with `ShutDown` and gets
+/// take the items left, then fail; after `shutdown(immediate=True)` gets
+/// fail at once and `join` returns (the items were marked done); consumers
+/// and producers blocked in other processes wake up and fail.
+#[test]
+fn shutdown_fails_puts_and_then_gets_and_wakes_blocked_processes() {
+    let run = run(&["shutdown"]).succeeded();
+    assert_eq!(run.line("put after shutdown"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("gets"), "[Ok(1), Ok(2), Err(ShutDown)]", "{run}");
+    assert_eq!(run.line("get_nowait"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("qsize"), "0", "{run}");
+    assert_eq!(run.line("immediate get"), "Err(ShutDown)", "{run}");
+    assert_eq!(run.line("immediate join"), "Ok(())", "{run}");
+    assert_eq!(run.line("immediate qsize"), "0", "{run}");
+    timed(
+        run.line("blocked gets"),
+        r#"[Ok("Err(ShutDown)"), Ok("Err(ShutDown)")]"#,
+        0..SLACK_MS,
+    );
+    timed(
+        run.line("blocked put"),
+        r#"Ok("Err(ShutDown)")"#,
+        0..SLACK_MS,
+    );
+    assert_eq!(run.line("left"), "Ok(1)", "{run}");
+}
+
+/// `close`, `join_thread` and `cancel_join_thread` (CPython:
+/// `_TestQueue.test_close`/`test_cancel_join_thread`): `join_thread` wants
+/// the queue closed, then returns at once, as there is no feeder thread to
+/// wait for.
+#[test]
+fn join_thread_needs_close_and_then_returns() {
+    let run = run(&["join_thread"]).succeeded();
+    assert_eq!(run.line("open join_thread is_err"), "true", "{run}");
+    assert_eq!(run.line("closed join_thread"), "Ok(())", "{run}");
+    assert_eq!(run.line("closed put"), "Err(Closed)", "{run}");
+}
+
+// ---------------------------------------------------------------------------
+// Pipes
+
+/// `send_bytes(buf, offset, size)` (CPython: `_TestConnection.test_connection`
+/// sends `arr, 2, 3` and checks the `ValueError`s): the slice arrives as one
+/// message; a range outside the buffer is refused before anything is sent.
+#[test]
+fn send_bytes_range_sends_the_slice_and_refuses_bad_ranges() {
+    let run = run(&["send_bytes_range"]).succeeded();
+    assert_eq!(run.line("range 2 Some(3)"), r#"Ok(()) Ok("cde")"#, "{run}");
+    assert_eq!(run.line("range 4 None"), r#"Ok(()) Ok("ef")"#, "{run}");
+    assert_eq!(run.line("range 6 Some(0)"), r#"Ok(()) Ok("")"#, "{run}");
+    assert_eq!(run.line("range 0 None"), r#"Ok(()) Ok("abcdef")"#, "{run}");
+    assert_eq!(run.all("bad ").len(), 3, "{run}");
+    for line in run.all("bad ") {
+        assert!(line.ends_with("is_err true"), "{line}\n{run}");
+    }
+    assert_eq!(run.line("nothing sent"), "Ok(false)", "{run}");
+}
+
 /// A consumer killed (SIGKILL) while blocked in `get` takes no item with
 /// it; a producer killed while blocked in `put` on a full `Queue(1)` lands
 /// nothing, and the queue's one slot is neither leaked nor doubled.
@@ -541,6 +601,15 @@ fn exit_codes_follow_python() {
             && run.stderr.contains("this child fails on purpose"),
         "failures are reported on stderr\n{run}"
     );
+    // Issue 9, item 9: a panic is reported as one (it was `trapped:`), an
+    // `Err` as a failure, an abort as a trap, each with its reason.
+    for needle in [
+        ": panic: this child panics on purpose",
+        ": failed: this child fails on purpose",
+        ": trap: wasm trap: wasm `unreachable`",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle:?}\n{run}");
+    }
 }
 
 /// A non-daemon child starts a daemon grandchild and returns: when main has
@@ -682,4 +751,81 @@ fn a_child_blocked_past_its_deadline_is_stopped() {
         gone_within(pid, Duration::from_secs(1)),
         "child {pid} outlived the run"
     );
+}
+
+// ---------------------------------------------------------------------------
+// How processes end (issue 9)
+
+/// Issue 9, item 4: main terminates a child P whose non-daemon grandchild G
+/// sleeps. As in CPython (`terminate()` sends SIGTERM to P alone; its
+/// children are not killed), G goes on running and ends normally. A second
+/// orphan, still sleeping when main returns, ends with the run.
+#[test]
+fn a_grandchild_outlives_its_terminated_parent() {
+    let run = run(&["orphan_grandchild"]).succeeded();
+    assert_eq!(
+        run.all("parent exitcode"),
+        ["parent exitcode Some(-15)"; 2],
+        "{run}"
+    );
+    assert_eq!(run.line("grandchild alive"), "true", "{run}");
+    assert_eq!(run.line("grandchild exitcode"), "Some(0)", "{run}");
+    let orphan = run.line("orphan");
+    assert!(orphan.ends_with(" alive true"), "{run}");
+    let pid = number(&format!("pid {orphan}"), "pid");
+    assert!(
+        gone_within(pid, Duration::from_secs(1)),
+        "orphan {pid} outlived the run\n{run}"
+    );
+}
+
+/// Issue 9, item 4, embedded: `Pool::run_main` in this process. Its
+/// parent-death signal cannot end an orphan here (this process lives on),
+/// so the run must: once the pool is dropped, no worker process this
+/// process started is left.
+#[test]
+fn an_embedded_run_leaves_no_orphan_behind() {
+    let pool = mpwasm::Pool::builder(guest("msgkit"))
+        .processes(1)
+        .cache(mpwasm::Cache::new(shared_cache()))
+        .worker_program(mpwasm_bin())
+        .args(["msgkit.wasm", "orphan_grandchild"])
+        .build()
+        .unwrap();
+    assert_eq!(pool.run_main().unwrap(), 0);
+    drop(pool);
+    let ours = format!("{}={}", "MPWASM_WORKER_PARENT", std::process::id());
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+                let pid = e.file_name().to_string_lossy().parse().unwrap_or(0);
+                alive(pid) && environ.split(|&b| b == 0).any(|v| v == ours.as_bytes())
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker processes {left:?} outlived the run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 9, item 5: `std::process::exit(0)` in a process's target gives
+/// exitcode 0 (it was 1, reported as a trap); `exit(3)` gives 1: a
+/// wasm32-wasip1 guest's `exit` goes through WASI preview 1's adapter,
+/// which carries only success or failure.
+#[test]
+fn exit_in_a_target_is_its_exit_code() {
+    let run = run(&["exit_codes"]).succeeded();
+    assert_eq!(run.line("exit 0 exitcode"), "Some(0)", "{run}");
+    assert_eq!(run.line("exit 3 exitcode"), "Some(1)", "{run}");
+    assert!(!run.stderr.contains("trap"), "{run}");
 }

@@ -172,6 +172,25 @@ fn a_killed_lock_holder_hands_over_the_lock_as_owner_died() {
     );
 }
 
+/// A condition waiter SIGKILLed while waiting does not swallow a notify:
+/// whether the notify comes before the parent reaps the dead waiter or
+/// after, it reaches the live waiter at once (the live waiter's own wait
+/// would time out after 4 s).
+#[test]
+fn a_killed_condition_waiter_does_not_swallow_a_notify() {
+    let facts = statekit(&["condition_kill"]);
+    for case in ["unreaped", "reaped"] {
+        let (woken, ms) = timed(&facts, &format!("{case}_live_woken"));
+        assert_eq!(woken, "1", "{case}\n{facts}");
+        assert!(ms < 2000.0, "{case}: {ms} ms\n{facts}");
+        assert_eq!(
+            facts.get(&format!("{case}_exitcodes")),
+            "Some(-9) Some(0)",
+            "{facts}"
+        );
+    }
+}
+
 /// Python's `test_barrier` family: a party killed while waiting breaks the
 /// barrier for the others (no hang), and `reset` mends it.
 #[test]
@@ -247,6 +266,112 @@ fn waits_woken_by_another_process_succeed() {
     let (barrier, _) = timed(&facts, "barrier");
     assert!(["Ok(0)", "Ok(1)"].contains(&barrier.as_str()), "{facts}");
     assert_eq!(facts.get("waker_exitcode"), "Some(0)", "{facts}");
+}
+
+/// Python's `test_notify`: with two processes waiting, `notify()` wakes
+/// exactly one, round after round — also when it lands while the second
+/// waiter has released the lock but is not asleep yet.
+#[test]
+fn notify_wakes_exactly_one_of_two_waiters() {
+    let facts = statekit(&["notify_one", "25"]);
+    assert_eq!(
+        facts.get("woken_per_round"),
+        format!("{:?}", [1; 25]),
+        "{facts}"
+    );
+    assert_eq!(facts.get("waiter_exitcode"), "Some(0)", "{facts}");
+}
+
+/// `Lock.locked()` (CPython: `_TestLock.test_lock`'s `locked` checks): true
+/// while this process or another holds the lock, false once released or
+/// its holder is gone.
+#[test]
+fn lock_locked_reports_a_holder_in_any_process() {
+    let facts = statekit(&["lock_locked"]);
+    for (name, expected) in [
+        ("free", "false"),
+        ("held_here", "true"),
+        ("released", "false"),
+        ("held_there", "true"),
+        ("holder_gone", "false"),
+    ] {
+        assert_eq!(facts.get(name), expected, "{name}\n{facts}");
+    }
+}
+
+/// A barrier's `action` and default `timeout` (CPython:
+/// `_TestBarrier.test_action`, `test_abort_and_reset`'s failing action,
+/// `test_default_timeout`): the action runs once per pass, in one party,
+/// before any party passes, also when the barrier travelled to other
+/// processes; a failing action breaks the barrier (its error goes to the
+/// party that ran it); `wait()` gives up after the default timeout.
+#[test]
+fn barrier_action_runs_once_before_anyone_passes_and_timeout_applies() {
+    let facts = statekit(&["barrier_action"]);
+    assert_eq!(facts.get("runs"), "5", "{facts}");
+    assert_eq!(facts.get("seen_here"), "[1, 2, 3, 4, 5]", "{facts}");
+    assert_eq!(
+        facts.get("seen_there"),
+        "[1, 1, 2, 2, 3, 3, 4, 4, 5, 5]",
+        "{facts}"
+    );
+    assert_eq!(facts.get("party_exitcode"), "Some(0)", "{facts}");
+    assert!(facts.get("failing_action").contains("no thanks"), "{facts}");
+    assert_eq!(facts.get("failing_broken"), "true", "{facts}");
+    assert_eq!(facts.get("failing_then"), "Err(Broken)", "{facts}");
+    assert!(
+        facts.get("unknown_action").starts_with("Some(Other("),
+        "{facts}"
+    );
+    assert_eq!(facts.get("default_timeout"), "Some(200ms)", "{facts}");
+    let (result, ms) = timed(&facts, "timed_wait");
+    assert_eq!(result, "Err(Broken)", "{facts}");
+    assert!((199.0..2000.0).contains(&ms), "{ms} ms\n{facts}");
+}
+
+/// `ShareableList` negative indices, `index` and `count` (CPython:
+/// `_TestSharedMemory.test_shared_memory_ShareableList_basics`).
+#[test]
+fn shareable_list_takes_negative_indices_and_has_index_and_count() {
+    let facts = statekit(&["shareable_list"]);
+    for (name, expected) in [
+        ("get_minus_1", r#"Ok(Some(Str("x")))"#),
+        ("get_minus_4", "Ok(Some(Int(7)))"),
+        ("get_minus_5", "true"),
+        (
+            "after_set",
+            r#"[Some(Int(7)), None, Some(Int(8)), Some(Str("x"))]"#,
+        ),
+        ("index_7", "Ok(Some(0))"),
+        ("index_8", "Ok(Some(2))"),
+        ("index_9", "Ok(None)"),
+        ("count_7", "Ok(1)"),
+        ("count_none", "Ok(1)"),
+    ] {
+        assert_eq!(facts.get(name), expected, "{name}\n{facts}");
+    }
+}
+
+/// `del ns.x` on a manager namespace (CPython: `_TestNamespace`), and the
+/// `SyncManager` makers: their objects work from another process.
+#[test]
+fn manager_namespace_deletes_and_makes_sync_objects() {
+    let facts = statekit(&["manager"]);
+    for (name, expected) in [
+        ("contains_before", "Ok(true)"),
+        ("delete", "Ok(())"),
+        ("after_delete", "Ok(None) Ok(false)"),
+        ("delete_again_is_err", "true"),
+        ("managed_queue", r#"Ok("from child")"#),
+        ("managed_event", "true"),
+        ("managed_barrier", "true"),
+        ("managed_value", "6"),
+        ("managed_array", "[1, 20, 3]"),
+        ("managed_child", "Some(0)"),
+        ("other_makers", "2 true true 1 0"),
+    ] {
+        assert_eq!(facts.get(name), expected, "{name}\n{facts}");
+    }
 }
 
 /// An index past an array is an error the guest gets back, from main or a

@@ -26,6 +26,10 @@ pub(crate) fn decode<T: DeserializeOwned>(codec: Codec, bytes: &[u8]) -> Result<
                 bytes.len() - used
             )),
             Err(bincode::error::DecodeError::OtherString(why)) => Err(why),
+            Err(bincode::error::DecodeError::UnexpectedEnd { additional }) => Err(format!(
+                "too short ({} bytes); at least {additional} more bytes were needed",
+                bytes.len()
+            )),
             Err(e) => Err(e.to_string()),
         },
         Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),

@@ -120,6 +120,19 @@ impl tasks::Guest for Guest {
     }
 }
 
+/// Runs this guest's task `name` here, in this process, on the unit input
+/// (a task of no parameters): how a barrier runs its action.
+pub(crate) fn run_here(name: &str) -> crate::Result<()> {
+    let task = find(name).ok_or_else(|| crate::Error::Other(format!("no task named {name:?}")))?;
+    let input = crate::codec::to_bytes(&())?;
+    let mut out = Vec::new();
+    (task.run)(Codec::Bincode, &input, &mut out).map_err(|e| match e {
+        // The task's own `Err`, as the caller would have got it.
+        TaskError::Failed(message) => crate::Error::Other(message),
+        other => crate::Error::Other(format!("task {name:?}: {other:?}")),
+    })
+}
+
 /// Replaces the current batch, returning the previous one.
 fn set_batch(batch: Option<Batch>) -> Option<Batch> {
     BATCH.with(|b| std::mem::replace(&mut *b.borrow_mut(), batch))
@@ -131,7 +144,12 @@ impl program::Guest for Guest {
         match inventory::iter::<Main>.into_iter().next() {
             Some(main) => (main.run)(),
             None => {
-                eprintln!("this guest has no #[mpwasm_guest::main] function");
+                // The host passes the guest file as the program name.
+                let file = std::env::args().next().unwrap_or_default();
+                eprintln!(
+                    "mpwasm: {file}: this guest has no #[mpwasm_guest::main] function \
+                     (`mpwasm run` needs one; `mpwasm pool` runs its tasks)"
+                );
                 2
             }
         }
@@ -153,9 +171,24 @@ where
     E: std::fmt::Display,
     F: FnOnce(A) -> Result<R, E>,
 {
-    let arg = crate::codec::decode::<A>(codec, input).map_err(TaskError::BadInput)?;
+    let arg = crate::codec::decode::<A>(codec, input)
+        .map_err(|why| TaskError::BadInput(bad_input::<A>(codec, &why)))?;
     let value = f(arg).map_err(|e| TaskError::Failed(e.to_string()))?;
     crate::codec::encode_into(codec, &value, out).map_err(TaskError::BadOutput)
+}
+
+/// A `bad_input` message a user can act on: which task, the type it takes,
+/// and what was wrong with the input.
+fn bad_input<A>(codec: Codec, why: &str) -> String {
+    let task = current_task().map(|t| t.name).unwrap_or_default();
+    let format = match codec {
+        Codec::Bincode => "bincode",
+        Codec::Json => "JSON",
+    };
+    format!(
+        "task `{task}` takes `{}`, and this {format} input is not one: {why}",
+        std::any::type_name::<A>()
+    )
 }
 
 /// The input currently being processed.

@@ -57,18 +57,19 @@ pub enum Error {
     OwnerDied,
     /// A barrier was broken (Python's `BrokenBarrierError`).
     Broken,
+    /// The queue was shut down (Python 3.13's `queue.ShutDown`).
+    ShutDown,
     /// Anything else, described.
     Other(String),
     /// A value could not be encoded or decoded (serde/bincode).
     Codec(String),
     /// One pool task failed: its input's position in the job, the kind of
-    /// failure (`panic`, `failed`, `trap`, `timeout`, `worker-lost`, ...) and
-    /// what happened.
+    /// failure (one of [`task_kind`]: `panic`, `failed`, `trap`, `timeout`,
+    /// `worker_lost`, ...) and what happened.
     Task {
         /// Position of the failed input among the job's inputs, from 0.
         index: u64,
-        /// What kind of failure: `panic`, `failed`, `trap`, `timeout`,
-        /// `worker-lost`, ...
+        /// What kind of failure: one of the names in [`task_kind`].
         kind: String,
         /// The panic message, the task's `Err` rendered with `Display`, or
         /// the host's description.
@@ -89,6 +90,57 @@ pub enum Error {
     },
 }
 
+/// The kinds of pool task failure, as [`Error::Task`]'s `kind`: the same
+/// names the host crate's `TaskErrorKind` displays and `mpwasm pool` writes
+/// as a failed line's `"kind"`.
+///
+/// # Examples
+///
+/// ```no_run
+/// use mpwasm_guest::{task_kind, Error, Pool};
+///
+/// let pool = Pool::new(2)?;
+/// match pool.apply::<i64, i64>("square", 3) {
+///     Ok(n) => println!("{n}"),
+///     Err(Error::Task { kind, .. }) if kind == task_kind::PANIC => println!("it panicked"),
+///     Err(e) => return Err(e),
+/// }
+/// # Ok::<(), Error>(())
+/// ```
+pub mod task_kind {
+    /// The guest exports no task of that name.
+    pub const UNKNOWN_TASK: &str = "unknown_task";
+    /// The input could not be decoded as the task's argument type.
+    pub const BAD_INPUT: &str = "bad_input";
+    /// The task panicked.
+    pub const PANIC: &str = "panic";
+    /// The task returned `Err(e)`.
+    pub const FAILED: &str = "failed";
+    /// The task's result could not be encoded or decoded.
+    pub const BAD_OUTPUT: &str = "bad_output";
+    /// The instance trapped outside a panic (`unreachable`, abort, out of
+    /// bounds, stack overflow).
+    pub const TRAP: &str = "trap";
+    /// The worker process died while holding the task.
+    pub const WORKER_LOST: &str = "worker_lost";
+    /// The task ran past its deadline and was stopped.
+    pub const TIMEOUT: &str = "timeout";
+    /// The task hit its memory cap or ran out of fuel.
+    pub const RESOURCE_LIMIT: &str = "resource_limit";
+    /// Every kind, in the order of the host's `TaskErrorKind::ALL`.
+    pub const ALL: [&str; 9] = [
+        UNKNOWN_TASK,
+        BAD_INPUT,
+        PANIC,
+        FAILED,
+        BAD_OUTPUT,
+        TRAP,
+        WORKER_LOST,
+        TIMEOUT,
+        RESOURCE_LIMIT,
+    ];
+}
+
 /// `Result` with [`Error`] as its default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -106,6 +158,7 @@ impl fmt::Display for Error {
             Error::Limit(what) => write!(f, "limit exceeded: {what}"),
             Error::OwnerDied => f.write_str("the previous owner died holding the lock"),
             Error::Broken => f.write_str("barrier is broken (BrokenBarrierError)"),
+            Error::ShutDown => f.write_str("queue was shut down (queue.ShutDown)"),
             Error::Other(what) => f.write_str(what),
             Error::Codec(what) => write!(f, "cannot encode or decode a value: {what}"),
             Error::Task {
@@ -142,6 +195,7 @@ impl From<types::Error> for Error {
             types::Error::Limit(what) => Error::Limit(what),
             types::Error::OwnerDied => Error::OwnerDied,
             types::Error::Broken => Error::Broken,
+            types::Error::ShutDown => Error::ShutDown,
             types::Error::Other(what) => Error::Other(what),
         }
     }

@@ -278,17 +278,22 @@
 //!
 //! # Building
 //!
+//! `mpwasm-guest` is not published on crates.io: depend on it by path, from
+//! a checkout of the mpwasm repository (as every guest in its `examples/`
+//! does), or by `git` from that repository.
+//!
 //! ```toml
 //! [lib]
 //! crate-type = ["cdylib"]
 //!
 //! [dependencies]
-//! mpwasm-guest = "0.1"
+//! mpwasm-guest = { path = "../mpwasm/guest-sdk" }   # where your checkout is
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
-//! `cargo build --release --target wasm32-wasip1` makes a core module that
-//! `mpwasm` componentizes and caches on first use.
+//! `rustup target add wasm32-wasip1`, then `cargo build --release --target
+//! wasm32-wasip1` makes a core module (`target/wasm32-wasip1/release/NAME.wasm`)
+//! that `mpwasm` componentizes and caches on first use.
 //!
 //! [mpwasm]: https://example.invalid/mpwasm
 
@@ -315,7 +320,7 @@ mod test;
 
 pub use crate::array::{Array, ByteArray, RawArray};
 pub use crate::dispatch::{current_task, TaskInfo};
-pub use crate::error::{Error, Result};
+pub use crate::error::{task_kind, Error, Result};
 pub use crate::log::{log, Level};
 pub use crate::manager::{DictProxy, ListProxy, Manager, Namespace};
 pub use crate::pipe::{pipe, wait, Connection, Waitable};

@@ -40,16 +40,34 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
+use std::time::Duration;
+
+use crate::array::Array;
 use crate::bindings::manager as wit;
 use crate::capability::Handle;
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::queue::{JoinableQueue, Queue};
+use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
+use crate::value::{Scalar, Value};
 
 /// Where shared containers come from (Python's `multiprocessing.Manager()`).
 ///
 /// Creating one costs nothing: there is no manager process to start, as the
 /// parent `mpwasm` process already holds every container. Any process may
 /// make one and create containers with it.
+///
+/// Python's `SyncManager` also makes queues, locks, semaphores, events,
+/// conditions, barriers, values and arrays, as proxies to objects living
+/// in its server process. Here [`queue`](Self::queue),
+/// [`lock`](Self::lock) and the rest return the very same handles as
+/// [`Queue::new`], [`Lock::new`], ... : every such object is already held
+/// by the parent `mpwasm` process (or lives in shared memory it created),
+/// lives as long as any process holds a handle to it, and travels to other
+/// processes as a handle. What differs from CPython's proxies: there is no
+/// separate server process (nothing to `shutdown`, nothing lost when one
+/// dies), and the objects are the fast, robust ones, not slower remote
+/// copies (e.g. a manager lock is robust against its holder dying).
 ///
 /// # Examples
 ///
@@ -144,6 +162,198 @@ impl Manager {
         Ok(Namespace {
             proxy: Proxy::create(Tag::Namespace)?,
         })
+    }
+
+    /// A new queue (Python's `manager.Queue()`): the same [`Queue`] as
+    /// [`Queue::new`], see [`Manager`] on why.
+    ///
+    /// # Errors
+    ///
+    /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Manager::new()?.queue::<String>()?;
+    /// q.put("hi".to_string())?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<Queue<T>> {
+        Queue::new()
+    }
+
+    /// A new joinable queue (Python's `manager.JoinableQueue()`), as
+    /// [`JoinableQueue::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`JoinableQueue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q = mpwasm_guest::Manager::new()?.joinable_queue::<u32>()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<JoinableQueue<T>> {
+        JoinableQueue::new()
+    }
+
+    /// A new lock (Python's `manager.Lock()`), as [`Lock::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Lock::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let lock = mpwasm_guest::Manager::new()?.lock()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn lock(&self) -> Result<Lock> {
+        Lock::new()
+    }
+
+    /// A new re-entrant lock (Python's `manager.RLock()`), as
+    /// [`RLock::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let lock = mpwasm_guest::Manager::new()?.rlock()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn rlock(&self) -> Result<RLock> {
+        RLock::new()
+    }
+
+    /// A new semaphore (Python's `manager.Semaphore(value)`), as
+    /// [`Semaphore::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let slots = mpwasm_guest::Manager::new()?.semaphore(2)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn semaphore(&self, value: u32) -> Result<Semaphore> {
+        Semaphore::new(value)
+    }
+
+    /// A new bounded semaphore (Python's `manager.BoundedSemaphore(value)`),
+    /// as [`BoundedSemaphore::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`BoundedSemaphore::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let slots = mpwasm_guest::Manager::new()?.bounded_semaphore(2)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphore> {
+        BoundedSemaphore::new(value)
+    }
+
+    /// A new event (Python's `manager.Event()`), as [`Event::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let done = mpwasm_guest::Manager::new()?.event()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn event(&self) -> Result<Event> {
+        Event::new()
+    }
+
+    /// A new condition (Python's `manager.Condition()`), as
+    /// [`Condition::new`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ready = mpwasm_guest::Manager::new()?.condition()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn condition(&self) -> Result<Condition> {
+        Condition::new()
+    }
+
+    /// A new barrier (Python's `manager.Barrier(parties, action,
+    /// timeout)`), as [`Barrier::with_options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Barrier::with_options`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let b = mpwasm_guest::Manager::new()?.barrier(2, None, None)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn barrier(
+        &self,
+        parties: u32,
+        action: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier> {
+        Barrier::with_options(parties, action, timeout)
+    }
+
+    /// A new shared value (Python's `manager.Value(typecode, value)`), as
+    /// [`Value::new`]: shared memory with a lock, where CPython's proxy
+    /// has no lock at all.
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let hits = mpwasm_guest::Manager::new()?.value(0_u64)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn value<T: Scalar>(&self, initial: T) -> Result<Value<T>> {
+        Value::new(initial)
+    }
+
+    /// A new shared array holding a copy of `values` (Python's
+    /// `manager.Array(typecode, sequence)`), as [`Array::from_slice`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::from_slice`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let a = mpwasm_guest::Manager::new()?.array(&[1.0_f64, 2.0])?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn array<T: Scalar>(&self, values: &[T]) -> Result<Array<T>> {
+        Array::from_slice(values)
     }
 }
 
@@ -901,6 +1111,51 @@ impl Namespace {
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
         let value = codec::to_bytes(value)?;
         Ok(self.proxy.host.set(&codec::to_bytes(name)?, &value)?)
+    }
+
+    /// Whether a value is named `name` (Python's `hasattr(ns, name)`).
+    ///
+    /// # Errors
+    ///
+    /// The host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ns = mpwasm_guest::Manager::new()?.namespace()?;
+    /// assert!(!ns.contains("x")?);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn contains(&self, name: &str) -> Result<bool> {
+        Ok(self.proxy.host.contains(&codec::to_bytes(name)?)?)
+    }
+
+    /// Removes the value named `name` (Python's `del ns.name`), in one
+    /// message to the parent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] if no value is named `name` (Python's
+    /// `AttributeError`); the host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let ns = mpwasm_guest::Manager::new()?.namespace()?;
+    /// ns.set("x", &1)?;
+    /// ns.delete("x")?;
+    /// assert_eq!(ns.get::<i32>("x")?, None);
+    /// assert!(ns.delete("x").is_err());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn delete(&self, name: &str) -> Result<()> {
+        match self.proxy.host.pop(Some(&codec::to_bytes(name)?)) {
+            Ok(_) => Ok(()),
+            Err(crate::bindings::types::Error::Other(_)) => Err(Error::Other(format!(
+                "the namespace has no attribute {name:?} (AttributeError)"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

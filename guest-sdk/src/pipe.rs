@@ -129,6 +129,42 @@ impl Connection {
         Ok(self.host.send(buf)?)
     }
 
+    /// Sends `size` bytes of `buf` from `offset` (all the rest with `None`)
+    /// as one message (Python's `send_bytes(buf, offset, size)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] if the range does not lie within `buf` (Python's
+    /// `ValueError`), before anything is sent; else as
+    /// [`send_bytes`](Self::send_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (a, b) = mpwasm_guest::pipe(true)?;
+    /// a.send_bytes_range(b"abcdef", 2, Some(3))?;
+    /// assert_eq!(b.recv_bytes()?, b"cde");
+    /// a.send_bytes_range(b"abcdef", 4, None)?;
+    /// assert_eq!(b.recv_bytes()?, b"ef");
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn send_bytes_range(&self, buf: &[u8], offset: usize, size: Option<usize>) -> Result<()> {
+        if offset > buf.len() {
+            return Err(Error::Other(format!(
+                "buffer length {} < offset {offset} (ValueError)",
+                buf.len()
+            )));
+        }
+        let size = size.unwrap_or(buf.len() - offset);
+        match offset.checked_add(size).filter(|end| *end <= buf.len()) {
+            Some(end) => self.send_bytes(&buf[offset..end]),
+            None => Err(Error::Other(format!(
+                "buffer length {} < offset {offset} + size {size} (ValueError)",
+                buf.len()
+            ))),
+        }
+    }
+
     /// Receives one message as bytes, waiting for it.
     ///
     /// # Errors

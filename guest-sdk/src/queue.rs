@@ -42,6 +42,7 @@
 //! internal form taking a timeout (`None` blocks, zero does not), behind
 //! `put`/`put_timeout`/`put_nowait` and `get`/`get_timeout`/`get_nowait`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
@@ -59,6 +60,8 @@ use crate::{capability, codec, time, Waitable};
 /// process: what `Queue`, `JoinableQueue` and `SimpleQueue` wrap.
 struct Inner<T> {
     host: Rc<wit::Queue>,
+    /// Whether `close` was called on this process's handle.
+    closed: Rc<Cell<bool>>,
     /// `fn(T) -> T`: the queue both takes and gives `T`s, and owns none.
     items: PhantomData<fn(T) -> T>,
 }
@@ -73,6 +76,7 @@ impl<T> Inner<T> {
     fn wrap(host: wit::Queue) -> Inner<T> {
         Inner {
             host: Rc::new(host),
+            closed: Rc::new(Cell::new(false)),
             items: PhantomData,
         }
     }
@@ -95,7 +99,22 @@ impl<T> Inner<T> {
     }
 
     fn close(&self) {
+        self.closed.set(true);
         self.host.close();
+    }
+
+    fn join_thread(&self) -> Result<()> {
+        if self.closed.get() {
+            Ok(())
+        } else {
+            Err(Error::Other(
+                "join_thread() needs the queue closed first".into(),
+            ))
+        }
+    }
+
+    fn shutdown(&self, immediate: bool) -> Result<()> {
+        Ok(self.host.shutdown(immediate)?)
     }
 
     fn task_done(&self) -> Result<()> {
@@ -146,6 +165,7 @@ impl<T> Clone for Inner<T> {
     fn clone(&self) -> Self {
         Inner {
             host: Rc::clone(&self.host),
+            closed: Rc::clone(&self.closed),
             items: PhantomData,
         }
     }
@@ -431,6 +451,77 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// ```
     pub fn close(&self) {
         self.0.close();
+    }
+
+    /// Waits for this process's buffered items to reach the queue
+    /// (Python's `join_thread()`), which here they already have: there is
+    /// no feeder thread, a `put` hands its item over before it returns, and
+    /// items the parent holds for a full socket are not lost when this
+    /// process exits. So this returns at once once the queue is
+    /// [`close`](Self::close)d.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] if the queue is not closed (CPython's
+    /// `AssertionError`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::Queue<u8> = mpwasm_guest::Queue::new()?;
+    /// q.put(1)?;
+    /// q.close();
+    /// q.join_thread()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn join_thread(&self) -> Result<()> {
+        self.0.join_thread()
+    }
+
+    /// Python's `cancel_join_thread()`: there, a process would otherwise
+    /// wait at exit until its buffered items are flushed. Here an exiting
+    /// process never waits for that (see [`join_thread`](Self::join_thread)),
+    /// and no item is lost: this does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::Queue<u8> = mpwasm_guest::Queue::new()?;
+    /// q.cancel_join_thread();
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn cancel_join_thread(&self) {}
+
+    /// Shuts the queue down, for every process (Python 3.13's
+    /// `Queue.shutdown(immediate)`). Later puts fail with
+    /// [`Error::ShutDown`]; gets take what is left and then fail with
+    /// [`Error::ShutDown`]; puts and gets blocked now wake up and fail.
+    /// With `immediate`, the items left are dropped (and marked done, in a
+    /// joinable queue, so that `join` returns), and gets fail at once.
+    ///
+    /// Python's `multiprocessing` queues have no `shutdown` (only
+    /// `queue.Queue` has, since 3.13); this is that method's behaviour
+    /// across processes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if this process closed the queue; the host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::Error;
+    ///
+    /// let q: mpwasm_guest::Queue<u8> = mpwasm_guest::Queue::new()?;
+    /// q.put(1)?;
+    /// q.shutdown(false)?;
+    /// assert_eq!(q.put(2), Err(Error::ShutDown));
+    /// assert_eq!(q.get()?, 1);
+    /// assert_eq!(q.get(), Err(Error::ShutDown));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) -> Result<()> {
+        self.0.shutdown(immediate)
     }
 }
 
@@ -730,6 +821,77 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     /// ```
     pub fn close(&self) {
         self.0.close();
+    }
+
+    /// Waits for this process's buffered items to reach the queue
+    /// (Python's `join_thread()`), which here they already have: there is
+    /// no feeder thread, a `put` hands its item over before it returns, and
+    /// items the parent holds for a full socket are not lost when this
+    /// process exits. So this returns at once once the queue is
+    /// [`close`](Self::close)d.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] if the queue is not closed (CPython's
+    /// `AssertionError`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.close();
+    /// q.join_thread()?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn join_thread(&self) -> Result<()> {
+        self.0.join_thread()
+    }
+
+    /// Python's `cancel_join_thread()`: there, a process would otherwise
+    /// wait at exit until its buffered items are flushed. Here an exiting
+    /// process never waits for that (see [`join_thread`](Self::join_thread)),
+    /// and no item is lost: this does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// q.cancel_join_thread();
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn cancel_join_thread(&self) {}
+
+    /// Shuts the queue down, for every process (Python 3.13's
+    /// `Queue.shutdown(immediate)`). Later puts fail with
+    /// [`Error::ShutDown`]; gets take what is left and then fail with
+    /// [`Error::ShutDown`]; puts and gets blocked now wake up and fail.
+    /// With `immediate`, the items left are dropped (and marked done, in a
+    /// joinable queue, so that `join` returns), and gets fail at once.
+    ///
+    /// Python's `multiprocessing` queues have no `shutdown` (only
+    /// `queue.Queue` has, since 3.13); this is that method's behaviour
+    /// across processes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if this process closed the queue; the host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::Error;
+    ///
+    /// let q: mpwasm_guest::JoinableQueue<u8> = mpwasm_guest::JoinableQueue::new()?;
+    /// q.put(1)?;
+    /// q.shutdown(false)?;
+    /// assert_eq!(q.put(2), Err(Error::ShutDown));
+    /// assert_eq!(q.get()?, 1);
+    /// assert_eq!(q.get(), Err(Error::ShutDown));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shutdown(&self, immediate: bool) -> Result<()> {
+        self.0.shutdown(immediate)
     }
 }
 

@@ -638,18 +638,35 @@ impl ShareableList {
         self.slots.is_empty()
     }
 
-    fn slot(&self, i: usize) -> Result<layout::Slot> {
-        self.slots.get(i).copied().ok_or(Error::IndexOutOfRange {
-            index: i,
-            len: self.len(),
-        })
+    /// The slot of index `i`; a negative `i` counts from the end, as in
+    /// Python (`-1` is the last item).
+    fn slot(&self, i: i64) -> Result<layout::Slot> {
+        let len = self.len();
+        let at = if i < 0 {
+            usize::try_from(i.unsigned_abs())
+                .ok()
+                .and_then(|back| len.checked_sub(back))
+                .ok_or_else(|| {
+                    Error::Other(format!(
+                        "index {i} out of range for length {len} (IndexError)"
+                    ))
+                })?
+        } else {
+            usize::try_from(i).unwrap_or(usize::MAX)
+        };
+        self.slots
+            .get(at)
+            .copied()
+            .ok_or(Error::IndexOutOfRange { index: at, len })
     }
 
-    /// Item `i` (Python's `sl[i]`), in one host call.
+    /// Item `i` (Python's `sl[i]`), in one host call; a negative `i` counts
+    /// from the end (`-1` is the last item).
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`] if `i >= len()`, before any host call;
+    /// [`Error::IndexOutOfRange`] if `i >= len()` ([`Error::Other`] if a
+    /// negative `i` is below `-len()`), before any host call;
     /// [`Error::Codec`] if the slot is corrupt.
     ///
     /// # Examples
@@ -659,9 +676,10 @@ impl ShareableList {
     ///
     /// let sl = ShareableList::new(vec![Some(Item::Bytes(b"ab".to_vec()))])?;
     /// assert_eq!(sl.get(0)?, Some(Item::Bytes(b"ab".to_vec())));
+    /// assert_eq!(sl.get(-1)?, sl.get(0)?);
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
-    pub fn get(&self, i: usize) -> Result<Option<Item>> {
+    pub fn get(&self, i: i64) -> Result<Option<Item>> {
         let slot = self.slot(i)?;
         let bytes = self
             .shm
@@ -669,13 +687,14 @@ impl ShareableList {
         layout::read_slot(&bytes)
     }
 
-    /// Replaces item `i` (Python's `sl[i] = value`), in one host call.
+    /// Replaces item `i` (Python's `sl[i] = value`), in one host call; a
+    /// negative `i` counts from the end.
     ///
     /// # Errors
     ///
-    /// [`Error::IndexOutOfRange`] if `i >= len()`; [`Error::Other`] if the
-    /// value does not fit item `i`'s slot (Python's `ValueError`); both
-    /// before any host call.
+    /// As [`get`](Self::get) for the index; [`Error::Other`] if the value
+    /// does not fit item `i`'s slot (Python's `ValueError`); all before any
+    /// host call.
     ///
     /// # Examples
     ///
@@ -684,10 +703,10 @@ impl ShareableList {
     ///
     /// let sl = ShareableList::new(vec![Some(Item::Int(0))])?;
     /// sl.set(0, Some(Item::Int(42)))?;
-    /// sl.set(0, None)?;
+    /// sl.set(-1, None)?;
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
-    pub fn set(&self, i: usize, value: Option<Item>) -> Result<()> {
+    pub fn set(&self, i: i64, value: Option<Item>) -> Result<()> {
         let slot = self.slot(i)?;
         self.shm
             .write(slot.offset, &layout::slot_bytes(&value, slot)?)
@@ -716,6 +735,49 @@ impl ShareableList {
                 layout::read_slot(&block[s.offset..s.offset + layout::SLOT_HEADER + s.capacity])
             })
             .collect()
+    }
+
+    /// The position of the first item equal to `value` (Python's
+    /// `sl.index(value)`), reading the list in one host call; `None` where
+    /// Python raises `ValueError`.
+    ///
+    /// # Errors
+    ///
+    /// As [`to_vec`](Self::to_vec).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::{Item, ShareableList};
+    ///
+    /// let sl = ShareableList::new(vec![Some(Item::Int(7)), None, Some(Item::Int(7))])?;
+    /// assert_eq!(sl.index(&Some(Item::Int(7)))?, Some(0));
+    /// assert_eq!(sl.index(&Some(Item::Int(8)))?, None);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn index(&self, value: &Option<Item>) -> Result<Option<usize>> {
+        Ok(self.to_vec()?.iter().position(|v| v == value))
+    }
+
+    /// How many items equal `value` (Python's `sl.count(value)`), reading
+    /// the list in one host call.
+    ///
+    /// # Errors
+    ///
+    /// As [`to_vec`](Self::to_vec).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use mpwasm_guest::{Item, ShareableList};
+    ///
+    /// let sl = ShareableList::new(vec![Some(Item::Int(7)), None, Some(Item::Int(7))])?;
+    /// assert_eq!(sl.count(&Some(Item::Int(7)))?, 2);
+    /// assert_eq!(sl.count(&None)?, 1);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn count(&self, value: &Option<Item>) -> Result<usize> {
+        Ok(self.to_vec()?.iter().filter(|v| *v == value).count())
     }
 
     /// The block holding the list (Python's `sl.shm`): its

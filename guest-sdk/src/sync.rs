@@ -356,6 +356,25 @@ impl Lock {
     pub fn release(&self) -> Result<()> {
         self.object.release()
     }
+
+    /// Whether some process holds the lock now (Python's `locked()`): a
+    /// snapshot, which may be stale by the time it is read. A lock whose
+    /// holder died counts as free, since the next acquirer gets it at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let lock = mpwasm_guest::Lock::new()?;
+    /// assert!(!lock.locked());
+    /// let guard = lock.acquire()?;
+    /// assert!(lock.locked());
+    /// drop(guard);
+    /// assert!(!lock.locked());
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn locked(&self) -> bool {
+        self.object.host.value() != 0
+    }
 }
 
 /// A re-entrant lock between processes (Python's `multiprocessing.RLock`):
@@ -1197,6 +1216,11 @@ impl Condition {
 pub struct Barrier {
     object: Object,
     parties: u32,
+    /// With an action: the task run by the last party to arrive, and the
+    /// second barrier every party passes only once the action is done.
+    action: Option<(String, Object)>,
+    /// The timeout of a [`wait`](Self::wait) (Python's `timeout`).
+    timeout: Option<Duration>,
 }
 
 impl Barrier {
@@ -1214,19 +1238,104 @@ impl Barrier {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn new(parties: u32) -> Result<Barrier> {
+        Barrier::with_options(parties, None, None)
+    }
+
+    /// A barrier for `parties` processes with an `action` and a default
+    /// `timeout` (Python's `Barrier(parties, action, timeout)`).
+    ///
+    /// `action` names a `#[task]` of this guest taking no parameters. When
+    /// the barrier trips, the last process to arrive runs it, and no party
+    /// passes before it has returned. Like CPython's (which pickles the
+    /// callable), the action travels with the barrier to other processes,
+    /// here by name. If it returns `Err`, or its process dies running it,
+    /// the barrier breaks: every party gets [`Error::Broken`], except the
+    /// one that ran it, which gets the action's error (Python re-raises the
+    /// action's exception there).
+    ///
+    /// `timeout` is what [`wait`](Self::wait) waits at most (`None`:
+    /// forever); [`wait_timeout`](Self::wait_timeout) overrides it.
+    ///
+    /// A barrier with an action costs a second host wait per pass.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Other`] if `parties` is 0 or no task is named `action`;
+    /// the host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// #[mpwasm_guest::task]
+    /// fn tick() {
+    ///     println!("everybody is here");
+    /// }
+    ///
+    /// let b = mpwasm_guest::Barrier::with_options(1, Some("tick"), Some(Duration::from_secs(5)))?;
+    /// b.wait()?; // prints, then passes
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn with_options(
+        parties: u32,
+        action: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier> {
+        let action = match action {
+            Some(name) if !crate::dispatch::has_task(name) => {
+                return Err(Error::Other(format!(
+                    "no task named {name:?} for the barrier's action"
+                )))
+            }
+            Some(name) => Some((
+                name.to_string(),
+                Object::create(wit::Kind::Barrier(parties))?,
+            )),
+            None => None,
+        };
         Ok(Barrier {
             object: Object::create(wit::Kind::Barrier(parties))?,
             parties,
+            action,
+            timeout,
         })
+    }
+
+    /// Passes the barrier, waiting at most until `deadline`: the host's
+    /// barrier, then, with an action, the action (in the last party) and
+    /// the second barrier.
+    fn pass(&self, timeout: Option<Duration>) -> Result<u32> {
+        let deadline = time::deadline(timeout);
+        let index = self.object.wait(timeout)?;
+        let Some((name, gate)) = &self.action else {
+            return Ok(index);
+        };
+        if index + 1 == self.parties {
+            if let Err(e) = crate::dispatch::run_here(name) {
+                // Python: an action that raises breaks the barrier.
+                let _ = gate.host.abort();
+                let _ = self.object.host.abort();
+                return Err(e);
+            }
+        }
+        gate.wait(time::remaining(deadline)).inspect_err(|_| {
+            // A party that gives up on the gate breaks the barrier too.
+            let _ = self.object.host.abort();
+        })?;
+        Ok(index)
     }
 
     /// Waits until `parties` processes wait; returns this process's arrival
     /// index, from 0 to `parties - 1`, different for each (Python's
-    /// `wait()`).
+    /// `wait()`). Waits at most the barrier's default timeout, if it was
+    /// given one ([`with_options`](Self::with_options)).
     ///
     /// # Errors
     ///
-    /// [`Error::Broken`] if the barrier is or becomes broken while waiting.
+    /// [`Error::Broken`] if the barrier is or becomes broken while waiting
+    /// (including by the default timeout passing); the action's error in
+    /// the process that ran it.
     ///
     /// # Examples
     ///
@@ -1236,7 +1345,7 @@ impl Barrier {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn wait(&self) -> Result<u32> {
-        self.object.wait(None)
+        self.pass(self.timeout)
     }
 
     /// As [`wait`](Self::wait), for at most `timeout`. As in Python, a wait
@@ -1245,7 +1354,7 @@ impl Barrier {
     /// # Errors
     ///
     /// [`Error::Broken`] if the barrier is or becomes broken, including by
-    /// this wait timing out.
+    /// this wait timing out; the action's error in the process that ran it.
     ///
     /// # Examples
     ///
@@ -1258,7 +1367,7 @@ impl Barrier {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
-        self.object.wait(Some(timeout))
+        self.pass(Some(timeout))
     }
 
     /// Breaks the barrier: every process waiting, and every later
@@ -1280,6 +1389,9 @@ impl Barrier {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn abort(&self) -> Result<()> {
+        if let Some((_, gate)) = &self.action {
+            gate.host.abort()?;
+        }
         Ok(self.object.host.abort()?)
     }
 
@@ -1303,6 +1415,9 @@ impl Barrier {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn reset(&self) -> Result<()> {
+        if let Some((_, gate)) = &self.action {
+            gate.host.reset()?;
+        }
         Ok(self.object.host.reset()?)
     }
 
@@ -1345,6 +1460,24 @@ impl Barrier {
     /// ```
     pub fn broken(&self) -> bool {
         self.object.host.is_set()
+            || self
+                .action
+                .as_ref()
+                .is_some_and(|(_, gate)| gate.host.is_set())
+    }
+
+    /// The default timeout of [`wait`](Self::wait) (Python's `timeout`
+    /// argument).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let b = mpwasm_guest::Barrier::new(3)?;
+    /// assert_eq!(b.timeout(), None);
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 }
 
@@ -1354,6 +1487,8 @@ impl Clone for Barrier {
         Barrier {
             object: self.object.clone(),
             parties: self.parties,
+            action: self.action.clone(),
+            timeout: self.timeout,
         }
     }
 }
@@ -1363,22 +1498,49 @@ impl fmt::Debug for Barrier {
         f.debug_struct("Barrier")
             .field("handle", &self.object.host.handle())
             .field("parties", &self.parties)
+            .field("action", &self.action.as_ref().map(|(name, _)| name))
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
 
-/// On the wire: the token, the kind, and the number of parties (which the
-/// host keeps no getter for).
+/// On the wire: the token, the kind and the number of parties (which the
+/// host keeps no getter for), then the action's name and second barrier,
+/// and the default timeout in milliseconds.
 impl Serialize for Barrier {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.object
-            .serialize(serializer, Tag::Barrier, self.parties)
+        use serde::ser::SerializeTuple;
+        struct Head<'a>(&'a Barrier);
+        impl Serialize for Head<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.object.serialize(s, Tag::Barrier, self.0.parties)
+            }
+        }
+        let action = self.action.as_ref().map(|(name, gate)| (name, &gate.host));
+        let mut t = serializer.serialize_tuple(3)?;
+        t.serialize_element(&Head(self))?;
+        t.serialize_element(&action)?;
+        t.serialize_element(&time::millis(self.timeout))?;
+        t.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Barrier {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (object, parties) = Object::deserialize(deserializer, Tag::Barrier)?;
-        Ok(Barrier { object, parties })
+        struct Head(Object, u32);
+        impl<'de> Deserialize<'de> for Head {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let (object, parties) = Object::deserialize(d, Tag::Barrier)?;
+                Ok(Head(object, parties))
+            }
+        }
+        type Wire = (Head, Option<(String, Handle<wit::SyncObject>)>, Option<u64>);
+        let (Head(object, parties), action, timeout_ms) = Wire::deserialize(deserializer)?;
+        Ok(Barrier {
+            object,
+            parties,
+            action: action.map(|(name, host)| (name, Object { host })),
+            timeout: timeout_ms.map(Duration::from_millis),
+        })
     }
 }

@@ -223,3 +223,23 @@ fn other_blocks_are_not_shareable_lists() {
     assert!(layout::read_slot(&[9, 0, 0, 0, 0]).is_err());
     assert!(layout::read_slot(&[4, 5, 0, 0, 0, b'a']).is_err());
 }
+
+#[test]
+fn task_kinds_are_distinct_snake_case_names() {
+    let mut names = crate::task_kind::ALL.to_vec();
+    for name in &names {
+        assert!(
+            name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+            "{name}"
+        );
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), crate::task_kind::ALL.len());
+}
+
+#[test]
+fn a_short_bincode_input_says_so_in_words() {
+    let why = crate::codec::decode::<String>(types::Codec::Bincode, &[5]).unwrap_err();
+    assert!(why.starts_with("too short (1 bytes)"), "{why}");
+}

@@ -62,44 +62,77 @@ pub enum LoadError {
 }
 
 /// What kind of failure a [`TaskError`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+///
+/// Each kind has one name ([`TaskErrorKind::as_str`], also its `Display`):
+/// the same string a guest sees as `Error::Task`'s `kind` (the guest SDK's
+/// `task_kind` constants) and `mpwasm pool` writes as a failed line's
+/// `"kind"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TaskErrorKind {
-    /// The guest exports no task of that name.
+    /// The guest exports no task of that name (`unknown_task`).
     UnknownTask,
-    /// The input could not be decoded as the task's argument type.
+    /// The input could not be decoded as the task's argument type
+    /// (`bad_input`).
     BadInput,
-    /// The task panicked.
+    /// The task panicked (`panic`).
     Panic,
-    /// The task returned `Err(e)`.
+    /// The task returned `Err(e)` (`failed`).
     Failed,
     /// The task's result could not be encoded, or the guest sent a result the
-    /// host could not decode.
+    /// host could not decode (`bad_output`).
     BadOutput,
     /// The instance trapped outside a Rust panic (`unreachable`, out-of-bounds
-    /// access, stack overflow, abort).
+    /// access, stack overflow, abort, `exit` in a pool task) (`trap`).
     Trap,
-    /// The worker process died while holding the task.
+    /// The worker process died while holding the task (`worker_lost`).
     WorkerLost,
-    /// The task ran past its deadline and was stopped.
+    /// The task ran past its deadline and was stopped (`timeout`).
     Timeout,
-    /// The task hit its memory cap or ran out of fuel.
+    /// The task hit its memory cap or ran out of fuel (`resource_limit`).
     ResourceLimit,
+}
+
+impl TaskErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [TaskErrorKind; 9] = [
+        TaskErrorKind::UnknownTask,
+        TaskErrorKind::BadInput,
+        TaskErrorKind::Panic,
+        TaskErrorKind::Failed,
+        TaskErrorKind::BadOutput,
+        TaskErrorKind::Trap,
+        TaskErrorKind::WorkerLost,
+        TaskErrorKind::Timeout,
+        TaskErrorKind::ResourceLimit,
+    ];
+
+    /// The kind's name, in snake case: `panic`, `bad_input`, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(mpwasm::TaskErrorKind::WorkerLost.as_str(), "worker_lost");
+    /// assert_eq!(mpwasm::TaskErrorKind::Panic.to_string(), "panic");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskErrorKind::UnknownTask => "unknown_task",
+            TaskErrorKind::BadInput => "bad_input",
+            TaskErrorKind::Panic => "panic",
+            TaskErrorKind::Failed => "failed",
+            TaskErrorKind::BadOutput => "bad_output",
+            TaskErrorKind::Trap => "trap",
+            TaskErrorKind::WorkerLost => "worker_lost",
+            TaskErrorKind::Timeout => "timeout",
+            TaskErrorKind::ResourceLimit => "resource_limit",
+        }
+    }
 }
 
 impl fmt::Display for TaskErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TaskErrorKind::UnknownTask => "unknown task",
-            TaskErrorKind::BadInput => "bad input",
-            TaskErrorKind::Panic => "panicked",
-            TaskErrorKind::Failed => "failed",
-            TaskErrorKind::BadOutput => "bad output",
-            TaskErrorKind::Trap => "trapped",
-            TaskErrorKind::WorkerLost => "worker lost",
-            TaskErrorKind::Timeout => "timed out",
-            TaskErrorKind::ResourceLimit => "hit a resource limit",
-        })
+        f.write_str(self.as_str())
     }
 }
 
@@ -120,7 +153,11 @@ pub struct TaskError {
 
 impl fmt::Display for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "task {} {}: {}", self.index, self.kind, self.message)
+        write!(
+            f,
+            "task input {} failed ({}): {}",
+            self.index, self.kind, self.message
+        )
     }
 }
 
@@ -178,3 +215,24 @@ pub enum Error {
 
 /// `Result` with mpwasm's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod test {
+    use super::TaskErrorKind;
+
+    #[test]
+    fn every_kind_has_one_distinct_snake_case_name() {
+        let names: Vec<&str> = TaskErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        for (kind, name) in TaskErrorKind::ALL.iter().zip(&names) {
+            assert_eq!(kind.to_string(), *name);
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+    }
+}

@@ -222,8 +222,8 @@ pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadErr
         })
 }
 
-/// Checks that the component exports the task dispatcher and imports only
-/// what this host provides.
+/// Checks that the component exports the task dispatcher, imports only what
+/// this host provides, and links with a worker's linker.
 fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), LoadError> {
     // SAFETY: `compiled` was produced just now by `precompile_component` on
     // an engine with the same configuration.
@@ -250,7 +250,17 @@ fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), Load
             "it imports `{name}`, which this version of mpwasm does not provide"
         )));
     }
-    Ok(())
+    // Link it as a worker will, so that an import no worker provides (a
+    // `wasi:` interface other than the CLI world's, e.g. `wasi:http`) is
+    // refused now rather than at every worker start.
+    crate::worker::child::link(engine, &component)
+        .map(drop)
+        .map_err(|e| {
+            wrong(format!(
+                "a worker cannot link it: {}",
+                one_line(&format!("{e:#}"))
+            ))
+        })
 }
 
 fn invalid(path: &Path, e: wasmtime::Error) -> LoadError {

@@ -24,7 +24,7 @@ use super::json_lines::LineError;
 ///
 /// Each result is written as one compact JSON line, whatever the guest
 /// returned. A failed input writes an object in its place, e.g.
-/// {"error":"panicked: bad input 3","kind":"panic","index":3}, and makes the
+/// {"error":"panic: bad input 3","kind":"panic","index":3}, and makes the
 /// exit status 1; the other inputs are still processed. Indices count input
 /// lines from 0. Only failures are objects with an "error" key: a result
 /// that is one (or whose only key is "result") is written as
@@ -241,25 +241,9 @@ fn write_failure(out: &mut impl Write, e: &TaskError, summary: &mut Summary) -> 
     }
     let line = serde_json::json!({
         "error": format!("{}: {}", e.kind, e.message),
-        "kind": kind_name(e.kind),
+        "kind": e.kind.as_str(),
         "index": e.index,
     });
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
-}
-
-fn kind_name(kind: mpwasm::TaskErrorKind) -> &'static str {
-    use mpwasm::TaskErrorKind as K;
-    match kind {
-        K::UnknownTask => "unknown_task",
-        K::BadInput => "bad_input",
-        K::Panic => "panic",
-        K::Failed => "failed",
-        K::BadOutput => "bad_output",
-        K::Trap => "trap",
-        K::WorkerLost => "worker_lost",
-        K::Timeout => "timeout",
-        K::ResourceLimit => "resource_limit",
-        _ => "other",
-    }
 }

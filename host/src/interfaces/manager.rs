@@ -18,6 +18,7 @@ use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
 use crate::bindings::manager;
+use crate::broker::budget::Budget;
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::MAX_MANAGER_BYTES;
 use crate::wire::{Call, CallError, Container, ManagerOp, Reply};
@@ -145,8 +146,26 @@ enum Data {
 /// A manager container, held by the broker.
 pub(crate) struct Proxy {
     container: Container,
+    /// The contents, and what they cost: their bytes plus
+    /// [`ENTRY_COST`] per entry.
     data: Mutex<(Data, usize)>,
+    /// The run's budget, which pays for the contents.
+    budget: Arc<Budget>,
 }
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let cost = self
+            .data
+            .get_mut()
+            .map_or_else(|e| e.into_inner().1, |d| d.1);
+        self.budget.give_back(cost as u64);
+    }
+}
+
+/// What each entry of a list or dict costs beside its bytes (its place in
+/// the vector, its buffers' headers): 178 M empty values are not free.
+const ENTRY_COST: usize = 48;
 
 impl Proxy {
     /// The reply that gives a process this container (id `id`).
@@ -170,6 +189,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, container: Container) -> Answ
     let proxy = Arc::new(Proxy {
         container,
         data: Mutex::new((data, 0)),
+        budget: broker.budget().clone(),
     });
     let id = broker.register(Object::Proxy(proxy.clone()), Some(caller))?;
     proxy.hand_out(id)
@@ -202,10 +222,12 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
     };
     let mut guard = proxy.data.lock().unwrap_or_else(|e| e.into_inner());
     let (data, bytes) = &mut *guard;
+    // The most the operation can add, paid before it runs; what it did
+    // not use (or freed) is given back after.
     let added = match &op {
-        ManagerOp::Append(v) | ManagerOp::Insert(_, v) => v.len(),
-        ManagerOp::Extend(vs) => vs.iter().map(|v| v.len()).sum(),
-        ManagerOp::Set(k, v) => k.len() + v.len(),
+        ManagerOp::Append(v) | ManagerOp::Insert(_, v) => v.len() + ENTRY_COST,
+        ManagerOp::Extend(vs) => vs.iter().map(|v| v.len() + ENTRY_COST).sum(),
+        ManagerOp::Set(k, v) => k.len() + v.len() + ENTRY_COST,
         _ => 0,
     };
     if bytes.saturating_add(added) > MAX_MANAGER_BYTES {
@@ -213,11 +235,31 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
             "a manager container may hold at most {MAX_MANAGER_BYTES} bytes"
         )));
     }
-    let reply = match (data, op) {
+    proxy
+        .budget
+        .take(added as u64, "a manager container's contents")?;
+    let before = *bytes;
+    let reply = operate(data, bytes, op, added, proxy.container);
+    // Taken: `added`; used: `*bytes - before` (negative when it freed).
+    proxy
+        .budget
+        .give_back((before + added).saturating_sub(*bytes) as u64);
+    Ok((reply?, Vec::new()))
+}
+
+/// Runs `op` on the contents, keeping their cost in `bytes`.
+fn operate(
+    data: &mut Data,
+    bytes: &mut usize,
+    op: ManagerOp,
+    added: usize,
+    container: Container,
+) -> Result<Reply, CallError> {
+    Ok(match (data, op) {
         (Data::List(l), ManagerOp::Len) => Reply::Len(l.len() as u64),
         (Data::Map(m), ManagerOp::Len) => Reply::Len(m.len() as u64),
         (Data::List(l), ManagerOp::Append(v)) => {
-            *bytes += v.len();
+            *bytes += v.len() + ENTRY_COST;
             l.push(v);
             Reply::Ok
         }
@@ -229,7 +271,7 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
         (Data::List(l), ManagerOp::Insert(i, v)) => {
             // Python clamps insert positions instead of failing.
             let at = position(i, l.len(), true).unwrap_or(if i < 0 { 0 } else { l.len() });
-            *bytes += v.len();
+            *bytes += v.len() + ENTRY_COST;
             l.insert(at, v);
             Reply::Ok
         }
@@ -252,7 +294,7 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
                 CallError::Other("pop from empty list or index out of range".into())
             })?;
             let v = l.remove(i);
-            *bytes -= v.len();
+            *bytes -= v.len() + ENTRY_COST;
             Reply::Value(Some(v))
         }
         (Data::List(l), ManagerOp::Contains(v)) => Reply::Bool(l.contains(&v)),
@@ -269,7 +311,7 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
                     slot.1 = v;
                 }
                 None => {
-                    *bytes += k.len() + v.len();
+                    *bytes += k.len() + v.len() + ENTRY_COST;
                     m.push((k, v));
                 }
             }
@@ -281,7 +323,7 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
                 .position(|(key, _)| *key == k)
                 .ok_or_else(|| CallError::Other("key not found".into()))?;
             let (k, v) = m.remove(i);
-            *bytes -= k.len() + v.len();
+            *bytes -= k.len() + v.len() + ENTRY_COST;
             Reply::Value(Some(v))
         }
         (Data::Map(m), ManagerOp::Contains(k)) => Reply::Bool(m.iter().any(|(key, _)| *key == k)),
@@ -296,10 +338,8 @@ pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Ans
         }
         (_, _) => {
             return Err(CallError::Other(format!(
-                "not an operation of a manager {:?}",
-                proxy.container
+                "not an operation of a manager {container:?}"
             )))
         }
-    };
-    Ok((reply, Vec::new()))
+    })
 }

@@ -568,6 +568,8 @@ fn run(
             Some((_, f)) => Some(report(&name, &f)),
         },
         Some(FromWorker::Rejected(f)) => Some(report(&name, &f)),
+        // The target called `exit(n)`.
+        Some(FromWorker::Exited(code)) => Some(code),
         Some(FromWorker::Trapped {
             kind,
             panic,
@@ -577,7 +579,12 @@ fn run(
         }) => Some(report(
             &name,
             &Failure {
-                kind,
+                // The SDK reported a panic just before the instance trapped.
+                kind: if panic.is_some() {
+                    crate::error::TaskErrorKind::Panic
+                } else {
+                    kind
+                },
                 message: panic.unwrap_or(trap),
                 backtrace,
             },
@@ -619,7 +626,12 @@ pub(crate) fn finish(broker: &Broker, entry: &Entry, join_children: bool) {
     if !join_children {
         // It died (or failed): the barriers it was a party of break rather
         // than wait for it forever.
-        crate::interfaces::sync::break_barriers(&broker.held_by(entry.id));
+        let held = broker.held_by(entry.id);
+        crate::interfaces::sync::break_barriers(&held);
+        // A condition waiter that died must not keep a notify to itself.
+        if let Some(pid) = entry.pid() {
+            crate::interfaces::sync::forget_waiters(&held, pid);
+        }
     }
     let children: Vec<Arc<Entry>> = broker
         .processes()
@@ -635,6 +647,24 @@ pub(crate) fn finish(broker: &Broker, entry: &Entry, join_children: bool) {
         }
     }
     broker.release_all(entry.id);
+}
+
+/// The end of a run (main returned; its children were joined or
+/// terminated): every guest-started process still running is an orphan
+/// whose parent ended first. It is killed and reaped, so that no process
+/// outlives the run.
+pub(crate) fn end_run(broker: &Broker) {
+    let left: Vec<Arc<Entry>> = broker
+        .processes()
+        .into_iter()
+        .filter(|p| p.kind == Kind::Child && p.running())
+        .collect();
+    for p in &left {
+        p.signal(libc::SIGKILL);
+    }
+    for p in &left {
+        p.wait(Deadline::after(None));
+    }
 }
 
 /// `Call::ProcessJoin`.

@@ -13,6 +13,11 @@
 //!    readers make room;
 //! 5. a consumer's `get` receives the datagram (whole, and only it), frees
 //!    the slot and wakes a blocked producer.
+//!
+//! `shutdown` (Python 3.13's `Queue.shutdown`) sets a word of the page that
+//! puts check, wakes producers blocked on a full queue, and sends one
+//! shut-down marker datagram behind the items, which wakes the consumers
+//! blocked in the receive one after another (each sends it on).
 
 use std::collections::VecDeque;
 use std::io;
@@ -58,7 +63,16 @@ impl Page {
     fn spilling(&self) -> &AtomicU32 {
         self.0.word(5)
     }
+    /// [`SHUT`] or [`SHUT_NOW`] once the queue was shut down, else 0.
+    fn shutdown(&self) -> &AtomicU32 {
+        self.0.word(6)
+    }
 }
+
+/// `shutdown()`: puts fail; gets fail once the queue is empty.
+const SHUT: u32 = 1;
+/// `shutdown(immediate=True)`: the queue is emptied and gets fail at once.
+const SHUT_NOW: u32 = 2;
 
 /// How long a `put` waits for room in a full socket before it spills the
 /// item to the broker.
@@ -67,6 +81,10 @@ const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// Datagram tags.
 const INLINE: u8 = 0;
 const IN_MEMFD: u8 = 1;
+/// Not an item: the queue was shut down. Sent once by `shutdown` to wake
+/// consumers blocked in the receive; each consumer that gets it sends it on
+/// for the next one, so it stays in the socket for good.
+const SHUT_DOWN: u8 = 2;
 
 // ---------------------------------------------------------------------------
 // The worker's side.
@@ -133,6 +151,9 @@ impl QueueHandle {
                 }
                 continue;
             }
+            if self.page.shutdown().load(Ordering::Acquire) != 0 {
+                return Err(types::Error::ShutDown);
+            }
             if deadline.passed() {
                 return Err(types::Error::Full);
             }
@@ -159,8 +180,51 @@ impl QueueHandle {
         }
     }
 
-    /// Receives one datagram, waiting until the deadline.
-    fn receive(&mut self, deadline: Deadline, max: u64) -> Result<Vec<u8>, types::Error> {
+    /// Whether a `get` must fail with `shut-down` without receiving: the
+    /// queue was shut down and is empty, or shut down at once.
+    fn shut_for_gets(&self) -> bool {
+        match self.page.shutdown().load(Ordering::Acquire) {
+            0 => false,
+            SHUT_NOW => true,
+            _ => self.page.count().load(Ordering::Acquire) == 0,
+        }
+    }
+
+    /// Takes every item there is now, without waiting, and forgets them as
+    /// if each had been got and marked done (`shutdown(immediate=True)`).
+    fn drain(&mut self) {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
+        }
+        let mut fds = Vec::new();
+        while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, false) {
+            fds.clear();
+            if got.len == 0 || self.scratch[0] == SHUT_DOWN {
+                continue;
+            }
+            self.free_slot();
+            if self.joinable {
+                self.mark_done();
+            }
+        }
+    }
+
+    /// One item marked done: `task_done` without its checks.
+    fn mark_done(&self) -> bool {
+        let before =
+            self.page
+                .unfinished()
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.page.done_seq().fetch_add(1, Ordering::AcqRel);
+            ipc::futex_wake_all(self.page.done_seq());
+        }
+        before.is_ok()
+    }
+
+    /// Receives one datagram, waiting until the deadline; `None` for the
+    /// shut-down marker.
+    fn receive(&mut self, deadline: Deadline, max: u64) -> Result<Option<Vec<u8>>, types::Error> {
         if self.scratch.is_empty() {
             self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
         }
@@ -181,21 +245,27 @@ impl QueueHandle {
                 Err(e) => return Err(io_error(e)),
             }
         };
-        self.free_slot();
         // Another process wrote this datagram: check it.
         let malformed = || types::Error::Other("malformed queue item (a writer is broken)".into());
         if got.truncated || got.len == 0 {
+            self.free_slot();
             return Err(malformed());
         }
+        if (self.scratch[0], fds.len(), got.len) == (SHUT_DOWN, 0, 1) {
+            return Ok(None);
+        }
+        self.free_slot();
         match (self.scratch[0], fds.len()) {
-            (INLINE, 0) => Ok(self.scratch[1..got.len].to_vec()),
-            (IN_MEMFD, 1) => ipc::memfd_read(fds.pop().expect("one"), max).map_err(|e| {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    types::Error::Limit(e.to_string())
-                } else {
-                    io_error(e)
-                }
-            }),
+            (INLINE, 0) => Ok(Some(self.scratch[1..got.len].to_vec())),
+            (IN_MEMFD, 1) => ipc::memfd_read(fds.pop().expect("one"), max)
+                .map(Some)
+                .map_err(|e| {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        types::Error::Limit(e.to_string())
+                    } else {
+                        io_error(e)
+                    }
+                }),
             _ => Err(malformed()),
         }
     }
@@ -253,6 +323,9 @@ impl queue::HostQueue for WorkerState {
             Ok(q) => q,
             Err(e) => return Ok(Err(e)),
         };
+        if q.page.shutdown().load(Ordering::Acquire) != 0 {
+            return Ok(Err(types::Error::ShutDown));
+        }
         if item.len() as u64 > self.max_message {
             return Ok(Err(types::Error::Limit(format!(
                 "an item of {} bytes exceeds the message limit of {}",
@@ -289,11 +362,52 @@ impl queue::HostQueue for WorkerState {
         timeout_ms: Option<u64>,
     ) -> HostResult<Vec<u8>> {
         let max = self.max_message;
+        let deadline = Deadline::after_ms(timeout_ms);
+        loop {
+            let q = self.table.get_mut(&handle)?;
+            if q.closed {
+                return Ok(Err(types::Error::Closed));
+            }
+            if q.shut_for_gets() {
+                if q.page.shutdown().load(Ordering::Acquire) == SHUT_NOW {
+                    // Items the broker fed in after the shutdown's drain.
+                    q.drain();
+                }
+                return Ok(Err(types::Error::ShutDown));
+            }
+            match q.receive(deadline, max) {
+                Ok(Some(item)) => return Ok(Ok(item)),
+                Err(e) => return Ok(Err(e)),
+                // The shut-down marker: pass it on to the next consumer,
+                // then fail, unless items are still on their way in.
+                Ok(None) => {
+                    let q = self.table.get(&handle)?;
+                    if let Err(e) = self.send_item(q, &[&[SHUT_DOWN]], None)? {
+                        return Ok(Err(e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self, handle: Resource<QueueHandle>, immediate: bool) -> HostResult<()> {
         let q = self.table.get_mut(&handle)?;
         if q.closed {
             return Ok(Err(types::Error::Closed));
         }
-        Ok(q.receive(Deadline::after_ms(timeout_ms), max))
+        let level = if immediate { SHUT_NOW } else { SHUT };
+        let before = q.page.shutdown().fetch_max(level, Ordering::AcqRel);
+        // Producers blocked on a full queue re-check and fail.
+        q.page.taken_seq().fetch_add(1, Ordering::AcqRel);
+        ipc::futex_wake_all(q.page.taken_seq());
+        if immediate {
+            q.drain();
+        }
+        if before != 0 {
+            return Ok(Ok(())); // the marker is in already
+        }
+        let q = self.table.get(&handle)?;
+        self.send_item(q, &[&[SHUT_DOWN]], None)
     }
 
     fn qsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
@@ -319,20 +433,12 @@ impl queue::HostQueue for WorkerState {
             }
             Err(e) => return Ok(Err(e)),
         };
-        let before = q
-            .page
-            .unfinished()
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        Ok(match before {
-            Err(_) => Err(types::Error::Other(
+        Ok(if q.mark_done() {
+            Ok(())
+        } else {
+            Err(types::Error::Other(
                 "task_done() called too many times".into(),
-            )),
-            Ok(1) => {
-                q.page.done_seq().fetch_add(1, Ordering::AcqRel);
-                ipc::futex_wake_all(q.page.done_seq());
-                Ok(())
-            }
-            Ok(_) => Ok(()),
+            ))
         })
     }
 

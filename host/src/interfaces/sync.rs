@@ -13,9 +13,12 @@
 //!    broken flag when it reaps the process ([`break_barriers`]).
 //!
 //! The page: the mutex in its first [`MUTEX_BYTES`], then the kind's words
-//! (see [`Word`]). Semaphore, Event and Condition waits are futex waits on a
-//! sequence word: a waiter keeps no state in the page, so a dead waiter
-//! cannot wedge anyone.
+//! (see [`Word`]). Semaphore and Event waits are futex waits on a sequence
+//! word: a waiter keeps no state in the page, so a dead waiter cannot wedge
+//! anyone. A Condition keeps its waiters in a FIFO of per-waiter slots
+//! ([`Waiters`]), so that `notify(n)` wakes at most `n` of them; the broker
+//! frees the slot of a waiter that died and passes a notify it was given on
+//! ([`forget_waiters`]).
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +31,7 @@ use crate::bindings::{sync, types};
 use crate::broker::{Answer, Broker, Object};
 use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::sys::robust::{Acquired, LockError, RobustMutex, MUTEX_BYTES};
+use crate::sys::waiters::{Waiters, SIGNALED};
 use crate::wire::{Call, CallError, Reply, SyncKind};
 use crate::worker::child::WorkerState;
 
@@ -43,8 +47,8 @@ impl Word {
     // Event.
     const EVENT_FLAG: usize = Self::FIRST;
     const EVENT_SEQ: usize = Self::FIRST + 1;
-    // Condition.
-    const COND_SEQ: usize = Self::FIRST;
+    // Condition: its waiter list fills the rest of the page.
+    const COND_WAITERS: usize = Self::FIRST;
     // Barrier.
     const BAR_PARTIES: usize = Self::FIRST;
     const BAR_COUNT: usize = Self::FIRST + 1;
@@ -216,14 +220,19 @@ impl SyncHandle {
                 "cannot wait on an un-acquired condition".into(),
             ));
         }
+        let tag = waiter_tag()?;
+        // Enlisted under the lock, so a notify after our release sees us.
+        let slot = self.waiters().enlist(tag).ok_or_else(|| {
+            types::Error::Limit(format!(
+                "more than {} processes waiting on one condition",
+                self.waiters().capacity()
+            ))
+        })?;
         let depth = self.depth;
-        let seq_word = Word::COND_SEQ;
-        let seq = self.word(seq_word).load(Ordering::Acquire);
         for _ in 0..depth {
             self.unlock()?;
         }
-        ipc::futex_wait(self.word(seq_word), seq, deadline);
-        let notified = self.word(seq_word).load(Ordering::Acquire) != seq;
+        let notified = self.waiters().wait(slot, tag, deadline);
         let mut owner_died = false;
         for _ in 0..depth {
             match self.lock(Deadline::after(None)) {
@@ -236,6 +245,10 @@ impl SyncHandle {
             return Err(types::Error::OwnerDied);
         }
         Ok(u32::from(notified))
+    }
+
+    fn waiters(&self) -> Waiters<'_> {
+        Waiters::new(&self.page, Word::COND_WAITERS)
     }
 
     fn barrier_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
@@ -294,6 +307,18 @@ impl SyncHandle {
 fn break_page(page: &SharedMap) {
     page.word(Word::BAR_BROKEN).store(1, Ordering::Release);
     ipc::futex_wake_all(page.word(Word::BAR_GENERATION));
+}
+
+/// This process's tag in a condition's waiter list: its pid, which the
+/// broker knows too (to forget the waiter if it dies).
+fn waiter_tag() -> Result<u32, types::Error> {
+    let pid = std::process::id();
+    if pid == 0 || pid & SIGNALED != 0 {
+        return Err(types::Error::Other(format!(
+            "pid {pid} cannot tag a condition waiter"
+        )));
+    }
+    Ok(pid)
 }
 
 fn not_for(kind: SyncKind, what: &str) -> types::Error {
@@ -368,9 +393,7 @@ impl sync::HostSyncObject for WorkerState {
                 "cannot notify on an un-acquired condition".into(),
             )));
         }
-        s.word(Word::COND_SEQ).fetch_add(1, Ordering::AcqRel);
-        // FUTEX_WAKE reads the count as a signed int.
-        ipc::futex_wake(s.word(Word::COND_SEQ), n.min(i32::MAX as u32));
+        s.waiters().signal(n);
         Ok(Ok(()))
     }
 
@@ -409,6 +432,9 @@ impl sync::HostSyncObject for WorkerState {
         Ok(match s.kind {
             SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
             SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
+            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => {
+                u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked))
+            }
             _ => 0,
         })
     }
@@ -522,6 +548,18 @@ pub(crate) fn break_barriers(objects: &[Object]) {
         if let Object::Sync(hub) = o {
             if matches!(hub.kind, SyncKind::Barrier { .. }) {
                 break_page(&hub.page);
+            }
+        }
+    }
+}
+
+/// Frees the condition waiter slots of the dead process `pid` in `objects`
+/// (what it held), passing on any notify it was given but never took.
+pub(crate) fn forget_waiters(objects: &[Object], pid: u32) {
+    for o in objects {
+        if let Object::Sync(hub) = o {
+            if hub.kind == SyncKind::Condition {
+                Waiters::new(&hub.page, Word::COND_WAITERS).forget(pid);
             }
         }
     }

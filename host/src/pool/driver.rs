@@ -265,7 +265,7 @@ impl Driver {
         }
         let worker = self.worker.as_mut().expect("started above");
         let pid = worker.pid();
-        match worker.request_within(&ToWorker::Main { name }, watchdog) {
+        let code = match worker.request_within(&ToWorker::Main { name }, watchdog) {
             Ok(FromWorker::Exited(code)) => {
                 // Python joins a main's non-daemon children at exit and
                 // terminates its daemon ones.
@@ -283,7 +283,11 @@ impl Driver {
                     "main's worker process {pid} {why}{ended}"
                 )))
             }
-        }
+        };
+        // Processes whose parent ended before them are still running: the
+        // run is over, so they end with it.
+        process::end_run(&self.shared.broker);
+        code
     }
 
     /// Unregisters the worker, reaps it, and says how it ended.

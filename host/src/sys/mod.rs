@@ -4,6 +4,7 @@
 
 pub(crate) mod ipc;
 pub(crate) mod robust;
+pub(crate) mod waiters;
 
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 
@@ -65,8 +66,9 @@ pub(crate) struct Lockdown {
 /// - Landlock: no filesystem access except the granted directories, no TCP
 ///   bind or connect, no signals to or abstract sockets of processes outside
 ///   the worker (best effort: what the kernel supports).
-/// - seccomp: `execve`, new sockets, `ptrace`, namespace, mount, module,
-///   BPF and keyring calls fail with `EPERM`.
+/// - seccomp: `execve`, new processes (`fork`, `vfork`, `clone` without
+///   `CLONE_THREAD`, `clone3`), new sockets, `ptrace`, namespace, mount,
+///   module, BPF, keyring and `io_uring` calls fail.
 pub(crate) fn lock_down(grants: &[crate::wire::DirGrant]) -> Lockdown {
     Lockdown {
         landlock: landlock(grants),
@@ -104,34 +106,51 @@ fn landlock(grants: &[crate::wire::DirGrant]) -> String {
     }
 }
 
+/// System calls a worker never makes: they fail with `EPERM`.
+const DENIED_SYSCALLS: &[i64] = &[
+    libc::SYS_execve,
+    libc::SYS_execveat,
+    libc::SYS_fork,
+    libc::SYS_vfork,
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_socket,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_bpf,
+    libc::SYS_perf_event_open,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_kexec_load,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_keyctl,
+    libc::SYS_userfaultfd,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+];
+
+/// Installs the worker's seccomp filters (see [`lock_down`]):
+///
+/// - the calls in [`DENIED_SYSCALLS`] fail with `EPERM`;
+/// - `clone` fails with `EPERM` unless it starts a thread (`CLONE_THREAD`):
+///   wasmtime and WASI start threads (the deadline ticker), a worker never
+///   starts a process;
+/// - `clone3` fails with `ENOSYS`: its flags are behind a pointer the filter
+///   cannot read, and `ENOSYS` makes glibc's `pthread_create` fall back to
+///   `clone`, which the filter can check.
 fn seccomp() -> Result<(), String> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
-    let denied = [
-        libc::SYS_execve,
-        libc::SYS_execveat,
-        libc::SYS_fork,
-        libc::SYS_vfork,
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_socket,
-        libc::SYS_mount,
-        libc::SYS_umount2,
-        libc::SYS_pivot_root,
-        libc::SYS_chroot,
-        libc::SYS_unshare,
-        libc::SYS_setns,
-        libc::SYS_bpf,
-        libc::SYS_perf_event_open,
-        libc::SYS_init_module,
-        libc::SYS_finit_module,
-        libc::SYS_delete_module,
-        libc::SYS_kexec_load,
-        libc::SYS_add_key,
-        libc::SYS_request_key,
-        libc::SYS_keyctl,
-        libc::SYS_userfaultfd,
-    ];
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompRule, TargetArch,
+    };
     let arch = if cfg!(target_arch = "x86_64") {
         TargetArch::x86_64
     } else if cfg!(target_arch = "aarch64") {
@@ -139,16 +158,115 @@ fn seccomp() -> Result<(), String> {
     } else {
         return Err("unsupported architecture".into());
     };
-    let rules = denied.iter().map(|&nr| (nr, Vec::new())).collect();
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch,
+    let not_a_thread = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Qword,
+        SeccompCmpOp::MaskedEq(libc::CLONE_THREAD as u64),
+        0,
     )
+    .and_then(|c| SeccompRule::new(vec![c]))
     .map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    seccompiler::apply_filter(&program).map_err(|e| e.to_string())
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED_SYSCALLS.iter().map(|&nr| (nr, Vec::new())).collect();
+    rules.insert(libc::SYS_clone, vec![not_a_thread]);
+    let errno = |e: i32| SeccompAction::Errno(e as u32);
+    let filters = [
+        SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch),
+        SeccompFilter::new(
+            [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+            SeccompAction::Allow,
+            errno(libc::ENOSYS),
+            arch,
+        ),
+    ];
+    for filter in filters {
+        let program: BpfProgram = filter
+            .map_err(|e| e.to_string())?
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| e.to_string())?;
+        seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod test {
+    //! The worker's seccomp filter, installed in a fresh process: this test
+    //! binary run again with [`PROBE_ENV`] set, which runs only the probe.
+
+    use std::process::Command;
+
+    /// Set in the probe process.
+    const PROBE_ENV: &str = "MPWASM_SECCOMP_PROBE";
+
+    /// The name of the test, to run it again in the probe process.
+    const NAME: &str = "sys::test::seccomp_denies_new_processes_and_io_uring_not_threads";
+
+    #[test]
+    fn seccomp_denies_new_processes_and_io_uring_not_threads() {
+        if std::env::var_os(PROBE_ENV).is_some() {
+            return probe();
+        }
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(PROBE_ENV, "1")
+            .output()
+            .expect("run the probe");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "probe failed: {text}");
+        for line in [
+            "fork EPERM",
+            "clone EPERM",
+            "clone3 ENOSYS",
+            "io_uring_setup EPERM",
+            "thread 7",
+        ] {
+            assert!(text.contains(&format!("probe {line}\n")), "{line}: {text}");
+        }
+    }
+
+    /// The errno of a raw system call that is expected to fail; a call that
+    /// made a new process ends that process at once.
+    fn errno(result: libc::c_long) -> String {
+        if result == 0 {
+            // SAFETY: in a child that a denied clone/fork made by mistake:
+            // leave without running anything of the parent's.
+            unsafe { libc::_exit(0) }
+        }
+        if result > 0 {
+            return format!("succeeded ({result})");
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EPERM) => "EPERM".into(),
+            Some(libc::ENOSYS) => "ENOSYS".into(),
+            other => format!("errno {other:?}"),
+        }
+    }
+
+    fn probe() {
+        super::seccomp().expect("install the filter");
+        let sigchld = libc::SIGCHLD as libc::c_ulong;
+        // SAFETY: each call is expected to fail; one that starts a process
+        // is ended in that process by `errno`.
+        let fork = unsafe { libc::syscall(libc::SYS_fork) };
+        println!("probe fork {}", errno(fork));
+        // SAFETY: as above; a new process with no new stack (fork-like).
+        let clone = unsafe { libc::syscall(libc::SYS_clone, sigchld, 0, 0, 0, 0) };
+        println!("probe clone {}", errno(clone));
+        // clone3's `struct clone_args`: flags, pidfd, child_tid, parent_tid,
+        // exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup.
+        let mut args = [0u64; 11];
+        args[4] = sigchld;
+        // SAFETY: `args` is a valid clone_args of the size passed.
+        let clone3 = unsafe { libc::syscall(libc::SYS_clone3, args.as_mut_ptr(), 88) };
+        println!("probe clone3 {}", errno(clone3));
+        // `struct io_uring_params` is 120 bytes; all zeros asks for defaults.
+        let mut params = [0u8; 120];
+        // SAFETY: `params` is a valid io_uring_params; a descriptor returned
+        // by mistake is left to the process's exit.
+        let ring = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, params.as_mut_ptr()) };
+        println!("probe io_uring_setup {}", errno(ring));
+        let thread = std::thread::spawn(|| 7).join().expect("thread");
+        println!("probe thread {thread}");
+    }
 }

@@ -119,6 +119,24 @@ impl RobustMutex {
         }
     }
 
+    /// Whether some thread of some process holds the mutex now (a snapshot:
+    /// Python's `Lock.locked()`). A mutex whose holder died counts as free,
+    /// since the next acquirer gets it at once.
+    ///
+    /// Reads the lock word without taking the lock. For a robust mutex the
+    /// kernel's robust-futex ABI fixes what that word holds: the owner's
+    /// thread id (its low 30 bits), plus the waiters and owner-died bits.
+    /// glibc keeps it as the first `int` of `pthread_mutex_t`.
+    pub(crate) fn is_locked(&self) -> bool {
+        /// `FUTEX_TID_MASK` of `linux/futex.h`.
+        const TID_MASK: u32 = 0x3fff_ffff;
+        // SAFETY: the mutex is valid (constructor contract) and 8-aligned,
+        // so its first 4 bytes are an aligned u32 that other threads and
+        // processes change only atomically.
+        let word = unsafe { &*self.0.cast::<std::sync::atomic::AtomicU32>() };
+        word.load(std::sync::atomic::Ordering::Acquire) & TID_MASK != 0
+    }
+
     /// Releases the mutex. Fails (`EPERM`) unless this thread holds it.
     pub(crate) fn unlock(&self) -> Result<(), i32> {
         // SAFETY: the mutex is valid and initialized (constructor contract);
@@ -155,6 +173,32 @@ mod test {
     use super::*;
     use crate::sys::ipc::SharedMap;
     use std::time::Duration;
+
+    #[test]
+    fn is_locked_follows_the_holder_and_its_death() {
+        let page = SharedMap::page("test-mutex-locked").unwrap();
+        // SAFETY: a fresh, page-aligned shared page used only by this test.
+        unsafe { RobustMutex::init(page.as_ptr(), false).unwrap() };
+        // SAFETY: initialized just above; the page outlives the mutex value.
+        let m = unsafe { RobustMutex::at(page.as_ptr()) };
+        assert!(!m.is_locked());
+        m.lock(Deadline::after(None)).unwrap();
+        assert!(m.is_locked());
+        m.unlock().unwrap();
+        assert!(!m.is_locked());
+        // SAFETY: the child only locks the shared mutex and exits.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let _ = m.lock(Deadline::after(None));
+            // SAFETY: leave without unlocking or running destructors.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        // Its holder died: the next acquirer gets it at once.
+        assert!(!m.is_locked());
+    }
 
     #[test]
     fn lock_timeout_and_owner_died_across_processes() {

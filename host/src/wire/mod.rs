@@ -232,7 +232,8 @@ pub enum FromWorker {
     },
     /// The guest's task names.
     Names(Vec<String>),
-    /// The guest's `main` returned or exited with this code.
+    /// The guest's `main` returned or exited with this code, or a process
+    /// target called `exit` with it.
     Exited(i32),
     /// An upcall: the running guest asks the parent for something.
     Call(Call),

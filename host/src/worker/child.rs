@@ -188,10 +188,7 @@ impl GuestInstance {
         if init.sandbox.timeout.is_some() {
             sandbox::start_ticker(&engine);
         }
-        let mut linker = Linker::<WorkerState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
-        let pre = GuestPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = link(&engine, &component)?;
         let (store, guest) = instantiate(&engine, &pre, &init, &upcalls)?;
         Ok(GuestInstance {
             engine,
@@ -203,14 +200,29 @@ impl GuestInstance {
         })
     }
 
-    /// Runs a guest-started process's target: the task once, on `args`.
+    /// Runs a guest-started process's target: the task once, on `args`. A
+    /// target that calls `exit(n)` ends its process with `n`, as
+    /// `sys.exit(n)` ends a Python process.
     fn target(&mut self, task: &str, args: &[u8]) -> FromWorker {
         let mut batch = crate::batch::Batch::new();
         batch.push(args);
-        self.run(task, Codec::Bincode, 0, batch.encoded(0..1).to_vec())
+        self.call(task, Codec::Bincode, 0, batch.encoded(0..1).to_vec(), true)
     }
 
+    /// Runs a chunk of pool inputs. A task that calls `exit` fails its input
+    /// (kind `trap`): a pool worker is not the task's to end.
     fn run(&mut self, task: &str, codec: Codec, first_index: u64, inputs: Vec<u8>) -> FromWorker {
+        self.call(task, codec, first_index, inputs, false)
+    }
+
+    fn call(
+        &mut self,
+        task: &str,
+        codec: Codec,
+        first_index: u64,
+        inputs: Vec<u8>,
+        may_exit: bool,
+    ) -> FromWorker {
         let codec = match codec {
             Codec::Bincode => types::Codec::Bincode,
             Codec::Json => types::Codec::Json,
@@ -220,6 +232,13 @@ impl GuestInstance {
         match tasks.call_call(&mut self.store, task, codec, first_index, &inputs) {
             Ok(Ok(outcome)) => FromWorker::Done(outcome_from_guest(outcome)),
             Ok(Err(e)) => FromWorker::Rejected(failure(e)),
+            Err(trap) if may_exit && trap.downcast_ref::<wasmtime_wasi::I32Exit>().is_some() => {
+                let code = trap
+                    .downcast_ref::<wasmtime_wasi::I32Exit>()
+                    .map_or(1, |exit| exit.0);
+                self.reset();
+                FromWorker::Exited(code)
+            }
             Err(trap) => {
                 let (panic, completed) = match self.store.data_mut().panic.take() {
                     Some((message, completed)) => (Some(message), completed),
@@ -321,6 +340,25 @@ impl GuestInstance {
             }
         }
     }
+}
+
+/// Links `component` with everything a worker provides: WASI preview 2
+/// and mpwasm's interfaces. `mpwasm compile` runs this too, so a guest
+/// importing something else is refused when it is loaded, not at every
+/// worker start.
+///
+/// # Errors
+///
+/// Names the first import the worker does not provide, or the export the
+/// guest lacks.
+pub(crate) fn link(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<GuestPre<WorkerState>> {
+    let mut linker = Linker::<WorkerState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Guest::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+    GuestPre::new(linker.instantiate_pre(component)?)
 }
 
 fn instantiate(

@@ -162,13 +162,21 @@ pub(crate) fn classify(
             ),
         ),
         Some(trap) => (TaskErrorKind::Trap, trap.to_string()),
-        None => (
-            TaskErrorKind::Trap,
-            format!("{e:#}")
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        ),
+        None => (TaskErrorKind::Trap, untrapped_reason(e)),
     }
+}
+
+/// Why the instance stopped when wasmtime raised no `Trap`: the guest called
+/// `exit`, or a host function failed. The error's first line is only the
+/// heading of the wasm backtrace attached to it, so the reason is its root
+/// cause.
+fn untrapped_reason(e: &wasmtime::Error) -> String {
+    if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!(
+            "the task called exit (status {}); a pool task cannot end its worker process",
+            exit.0
+        );
+    }
+    let reason = e.root_cause().to_string();
+    reason.lines().next().unwrap_or_default().to_string()
 }

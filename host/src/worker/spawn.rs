@@ -1,11 +1,20 @@
 //! The parent's side of a worker process: start it, talk to it, end it.
+//!
+//! Every worker process is started from one thread, the *spawner*, which
+//! lives as long as the parent process. A worker asks the kernel to SIGKILL
+//! it when its parent dies (`PR_SET_PDEATHSIG`), and Linux fires that signal
+//! when the *thread* that forked the worker exits, not the process. Started
+//! from a short-lived thread (a process's driver thread, a pool's), a worker
+//! would die with that thread: a grandchild would be killed when its parent
+//! was terminated, which Python never does. From the spawner, a worker dies
+//! only with the parent process itself.
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::WORKER_ENV;
 use crate::broker::Broker;
@@ -18,6 +27,8 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 pub(crate) struct WorkerProcess {
     child: Child,
     pid: u32,
+    /// The program started as the worker (for messages).
+    program: std::path::PathBuf,
     channel: Channel,
     /// Who answers the worker's upcalls, and the worker's id there.
     broker: Option<(Arc<Broker>, u64)>,
@@ -28,21 +39,25 @@ impl WorkerProcess {
     /// it to load: see [`WorkerProcess::wait_ready`].
     pub(crate) fn spawn(program: &Path, init: &Init) -> io::Result<Self> {
         let (ours, theirs) = UnixStream::pair()?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .env(WORKER_ENV, std::process::id().to_string())
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
+            .stderr(Stdio::inherit());
+        let child = spawn_from_spawner(command)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
         let pid = child.id();
         let mut worker = WorkerProcess {
             child,
             pid,
+            program: program.to_path_buf(),
             channel: Channel::new(ours)?,
             broker: None,
         };
-        worker.send(&ToWorker::Init(init.clone()))?;
+        worker
+            .send(&ToWorker::Init(init.clone()))
+            .map_err(|e| io::Error::new(e.kind(), worker.not_a_worker(&e)))?;
         Ok(worker)
     }
 
@@ -70,8 +85,22 @@ impl WorkerProcess {
                     "worker did not report ready within {READY_TIMEOUT:?}"
                 ))
             }
-            Err(e) => Err(format!("worker exited while starting ({e})")),
+            Err(e) => Err(self.not_a_worker(&e)),
         }
+    }
+
+    /// What to say when the worker went away before it reported anything:
+    /// an mpwasm worker always answers, so the likely cause is a program
+    /// that never became one (an embedding program without
+    /// `mpwasm::init()`).
+    fn not_a_worker(&self, e: &io::Error) -> String {
+        format!(
+            "worker process {} ({}) ended before reporting ready ({e}); if that is your own \
+             program, call mpwasm::init() first thing in its main, or point \
+             PoolBuilder::worker_program at the mpwasm binary",
+            self.pid,
+            self.program.display()
+        )
     }
 
     /// Sends one request and waits for its reply.
@@ -161,6 +190,35 @@ impl WorkerProcess {
     pub(crate) fn socket(&self) -> io::Result<UnixStream> {
         self.channel.socket()
     }
+}
+
+/// A command for the spawner thread, and where to send the child.
+type SpawnRequest = (Command, std::sync::mpsc::SyncSender<io::Result<Child>>);
+
+/// Starts `command` from the spawner thread (see the module docs), starting
+/// that thread on first use.
+fn spawn_from_spawner(command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<io::Result<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("mpwasm-spawner".into())
+            .spawn(move || {
+                // Never returns while the process runs: `SPAWNER` keeps a
+                // sender for good.
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .map(|_| tx)
+    });
+    let spawner = spawner
+        .as_ref()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot start the spawner thread: {e}")))?;
+    let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    let gone = || io::Error::other("the spawner thread is gone");
+    spawner.send((command, reply)).map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
 }
 
 impl WorkerProcess {

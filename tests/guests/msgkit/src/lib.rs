@@ -7,6 +7,8 @@
 //! Scenarios do not assert: a wrong value is printed, so the test shows all
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
+mod api;
+mod lifecycle;
 mod pipes;
 mod processes;
 mod queues;
@@ -72,6 +74,11 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "nested" => processes::nested(),
         "process_cap" => processes::process_cap(rest),
         "blocked_child" => processes::blocked_child(),
+        "shutdown" => api::shutdown(),
+        "join_thread" => api::join_thread(),
+        "send_bytes_range" => api::send_bytes_range(),
+        "orphan_grandchild" => lifecycle::orphan_grandchild(),
+        "exit_codes" => lifecycle::exit_codes(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mpwasm_guest::{Barrier, DictProxy, Event, Lock, Manager, Process, Queue, Result};
+use mpwasm_guest::{
+    Barrier, Condition, DictProxy, Event, Lock, Manager, Process, Queue, Result, Value,
+};
 
 use crate::{ms, PATIENCE};
 
@@ -221,5 +223,68 @@ pub fn manager_kill() -> Result<()> {
     again.join_timeout(PATIENCE)?;
     dict.insert(&7, &"changed".to_string())?;
     println!("after {:?}", dict.get(&7));
+    Ok(())
+}
+
+/// Enlists on `cond` (counting itself in `waiting`) and waits up to
+/// `timeout_ms`; then prints nothing and stores 1 in `woken` if notified,
+/// 2 if the wait timed out.
+#[mpwasm_guest::task]
+fn cond_waiter(
+    cond: Condition,
+    waiting: Value<i32>,
+    timeout_ms: u64,
+    woken: Value<i32>,
+) -> Result<()> {
+    let _held = cond.acquire()?;
+    waiting.set(waiting.get() + 1);
+    let notified = cond.wait_timeout(Duration::from_millis(timeout_ms))?;
+    woken.set(if notified { 1 } else { 2 });
+    Ok(())
+}
+
+/// Starts a `cond_waiter` and returns once it is enlisted (`waiting` == `n`).
+fn enlist(cond: &Condition, waiting: &Value<i32>, n: i32, woken: &Value<i32>) -> Result<Process> {
+    let timeout_ms = GUARD.as_millis() as u64 * 2;
+    let mut p = Process::new("cond_waiter", (cond, waiting, timeout_ms, woken));
+    p.start()?;
+    let t = Instant::now();
+    while t.elapsed() < PATIENCE {
+        let _held = cond.acquire()?;
+        if waiting.get() == n {
+            break;
+        }
+    }
+    Ok(p)
+}
+
+/// `condition_kill`: the older of two condition waiters is killed; a
+/// `notify()` sent right after the kill (before or after the parent reaps
+/// it) and one sent after the reap still reach the live waiter.
+pub fn condition_kill() -> Result<()> {
+    for (case, reap_first) in [("unreaped", false), ("reaped", true)] {
+        let cond = Condition::new()?;
+        let waiting = Value::new(0)?;
+        let (dead_woken, live_woken) = (Value::new(0)?, Value::new(0)?);
+        let mut dead = enlist(&cond, &waiting, 1, &dead_woken)?;
+        let mut live = enlist(&cond, &waiting, 2, &live_woken)?;
+        let t = Instant::now();
+        dead.kill()?;
+        if reap_first {
+            dead.join_timeout(PATIENCE)?;
+        }
+        {
+            let _held = cond.acquire()?;
+            cond.notify()?;
+        }
+        live.join_timeout(PATIENCE)?;
+        dead.join_timeout(PATIENCE)?;
+        println!("{case}_live_woken {} {:.1}", live_woken.get(), ms(t));
+        println!(
+            "{case}_exitcodes {:?} {:?}",
+            dead.exitcode(),
+            live.exitcode()
+        );
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! Scenarios do not assert: a wrong value is printed, so the test shows all
 //! of them, and every blocking call that could hang on a bug has a timeout.
 
+mod api;
 mod bounds;
 mod counters;
 mod deaths;
@@ -43,8 +44,14 @@ fn main() -> Result<()> {
         "owner_died" => deaths::owner_died(),
         "barrier_kill" => deaths::barrier_kill(),
         "manager_kill" => deaths::manager_kill(),
+        "condition_kill" => deaths::condition_kill(),
         "timeouts" => waits::timeouts(),
         "wakeups" => waits::wakeups(),
+        "notify_one" => waits::notify_one(rest),
+        "lock_locked" => api::locked(),
+        "barrier_action" => api::barrier_action(),
+        "shareable_list" => api::shareable_list(),
+        "manager" => api::manager(),
         "array_bounds" => bounds::array_bounds(),
         "forged" => bounds::forged(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mpwasm_guest::{Barrier, Condition, Event, Lock, Process, Result, Semaphore};
+use mpwasm_guest::{Barrier, Condition, Event, Lock, LockGuard, Process, Result, Semaphore, Value};
 
 use crate::{ms, PATIENCE};
 
@@ -95,5 +95,88 @@ pub fn wakeups() -> Result<()> {
     timed("barrier", || barrier.wait_timeout(PATIENCE));
     waker.join_timeout(PATIENCE)?;
     println!("waker_exitcode {:?}", waker.exitcode());
+    Ok(())
+}
+
+/// The state `notify_one` shares, guarded by its condition's lock:
+/// processes waiting this round, the round's phase (1 while the single
+/// notify is the only one sent), and waiters woken in phase 1.
+type NotifyState = (Value<i32>, Value<i32>, Value<i32>);
+
+/// Waits on `cond` once per round and counts a wake-up seen in phase 1.
+#[mpwasm_guest::task]
+fn notify_waiter(cond: Condition, state: NotifyState, end: Barrier, rounds: u32) -> Result<()> {
+    let (waiting, phase, woken) = state;
+    for _ in 0..rounds {
+        let held = cond.acquire()?;
+        waiting.set(waiting.get() + 1);
+        cond.wait_timeout(PATIENCE)?;
+        if phase.get() == 1 {
+            woken.set(woken.get() + 1);
+        }
+        drop(held);
+        end.wait_timeout(PATIENCE)?;
+    }
+    Ok(())
+}
+
+/// Takes `cond`'s lock over and over until `ready` holds under it, and
+/// returns holding it; `None` after `PATIENCE`. Without a pause between
+/// tries, the caller is often blocked on the lock when a waiter lets it go
+/// in `wait`, and gets it before that waiter is asleep: the window a
+/// notify must not wake two waiters in.
+fn lock_when<'c>(cond: &'c Condition, ready: impl Fn() -> bool) -> Result<Option<LockGuard<'c>>> {
+    let t = Instant::now();
+    while t.elapsed() < PATIENCE {
+        let held = cond.acquire()?;
+        if ready() {
+            return Ok(Some(held));
+        }
+    }
+    Ok(None)
+}
+
+/// `notify_one [ROUNDS]`: two processes wait on a condition; `notify()` as
+/// soon as both are enlisted must wake exactly one, even when the second has
+/// released the lock but not yet gone to sleep (Python's `test_notify`).
+/// Prints `woken_per_round [..]`: how many woke to the single notify.
+pub fn notify_one(args: &[String]) -> Result<()> {
+    let rounds: u32 = crate::arg(args, 0, 20);
+    let settle = Duration::from_millis(crate::arg(args, 1, 0));
+    let cond = Condition::new()?;
+    let state: NotifyState = (Value::new(0)?, Value::new(0)?, Value::new(0)?);
+    let (waiting, phase, woken) = state.clone();
+    let end = Barrier::new(3)?;
+    let mut waiters = Vec::new();
+    for _ in 0..2 {
+        let mut p = Process::new("notify_waiter", (&cond, &state, &end, rounds));
+        p.start()?;
+        waiters.push(p);
+    }
+    let mut per_round = Vec::new();
+    for _ in 0..rounds {
+        if let Some(_held) = lock_when(&cond, || waiting.get() == 2)? {
+            std::thread::sleep(settle);
+            phase.set(1);
+            cond.notify()?;
+        }
+        drop(lock_when(&cond, || woken.get() >= 1)?);
+        // Room for a second, wrongly woken waiter to show up.
+        std::thread::sleep(Duration::from_millis(30));
+        {
+            let _held = cond.acquire()?;
+            per_round.push(woken.get());
+            phase.set(2);
+            waiting.set(0);
+            woken.set(0);
+            cond.notify_all()?;
+        }
+        end.wait_timeout(PATIENCE)?;
+    }
+    println!("woken_per_round {per_round:?}");
+    for mut p in waiters {
+        p.join_timeout(PATIENCE)?;
+        println!("waiter_exitcode {:?}", p.exitcode());
+    }
     Ok(())
 }

@@ -155,11 +155,52 @@ fn connect(addr: String) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `mpwasm run testkit.wasm [code N | exit N | panic | args…]`: exercises main.
+/// Calls `exit(code)`: not a pool task's to do.
+#[mpwasm_guest::task]
+fn exits(code: i32) -> i32 {
+    std::process::exit(code)
+}
+
+/// What a failed pool task reported, as one line.
+fn outcome<R: std::fmt::Debug>(r: mpwasm_guest::Result<R>) -> String {
+    match r {
+        Err(mpwasm_guest::Error::Task { kind, message, .. }) => format!("{kind} {message}"),
+        other => format!("not a task failure: {other:?}"),
+    }
+}
+
+/// `kinds`: the SDK's names of task failures, then what a guest pool
+/// reports for a failure of each kind it can cause at will.
+fn kinds() -> mpwasm_guest::Result<()> {
+    println!("sdk kinds {}", mpwasm_guest::task_kind::ALL.join(" "));
+    let pool = mpwasm_guest::Pool::new(1)?;
+    let cases = [
+        ("panic", outcome(pool.apply::<i64, i64>("unlucky", 13))),
+        ("failed", outcome(pool.apply::<f64, f64>("checked_sqrt", -1.0))),
+        ("trap", outcome(pool.apply::<i64, i64>("trap_on_zero", 0))),
+        ("exit", outcome(pool.apply::<i32, i32>("exits", 4))),
+        ("bad_input", outcome(pool.apply::<i64, String>("echo", 5))),
+        ("unknown_task", outcome(pool.apply::<i64, i64>("nope", 1))),
+    ];
+    for (case, line) in cases {
+        println!("case {case}: {line}");
+    }
+    Ok(())
+}
+
+/// `mpwasm run testkit.wasm [code N | exit N | panic | kinds | args…]`:
+/// exercises main.
 #[mpwasm_guest::main]
 fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
+        Some("kinds") => match kinds() {
+            Ok(()) => 0,
+            Err(e) => {
+                println!("kinds failed: {e}");
+                1
+            }
+        },
         Some("code") => args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0),
         Some("exit") => std::process::exit(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0)),
         Some("panic") => panic!("main gave up"),
