@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use mpwasm_guest::{Barrier, Connection, Error, Lock, Queue, Result, Value};
+use mpwasm_guest::{Barrier, Connection, Error, Lock, Queue, Result, SharedMemory, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::check::*;
@@ -302,5 +302,77 @@ pub(crate) fn TestBarrier__test_thousand() -> Result<()> {
     for p in &mut procs {
         join_ok(p)?;
     }
+    Ok(())
+}
+
+/// Where the barrier action counts its runs (CPython's `AppendTrue`
+/// appends to a list it holds; a task takes no arguments, so it finds its
+/// counter by name).
+const ACTION_RESULTS: &str = "conform_barrier_action";
+
+/// `AppendTrue(results)()`: counts one run of the action.
+#[mpwasm_guest::task]
+fn barrier_append_true() -> Result<()> {
+    let results = SharedMemory::attach(ACTION_RESULTS)?;
+    let n = results.read(0, 1)?[0];
+    results.write(0, &[n + 1])
+}
+
+/// The action's count of runs.
+fn action_runs() -> Result<u8> {
+    Ok(SharedMemory::attach(ACTION_RESULTS)?.read(0, 1)?[0])
+}
+
+/// `_TestBarrier._test_action_f`: after the barrier, the action has run
+/// once.
+#[mpwasm_guest::task]
+fn barrier_action(barrier: Barrier) -> Result<()> {
+    barrier.wait()?;
+    check_eq!(action_runs()?, 1);
+    Ok(())
+}
+
+/// `_TestBarrier.test_action`: the action runs once per pass, before any
+/// party goes on.
+#[mpwasm_guest::task]
+pub(crate) fn TestBarrier__test_action() -> Result<()> {
+    let results = SharedMemory::create(ACTION_RESULTS, 1)?;
+    let barrier = Barrier::with_options(N, Some("barrier_append_true"), None)?;
+    run_parties("barrier_action", &barrier, || {
+        barrier_action(barrier.clone())
+    })?;
+    check_eq!(action_runs()?, 1);
+    results.unlink()
+}
+
+/// `_TestBarrier._test_default_timeout_f`: the middle party is late for
+/// the second round; every other party's wait (with the barrier's default
+/// timeout) breaks, and so does the late one's.
+#[mpwasm_guest::task]
+fn barrier_default_timeout(barrier: Barrier, results: Counter) -> Result<()> {
+    let i = barrier.wait_timeout(Duration::from_secs(30))?; // wait(defaultTimeout)
+    if i == N / 2 {
+        sleep_ms(1000); // later than the default timeout
+    }
+    match barrier.wait() {
+        Ok(_) => Ok(()),
+        Err(Error::Broken) => {
+            results.append();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `_TestBarrier.test_default_timeout`: a barrier's own timeout breaks it
+/// for all parties.
+#[mpwasm_guest::task]
+pub(crate) fn TestBarrier__test_default_timeout() -> Result<()> {
+    let barrier = Barrier::with_options(N, None, Some(Duration::from_millis(500)))?;
+    let results = Counter::new()?;
+    run_parties("barrier_default_timeout", (&barrier, &results), || {
+        barrier_default_timeout(barrier.clone(), results.clone())
+    })?;
+    check_eq!(results.len(), barrier.parties() as i32);
     Ok(())
 }

@@ -421,3 +421,26 @@ pub(crate) fn TestWait__test_neg_timeout() -> Result<()> {
     b.close();
     Ok(())
 }
+
+/// `_TestConnection.test_sendbytes`: `send_bytes(buf, offset, size)` sends
+/// that slice; an offset or size past the end is refused (`ValueError`).
+/// (Negative offsets and sizes are not a `usize`.)
+#[mpwasm_guest::task]
+pub(crate) fn TestConnection__test_sendbytes() -> Result<()> {
+    let msg = b"abcdefghijklmnopqrstuvwxyz";
+    let (a, b) = pipe(true)?;
+    a.send_bytes(msg)?;
+    check_eq!(b.recv_bytes()?, msg);
+    a.send_bytes_range(msg, 5, None)?;
+    check_eq!(b.recv_bytes()?, msg[5..]);
+    a.send_bytes_range(msg, 7, Some(8))?;
+    check_eq!(b.recv_bytes()?, msg[7..7 + 8]);
+    a.send_bytes_range(msg, 26, None)?;
+    check_eq!(b.recv_bytes()?, b"");
+    a.send_bytes_range(msg, 26, Some(0))?;
+    check_eq!(b.recv_bytes()?, b"");
+    check!(a.send_bytes_range(msg, 27, None).is_err());
+    check!(a.send_bytes_range(msg, 22, Some(5)).is_err());
+    check!(a.send_bytes_range(msg, 26, Some(1)).is_err());
+    Ok(())
+}

@@ -1,9 +1,14 @@
-//! `_TestContainers` and `TestSyncManagerTypes` (list, dict, namespace).
+//! `_TestContainers` and `TestSyncManagerTypes`.
 //!
 //! Python's lists hold any mix of objects; a `ListProxy<T>` holds `T`s, so
 //! where CPython mixes ints and strings the items are an [`Obj`].
 
-use mpwasm_guest::{DictProxy, ListProxy, Manager, Namespace, Queue, Result};
+use std::time::Duration;
+
+use mpwasm_guest::{
+    Array, Barrier, BoundedSemaphore, Condition, DictProxy, Event, JoinableQueue, ListProxy, Lock,
+    Manager, Namespace, Queue, RLock, Result, Semaphore, Value,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::check::*;
@@ -289,5 +294,238 @@ pub(crate) fn TestSyncManagerTypes__test_namespace() -> Result<()> {
     o.set("x", &0_i64)?;
     o.set("y", &1_i64)?;
     let mut proc = start("manager_namespace_worker", &o, true)?;
+    join_ok(&mut proc)
+}
+
+/// `_TestContainers.test_namespace`: attributes set, read, deleted, and
+/// present or not. (`str(n)` has no counterpart: `Debug` shows the
+/// handle.)
+#[mpwasm_guest::task]
+pub(crate) fn TestContainers__test_namespace() -> Result<()> {
+    let n = Manager::new()?.namespace()?;
+    n.set("name", "Bob")?;
+    n.set("job", "Builder")?;
+    n.set("_hidden", "hidden")?;
+    check_eq!(
+        (n.get::<String>("name")?, n.get::<String>("job")?),
+        (Some("Bob".to_string()), Some("Builder".to_string()))
+    );
+    n.delete("job")?;
+    check!(n.contains("name")?);
+    check!(!n.contains("job")?);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_event`.
+#[mpwasm_guest::task]
+fn manager_event_worker(obj: Event) -> Result<()> {
+    check!(obj.is_set());
+    obj.wait();
+    obj.clear();
+    obj.wait_timeout(Duration::from_millis(1));
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_event`: a manager's event cleared by a
+/// worker is clear here.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_event() -> Result<()> {
+    let o = Manager::new()?.event()?;
+    o.set();
+    let mut proc = start("manager_event_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    check!(!o.is_set());
+    o.wait_timeout(Duration::from_millis(1));
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_lock`: acquires the lock and keeps it.
+#[mpwasm_guest::task]
+fn manager_lock_worker(obj: Lock) -> Result<()> {
+    std::mem::forget(obj.acquire()?);
+    obj.locked();
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_lock`: a lock a worker acquired is released
+/// here, once.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_lock() -> Result<()> {
+    let o = Manager::new()?.lock()?;
+    let mut proc = start("manager_lock_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    check_eq!(o.release(), Ok(()));
+    check!(o.release().is_err()); // already released
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_rlock`.
+#[mpwasm_guest::task]
+fn manager_rlock_worker(obj: RLock) -> Result<()> {
+    std::mem::forget(obj.acquire()?);
+    obj.release()
+}
+
+/// `TestSyncManagerTypes.test_rlock`: a worker acquires and releases a
+/// manager's RLock.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_rlock() -> Result<()> {
+    let o = Manager::new()?.rlock()?;
+    let mut proc = start("manager_rlock_worker", &o, true)?;
+    join_ok(&mut proc)
+}
+
+/// `TestSyncManagerTypes._test_semaphore`: takes one and keeps it.
+#[mpwasm_guest::task]
+fn manager_semaphore_worker(obj: Semaphore) -> Result<()> {
+    std::mem::forget(obj.acquire()?);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_semaphore`: what a worker took is given
+/// back here.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_semaphore() -> Result<()> {
+    let o = Manager::new()?.semaphore(1)?;
+    let mut proc = start("manager_semaphore_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    o.release()
+}
+
+/// `TestSyncManagerTypes._test_semaphore`, for a bounded semaphore.
+#[mpwasm_guest::task]
+fn manager_bounded_semaphore_worker(obj: BoundedSemaphore) -> Result<()> {
+    std::mem::forget(obj.acquire()?);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_bounded_semaphore`: as `test_semaphore`.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_bounded_semaphore() -> Result<()> {
+    let o = Manager::new()?.bounded_semaphore(1)?;
+    let mut proc = start("manager_bounded_semaphore_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    o.release()
+}
+
+/// `TestSyncManagerTypes._test_condition`.
+#[mpwasm_guest::task]
+fn manager_condition_worker(obj: Condition) -> Result<()> {
+    std::mem::forget(obj.acquire()?);
+    obj.release()
+}
+
+/// `TestSyncManagerTypes.test_condition`: a worker acquires and releases a
+/// manager's condition.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_condition() -> Result<()> {
+    let o = Manager::new()?.condition()?;
+    let mut proc = start("manager_condition_worker", &o, true)?;
+    join_ok(&mut proc)
+}
+
+/// `TestSyncManagerTypes._test_barrier`.
+#[mpwasm_guest::task]
+fn manager_barrier_worker(obj: Barrier) -> Result<()> {
+    check_eq!(obj.parties(), 5);
+    obj.reset()
+}
+
+/// `TestSyncManagerTypes.test_barrier`: a worker reads and resets a
+/// manager's barrier.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_barrier() -> Result<()> {
+    let o = Manager::new()?.barrier(5, None, None)?;
+    let mut proc = start("manager_barrier_worker", &o, true)?;
+    join_ok(&mut proc)
+}
+
+/// `TestSyncManagerTypes._test_queue`.
+#[mpwasm_guest::task]
+fn manager_queue_worker(obj: Queue<i64>) -> Result<()> {
+    check_eq!(obj.qsize(), 2);
+    check!(obj.full());
+    check!(!obj.empty());
+    check_eq!(obj.get()?, 5);
+    check!(!obj.empty());
+    check_eq!(obj.get()?, 6);
+    check!(obj.empty());
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_queue`, for a joinable queue.
+#[mpwasm_guest::task]
+fn manager_joinable_queue_worker(obj: JoinableQueue<i64>) -> Result<()> {
+    check_eq!(obj.qsize(), 2);
+    check!(obj.full());
+    check!(!obj.empty());
+    check_eq!(obj.get()?, 5);
+    check!(!obj.empty());
+    check_eq!(obj.get()?, 6);
+    check!(obj.empty());
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_queue`: a worker drains a full queue of two.
+/// (`manager.Queue(2)` is `Queue::with_maxsize(2)`: `Manager::queue` makes
+/// the same queue and takes no maxsize.)
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_queue() -> Result<()> {
+    let o = Queue::with_maxsize(2)?;
+    o.put(5_i64)?;
+    o.put(6)?;
+    let mut proc = start("manager_queue_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    check!(o.empty());
+    check!(!o.full());
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_joinable_queue`: as `test_queue`.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_joinable_queue() -> Result<()> {
+    let o = JoinableQueue::with_maxsize(2)?;
+    o.put(5_i64)?;
+    o.put(6)?;
+    let mut proc = start("manager_joinable_queue_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    check!(o.empty());
+    check!(!o.full());
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_value`.
+#[mpwasm_guest::task]
+fn manager_value_worker(obj: Value<i32>) -> Result<()> {
+    check_eq!(obj.get(), 1); // obj.value and obj.get()
+    obj.set(2);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_value`: a worker's set is seen here.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_value() -> Result<()> {
+    let o = Manager::new()?.value(1_i32)?;
+    let mut proc = start("manager_value_worker", &o, true)?;
+    join_ok(&mut proc)?;
+    check_eq!(o.get(), 2);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes._test_array`.
+#[mpwasm_guest::task]
+fn manager_array_worker(obj: Array<i32>) -> Result<()> {
+    check_eq!(obj.get(0)?, 0);
+    check_eq!(obj.get(1)?, 1);
+    check_eq!(obj.len(), 2);
+    check_eq!(obj.to_vec(), [0, 1]);
+    Ok(())
+}
+
+/// `TestSyncManagerTypes.test_array`: a worker reads a manager's array.
+#[mpwasm_guest::task]
+pub(crate) fn TestSyncManagerTypes__test_array() -> Result<()> {
+    let o = Manager::new()?.array(&[0_i32, 1])?;
+    let mut proc = start("manager_array_worker", &o, true)?;
     join_ok(&mut proc)
 }

@@ -33,6 +33,7 @@ mod lock;
 mod pool;
 mod process;
 mod queue;
+mod queue_shutdown;
 mod shared;
 
 use mpwasm_guest::{Error, Result};
@@ -70,6 +71,12 @@ ported! {
         TestStdinBadfiledescriptor__test_queue_in_process,
         TestStdinBadfiledescriptor__test_pool_in_process,
     ],
+    queue_shutdown => [
+        TestQueue__test_shutdown_empty,
+        TestQueue__test_shutdown_nonempty,
+        TestQueue__test_shutdown_immediate,
+        TestQueue__test_shutdown_immediate_with_unfinished,
+    ],
     queue => [
         TestQueue__test_put,
         TestQueue__test_get,
@@ -83,6 +90,7 @@ ported! {
         TestSimpleQueue__test_close,
     ],
     lock => [
+        TestLock__test_lock_locked_2processes,
         TestLock__test_lock,
         TestLock__test_rlock,
         TestLock__test_lock_context,
@@ -102,6 +110,8 @@ ported! {
         TestEvent__test_event,
     ],
     barrier => [
+        TestBarrier__test_action,
+        TestBarrier__test_default_timeout,
         TestBarrier__test_barrier,
         TestBarrier__test_barrier_10,
         TestBarrier__test_wait_return,
@@ -130,6 +140,18 @@ ported! {
         TestSharedMemory__test_shared_memory_ShareableList_pickling,
     ],
     containers => [
+        TestContainers__test_namespace,
+        TestSyncManagerTypes__test_event,
+        TestSyncManagerTypes__test_lock,
+        TestSyncManagerTypes__test_rlock,
+        TestSyncManagerTypes__test_semaphore,
+        TestSyncManagerTypes__test_bounded_semaphore,
+        TestSyncManagerTypes__test_condition,
+        TestSyncManagerTypes__test_barrier,
+        TestSyncManagerTypes__test_queue,
+        TestSyncManagerTypes__test_joinable_queue,
+        TestSyncManagerTypes__test_value,
+        TestSyncManagerTypes__test_array,
         TestContainers__test_list,
         TestContainers__test_list_proxy_in_list,
         TestContainers__test_dict,
@@ -168,6 +190,7 @@ ported! {
         TestInitializers__test_pool_initializer,
     ],
     connection => [
+        TestConnection__test_sendbytes,
         TestConnection__test_connection,
         TestConnection__test_duplex_false,
         TestConnection__test_spawn_close,

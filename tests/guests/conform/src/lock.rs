@@ -4,20 +4,47 @@
 //! acquire returns a guard, so these ports `forget` the guard where CPython
 //! releases by hand.
 
-use mpwasm_guest::{BoundedSemaphore, Error, Lock, RLock, Result, Semaphore};
+use mpwasm_guest::{BoundedSemaphore, Error, Event, Lock, RLock, Result, Semaphore, Value};
 
 use crate::check::*;
 
-/// `_TestLock.test_lock`: acquire succeeds, a second non-blocking acquire
-/// fails, release succeeds once, and releasing an unlocked lock fails.
+/// `_TestLock.test_lock`: acquire succeeds and the lock is locked, a
+/// second non-blocking acquire fails, release succeeds once and unlocks,
+/// and releasing an unlocked lock fails.
 #[mpwasm_guest::task]
 pub(crate) fn TestLock__test_lock() -> Result<()> {
     let lock = Lock::new()?;
     std::mem::forget(lock.acquire()?);
+    check!(lock.locked());
     check!(lock.try_acquire().is_err()); // acquire(False) is False
     check_eq!(lock.release(), Ok(()));
+    check!(!lock.locked());
     check!(lock.release().is_err());
     Ok(())
+}
+
+/// `_TestLock._test_lock_locked_2processes`: acquires the lock, records
+/// `locked()`, and says so.
+#[mpwasm_guest::task]
+fn lock_locked_in_child(lock: Lock, event: Event, res: Value<i8>) -> Result<()> {
+    std::mem::forget(lock.acquire()?);
+    res.set(i8::from(lock.locked()));
+    event.set();
+    Ok(())
+}
+
+/// `_TestLock.test_lock_locked_2processes`: a lock another process holds
+/// is `locked()` there and here.
+#[mpwasm_guest::task]
+pub(crate) fn TestLock__test_lock_locked_2processes() -> Result<()> {
+    let lock = Lock::new()?;
+    let event = Event::new()?;
+    let res = Value::new(0_i8)?;
+    let mut p = start("lock_locked_in_child", (&lock, &event, &res), false)?;
+    check!(event.wait_timeout(PATIENCE));
+    check!(lock.locked());
+    check!(res.get() != 0);
+    join_ok(&mut p)
 }
 
 /// `_TestLock.test_rlock`: an RLock is acquired three times by its holder

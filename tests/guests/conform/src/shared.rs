@@ -453,10 +453,11 @@ fn howdy() -> Vec<Option<Item>> {
     ]
 }
 
-/// `_TestSharedMemory.test_shared_memory_ShareableList_basics` (the parts
-/// with a counterpart; `index`, `count` and negative indices are not in
-/// the API): bounds, types changing within a slot's size, slots too small,
-/// a duplicate list and a second handle on the same one.
+/// `_TestSharedMemory.test_shared_memory_ShareableList_basics` (but the
+/// `format` string): bounds, `index` and `count`, negative indices, types
+/// changing within a slot's size, slots too small, a duplicate list and a
+/// second handle on the same one. (`index` of an absent value is `None`
+/// where Python raises `ValueError`.)
 #[mpwasm_guest::task]
 pub(crate) fn TestSharedMemory__test_shared_memory_ShareableList_basics() -> Result<()> {
     let name = shm_name("test03_sl");
@@ -467,8 +468,10 @@ pub(crate) fn TestSharedMemory__test_shared_memory_ShareableList_basics() -> Res
     check_err!(sl.set(7, Some(2_i64.into())), Error::IndexOutOfRange { .. });
     sl.set(0, Some("howdy".into()))?;
     check_eq!(sl.len(), 7);
+    check_eq!(sl.index(&Some("100".into()))?, None);
+    check_eq!(sl.index(&Some(100_i64.into()))?, Some(3));
     check_eq!(sl.get(0)?, Some(Item::Str("howdy".into())));
-    check_eq!(sl.get(5)?, Some(Item::Bool(true))); // sl[-2]
+    check_eq!(sl.get(-2)?, Some(Item::Bool(true)));
     check_eq!(sl.to_vec()?, howdy());
 
     sl.set(3, Some(42_i64.into()))?;
@@ -485,23 +488,29 @@ pub(crate) fn TestSharedMemory__test_shared_memory_ShareableList_basics() -> Res
     check!(sl.set(1, Some(b"123456789".to_vec().into())).is_err());
     check_eq!(sl.get(1)?, Some(Item::Bytes(b"HoWdY".to_vec())));
 
+    check_eq!(sl.count(&Some(42_i64.into()))?, 2);
+    check_eq!(sl.count(&Some(b"HoWdY".to_vec().into()))?, 1);
+    check_eq!(sl.count(&Some(b"adios".to_vec().into()))?, 0);
+
     let name_duplicate = shm_name("test03_duplicate");
     let sl_copy = ShareableList::create(&name_duplicate, sl.to_vec()?)?;
     check!(sl.shm().name() != sl_copy.shm().name());
     check_eq!(sl_copy.shm().name(), Some(name_duplicate));
     check_eq!(sl.to_vec()?, sl_copy.to_vec()?);
-    sl_copy.set(6, Some(77_i64.into()))?; // sl_copy[-1]
-    check_eq!(sl_copy.get(6)?, Some(Item::Int(77)));
-    check!(sl.get(6)? != Some(Item::Int(77)));
+    sl_copy.set(-1, Some(77_i64.into()))?;
+    check_eq!(sl_copy.get(-1)?, Some(Item::Int(77)));
+    check!(sl.get(-1)? != Some(Item::Int(77)));
     sl_copy.shm().unlink()?;
 
     let sl_tethered = ShareableList::attach(&name)?;
     check_eq!(sl.shm().name(), sl_tethered.shm().name());
-    sl_tethered.set(6, Some(880_i64.into()))?;
-    check_eq!(sl.get(6)?, Some(Item::Int(880)));
+    sl_tethered.set(-1, Some(880_i64.into()))?;
+    check_eq!(sl.get(-1)?, Some(Item::Int(880)));
 
     let empty_sl = ShareableList::new(Vec::new())?;
     check_eq!(empty_sl.len(), 0);
+    check_eq!(empty_sl.count(&Some("any".into()))?, 0);
+    check_eq!(empty_sl.index(&None)?, None);
     sl.shm().unlink()
 }
 
@@ -511,7 +520,7 @@ pub(crate) fn TestSharedMemory__test_shared_memory_ShareableList_basics() -> Res
 pub(crate) fn TestSharedMemory__test_shared_memory_ShareableList_pickling() -> Result<()> {
     let sl = ShareableList::new((0..10_i64).map(|i| Some(i.into())).collect())?;
     let deserialized_sl: ShareableList = round_trip(&sl)?;
-    check_eq!(deserialized_sl.get(9)?, Some(Item::Int(9)));
+    check_eq!(deserialized_sl.get(-1)?, Some(Item::Int(9)));
     deserialized_sl.set(4, Some("changed".into()))?;
     check_eq!(sl.get(4)?, Some(Item::Str("changed".into())));
     sl.set(3, Some("newvalue".into()))?;
