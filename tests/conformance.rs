@@ -199,15 +199,9 @@ conformance! {
     TestSharedMemory__test_shared_memory_ShareableList_pickling,
     // _TestContainers, TestSyncManagerTypes
     TestContainers__test_list,
-    #[ignore = "differs: a handle stored in a manager container, its other handles dropped, \
-                decodes once; the second read fails to adopt (since main's 2869045)"]
     TestContainers__test_list_proxy_in_list,
     TestContainers__test_dict,
-    #[ignore = "differs: a handle stored in a manager container, its other handles dropped, \
-                decodes once; the second read fails to adopt (since main's 2869045)"]
     TestContainers__test_dict_proxy_nested,
-    #[ignore = "differs: a handle stored in a manager container, its other handles dropped, \
-                decodes once; the second read fails to adopt (since main's 2869045)"]
     TestContainers__test_nested_queue,
     TestSyncManagerTypes__test_list,
     TestSyncManagerTypes__test_dict,
@@ -253,8 +247,6 @@ conformance! {
     TestPoolWorkerLifetime__test_pool_worker_lifetime,
     TestPoolWorkerLifetime__test_pool_worker_lifetime_early_close,
     TestPoolWorkerLifetime__test_pool_maxtasksperchild_invalid,
-    #[ignore = "differs: a guest pool's worker runs its initializer before its first task, \
-                so a pool given no task runs none; CPython's worker runs it when it starts"]
     TestInitializers__test_pool_initializer,
     // _TestConnection, _TestPoll, _TestPicklingConnections, TestWait
     TestConnection__test_connection,

@@ -237,7 +237,8 @@ fn maxtasksperchild_reaches_guest_pools() {
     );
     let r = run(&[], "pids");
     let distinct: usize = r.fact("distinct").parse().unwrap();
-    assert_eq!(distinct, 2, "no recycling by default");
+    // (One worker may do them all if the other starts late.)
+    assert!(distinct <= 2, "{distinct} workers: no recycling by default");
 }
 
 #[test]
