@@ -16,8 +16,8 @@ use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
 use crate::bindings::{process, types};
-use crate::broker::{Answer, Broker, Object};
 use crate::broker::budget::{Charge, Places};
+use crate::broker::{Answer, Broker, Object};
 use crate::limits::MAX_NAME_BYTES;
 use crate::sys::ipc::Deadline;
 use crate::wire::{Call, CallError, Failure, FromWorker, ProcessDesc, Reply, ToWorker};
