@@ -319,21 +319,32 @@ fn dicts_dropped(n: u64) -> Result<()> {
     Ok(())
 }
 
-/// Prints the p50 and p99, in microseconds, of `calls` `len()` calls on
-/// `dict`, labelled `label`: run in a process of its own.
-#[mpwasm_guest::task]
-fn measure(args: (mpwasm_guest::DictProxy<u8, u8>, u32, String)) -> Result<()> {
-    let (dict, calls, label) = args;
+/// Prints `latency LABEL P50 P99` (microseconds) of `calls` runs of
+/// `call`.
+fn percentiles(label: &str, calls: u32, mut call: impl FnMut() -> Result<()>) -> Result<()> {
     let mut us: Vec<f64> = (0..calls)
         .map(|_| {
             let t = Instant::now();
-            dict.len().map(|_| t.elapsed().as_secs_f64() * 1e6)
+            call().map(|()| t.elapsed().as_secs_f64() * 1e6)
         })
         .collect::<Result<_>>()?;
     us.sort_by(f64::total_cmp);
     let at = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
     println!("latency {label} {:.1} {:.1}", at(0.5), at(0.99));
     Ok(())
+}
+
+/// Measures, in a process of its own, `calls` manager `len()` calls on
+/// `dict` (an object lookup) and `calls` `active_children()` calls (a
+/// process lookup), labelled `label`.
+#[mpwasm_guest::task]
+fn measure(args: (mpwasm_guest::DictProxy<u8, u8>, u32, String)) -> Result<()> {
+    let (dict, calls, label) = args;
+    percentiles(&format!("len_{label}"), calls, || dict.len().map(drop))?;
+    percentiles(&format!("children_{label}"), calls, || {
+        mpwasm_guest::active_children();
+        Ok(())
+    })
 }
 
 /// Runs [`measure`] in a new process and waits for it.
