@@ -7,8 +7,10 @@
 //! handle type (`mpwasm::Queue`, ...) holding a `u64`. Deserializing reads
 //! the token and redeems it with the interface's `adopt`, which gives the
 //! receiving process a handle of its own. That is how handles travel in
-//! process arguments, queue items and pipe messages; a token the host never
-//! granted to the receiver fails to decode.
+//! process arguments, queue items and pipe messages. Tokens are bearer
+//! capabilities within a run: any process presenting one may redeem it
+//! while its object lives; a token the host never minted, or of an object
+//! that is gone, fails to decode.
 //!
 //! The shared-state handles ([`Handle`]) write their token followed by what
 //! the receiver needs to check it got the object it expects: which sync
