@@ -318,7 +318,8 @@ impl Broker {
                 p.exhausted();
             }
             return Err(CallError::Limit(format!(
-                "a process may have at most {MAX_CONNECTIONS_IN_TRANSIT} connection ends in                  transit (shared and not yet redeemed)"
+                "a process may have at most {MAX_CONNECTIONS_IN_TRANSIT} connection ends in \
+                 transit (shared and not yet redeemed)"
             )));
         }
         let token = mint(&state.tokens);
