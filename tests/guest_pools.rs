@@ -237,7 +237,8 @@ fn maxtasksperchild_reaches_guest_pools() {
     );
     let r = run(&[], "pids");
     let distinct: usize = r.fact("distinct").parse().unwrap();
-    assert_eq!(distinct, 2, "no recycling by default");
+    // (One worker may do them all if the other starts late.)
+    assert!(distinct <= 2, "{distinct} workers: no recycling by default");
 }
 
 #[test]
@@ -316,4 +317,19 @@ fn scope_joins_on_success_and_terminates_on_error() {
     assert!(r.status.success(), "{}", r.stderr);
     assert_eq!(r.fact("scope"), "14 callback 14");
     assert_eq!(r.fact("scope_error"), "true");
+}
+
+/// Python fails these at the call; so do we (before: `start` returned `Ok`
+/// and the child exited 1, `wait` reported the unstarted process and the
+/// write-only end as ready).
+#[test]
+fn process_and_connection_mistakes_fail_at_the_call() {
+    let r = run(&[], "call_errors");
+    assert!(r.status.success(), "{}", r.stderr);
+    assert_eq!(r.fact("unknown_target"), "true");
+    assert!(r.fact("unknown_target_message").contains("no_such_task"));
+    assert_eq!(r.fact("wait_unstarted"), "true");
+    assert_eq!(r.fact("wait_write_only"), "true");
+    assert_eq!(r.fact("poll_write_only"), "true");
+    assert_eq!(r.fact("poll_read_end"), "Ok(false)");
 }

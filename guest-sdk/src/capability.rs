@@ -7,8 +7,10 @@
 //! handle type (`mpwasm::Queue`, ...) holding a `u64`. Deserializing reads
 //! the token and redeems it with the interface's `adopt`, which gives the
 //! receiving process a handle of its own. That is how handles travel in
-//! process arguments, queue items and pipe messages; a token the host never
-//! granted to the receiver fails to decode.
+//! process arguments, queue items and pipe messages. Tokens are bearer
+//! capabilities within a run: any process presenting one may redeem it
+//! while its object lives; a token the host never minted, or of an object
+//! that is gone, fails to decode.
 //!
 //! The shared-state handles ([`Handle`]) write their token followed by what
 //! the receiver needs to check it got the object it expects: which sync
@@ -24,6 +26,22 @@ use serde::ser::{self, Serialize, Serializer};
 use crate::bindings::{manager, shared, sync, types};
 use crate::error::Error;
 
+std::thread_local! {
+    /// The tokens written while [`collecting`] runs (guests have one
+    /// thread).
+    static WRITTEN: std::cell::RefCell<Option<Vec<types::Capability>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `encode` and returns what it returned with the tokens it wrote:
+/// a manager container storing the value then keeps their objects.
+pub(crate) fn collecting<T>(encode: impl FnOnce() -> T) -> (T, Vec<types::Capability>) {
+    let outer = WRITTEN.with(|w| w.borrow_mut().replace(Vec::new()));
+    let value = encode();
+    let tokens = WRITTEN.with(|w| std::mem::replace(&mut *w.borrow_mut(), outer));
+    (value, tokens.unwrap_or_default())
+}
+
 /// Writes the token `share` returned, as the newtype struct `name`.
 pub(crate) fn serialize<S: Serializer>(
     serializer: S,
@@ -33,6 +51,11 @@ pub(crate) fn serialize<S: Serializer>(
     let token = share.map_err(|e| {
         <S::Error as ser::Error>::custom(format_args!("cannot share {name}: {}", Error::from(e)))
     })?;
+    WRITTEN.with(|w| {
+        if let Some(written) = w.borrow_mut().as_mut() {
+            written.push(token);
+        }
+    });
     serializer.serialize_newtype_struct(name, &token)
 }
 

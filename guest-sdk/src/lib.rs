@@ -244,8 +244,10 @@
 //! arguments, a queue item or a pipe message and the receiving process gets
 //! its own handle to the same object. What travels is a token the host
 //! minted for that object (Serialize calls the handle's `share`, Deserialize
-//! redeems the token with `adopt`); a token the host never issued to the
-//! receiver fails to decode ([`Error::Codec`]).
+//! redeems the token with `adopt`). A token is a bearer capability within
+//! the run: whoever presents it gets the object, while the object lives; a
+//! token the host never minted, or of an object that is gone, fails to
+//! decode ([`Error::Codec`]).
 //!
 //! ```no_run
 //! use mpwasm_guest::{Connection, Process, Queue};

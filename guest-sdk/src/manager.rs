@@ -408,6 +408,22 @@ impl Proxy {
         Ok(self.host.clear()?)
     }
 
+    /// Encodes a value with `encode`, stores it with `put`, and makes the
+    /// container keep the objects of any handles inside it (so they can be
+    /// read back any number of times, as CPython's nested proxies).
+    fn store<V>(
+        &self,
+        encode: impl FnOnce() -> Result<V>,
+        put: impl FnOnce(&V) -> std::result::Result<(), crate::bindings::types::Error>,
+    ) -> Result<()> {
+        let (value, tokens) = crate::capability::collecting(encode);
+        put(&value?)?;
+        if !tokens.is_empty() {
+            self.host.keep(&tokens)?;
+        }
+        Ok(())
+    }
+
     fn serialize<S: Serializer>(&self, s: S, tag: Tag) -> Result<S::Ok, S::Error> {
         (&self.host, tag as u8).serialize(s)
     }
@@ -514,7 +530,8 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        Ok(self.proxy.host.append(&codec::to_bytes(value)?)?)
+        self.proxy
+            .store(|| codec::to_bytes(value), |v| self.proxy.host.append(v))
     }
 
     /// Appends every item of `values`, in one message (Python's
@@ -538,11 +555,15 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         I: IntoIterator,
         I::Item: Borrow<T>,
     {
-        let values = values
-            .into_iter()
-            .map(|v| codec::to_bytes(v.borrow()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(self.proxy.host.extend(&values)?)
+        self.proxy.store(
+            || {
+                values
+                    .into_iter()
+                    .map(|v| codec::to_bytes(v.borrow()))
+                    .collect::<Result<Vec<_>>>()
+            },
+            |values| self.proxy.host.extend(values),
+        )
     }
 
     /// Inserts `value` before `index` (Python's `l.insert(index, value)`:
@@ -566,7 +587,10 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        Ok(self.proxy.host.insert(index, &codec::to_bytes(value)?)?)
+        self.proxy.store(
+            || codec::to_bytes(value),
+            |v| self.proxy.host.insert(index, v),
+        )
     }
 
     /// The item at `index` (Python's `l[index]`; negative counts from the
@@ -613,8 +637,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         T: Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        let value = codec::to_bytes(value)?;
-        Ok(self.proxy.host.set(&self::index(index)?, &value)?)
+        let at = self::index(index)?;
+        self.proxy
+            .store(|| codec::to_bytes(value), |v| self.proxy.host.set(&at, v))
     }
 
     /// Removes and returns the last item (Python's `l.pop()`).
@@ -861,8 +886,9 @@ where
         Q: Serialize + ?Sized,
         R: Serialize + ?Sized,
     {
-        let value = codec::to_bytes(value)?;
-        Ok(self.proxy.host.set(&codec::to_bytes(key)?, &value)?)
+        let key = codec::to_bytes(key)?;
+        self.proxy
+            .store(|| codec::to_bytes(value), |v| self.proxy.host.set(&key, v))
     }
 
     /// The same as [`set`](Self::set), under `HashMap`'s name.
@@ -1109,8 +1135,9 @@ impl Namespace {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
-        let value = codec::to_bytes(value)?;
-        Ok(self.proxy.host.set(&codec::to_bytes(name)?, &value)?)
+        let name = codec::to_bytes(name)?;
+        self.proxy
+            .store(|| codec::to_bytes(value), |v| self.proxy.host.set(&name, v))
     }
 
     /// Whether a value is named `name` (Python's `hasattr(ns, name)`).

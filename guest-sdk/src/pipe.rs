@@ -241,7 +241,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after [`close`](Self::close); the host's error.
+    /// [`Error::Closed`] after [`close`](Self::close); [`Error::Other`] on
+    /// the sending end of a one-way pipe (Python's `OSError`), as
+    /// [`recv`](Self::recv); the host's error.
     ///
     /// # Examples
     ///

@@ -17,10 +17,14 @@
 //! A token is a *bearer* capability within one run: 64 random bits naming
 //! an object, which any process of the run that presents it may redeem (a
 //! handle in a queue item or a manager dict may reach any process). Each
-//! object has one token, minted on its first `share`; every `share` counts
+//! object has one token, minted on its first `share`. Every `share` counts
 //! one reference *in transit*, which keeps the object alive until a
-//! redemption takes it (so a handle sent and then dropped by its sender
-//! still arrives) and costs [`TOKEN_COST`] of the run's budget. A
+//! redemption takes it (so a handle sent and then dropped by a sender that
+//! exits still arrives), and costs [`TOKEN_COST`] of the run's budget. A
+//! manager container that stores a value holding handles *keeps* their
+//! objects (`keep`: the container is their holder, as a process is), so
+//! they can be read back any number of times until the container is
+//! cleared or gone — CPython's nested proxies. A
 //! connection end's token is good once and holds the end's descriptor
 //! until then: each process may have at most
 //! [`MAX_CONNECTIONS_IN_TRANSIT`] of them, and they are let go when it
@@ -318,6 +322,37 @@ impl Broker {
         Ok((Reply::Token(token), Vec::new()))
     }
 
+    /// Manager container `container` keeps the objects behind `tokens`
+    /// (handles in a value stored in it), as a holder, until it is cleared
+    /// or gone. Connection tokens are single-use and are not kept.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidHandle` for a token that names no live object.
+    pub(crate) fn keep(&self, container: u64, tokens: &[u64]) -> Result<(), CallError> {
+        let mut state = self.state();
+        let mut ids = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            match state.tokens.get(token) {
+                Some(Grant::Object(id)) if state.objects.contains_key(id) => ids.push(*id),
+                Some(Grant::Connection(..)) => {}
+                _ => return Err(CallError::InvalidHandle),
+            }
+        }
+        for id in ids {
+            hold(&mut state, container, id);
+            // The container now holds what the value's `share` sent.
+            if let Some(n) = state.in_transit.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    state.in_transit.remove(&id);
+                }
+                self.budget.give_back(TOKEN_COST);
+            }
+        }
+        Ok(())
+    }
+
     /// Mints a single-use token for a connection end `caller` sends.
     ///
     /// # Errors
@@ -332,7 +367,8 @@ impl Broker {
                 p.exhausted();
             }
             return Err(CallError::Limit(format!(
-                "a process may have at most {MAX_CONNECTIONS_IN_TRANSIT} connection ends in                  transit (shared and not yet redeemed)"
+                "a process may have at most {MAX_CONNECTIONS_IN_TRANSIT} connection ends in \
+                 transit (shared and not yet redeemed)"
             )));
         }
         let token = mint(&state.tokens);
@@ -399,10 +435,13 @@ impl Broker {
     /// Removes a name; the object goes once nobody holds it.
     pub(crate) fn unname(&self, name: &str) {
         let mut state = self.state();
-        let gone = state.names.remove(name).and_then(|id| {
-            state.named.remove(&id);
-            drop_if_unused(&mut state, id, &self.budget)
-        });
+        let gone = match state.names.remove(name) {
+            Some(id) => {
+                state.named.remove(&id);
+                drop_if_unused(&mut state, id, &self.budget)
+            }
+            None => Vec::new(),
+        };
         drop(state);
         let_go(gone);
     }
@@ -547,8 +586,30 @@ impl std::fmt::Debug for Broker {
 /// its driver threads, which take that lock themselves; doing it under the
 /// lock deadlocked the run.) A process's entry stays until the process has
 /// ended: its thread still reports the end there.
+///
+/// A manager container taken out lets go of what it kept, and so on: all
+/// of it comes back.
 #[must_use = "let go of what is taken out, outside the state lock"]
-fn drop_if_unused(state: &mut State, id: u64, budget: &Budget) -> Option<Object> {
+fn drop_if_unused(state: &mut State, id: u64, budget: &Budget) -> Vec<Object> {
+    let mut gone = Vec::new();
+    let mut next = vec![id];
+    while let Some(id) = next.pop() {
+        let Some(object) = take_if_unused(state, id, budget) else {
+            continue;
+        };
+        if let Object::Proxy(_) = object {
+            for (kept, _) in state.held.remove(&id).unwrap_or_default() {
+                unhold(state, kept);
+                next.push(kept);
+            }
+        }
+        gone.push(object);
+    }
+    gone
+}
+
+/// [`drop_if_unused`] for one object.
+fn take_if_unused(state: &mut State, id: u64, budget: &Budget) -> Option<Object> {
     if state.in_transit.contains_key(&id)
         || state.holders.contains_key(&id)
         || state.named.contains(&id)

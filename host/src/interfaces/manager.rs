@@ -17,7 +17,7 @@ use serde_bytes::ByteBuf;
 use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
-use crate::bindings::manager;
+use crate::bindings::{manager, types};
 use crate::broker::budget::Budget;
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::MAX_MANAGER_BYTES;
@@ -94,6 +94,15 @@ impl manager::HostProxy for WorkerState {
 
     fn clear(&mut self, h: Resource<ProxyHandle>) -> HostResult<()> {
         expect_reply!(self.manager(&h, ManagerOp::Clear), Reply::Ok => ())
+    }
+
+    fn keep(&mut self, h: Resource<ProxyHandle>, tokens: Vec<u64>) -> HostResult<()> {
+        if tokens.len() > MAX_KEEP_TOKENS {
+            return Ok(Err(types::Error::Limit(format!(
+                "at most {MAX_KEEP_TOKENS} handles in one stored value"
+            ))));
+        }
+        expect_reply!(self.manager(&h, ManagerOp::Keep(tokens)), Reply::Ok => ())
     }
 
     fn share(&mut self, h: Resource<ProxyHandle>) -> HostResult<u64> {
@@ -219,11 +228,29 @@ fn out_of_range() -> CallError {
     CallError::Other("list index out of range".into())
 }
 
+/// Most handles one stored value may carry (`keep`).
+const MAX_KEEP_TOKENS: usize = 4096;
+
 /// `Call::Manager`.
 pub(crate) fn apply(broker: &Broker, caller: u64, id: u64, op: ManagerOp) -> Answer {
     let Object::Proxy(proxy) = broker.get(caller, id)? else {
         return Err(CallError::InvalidHandle);
     };
+    match op {
+        // The container holds what its values name, as a process holds
+        // its handles; clearing it or its end lets go.
+        ManagerOp::Keep(tokens) => {
+            if tokens.len() > MAX_KEEP_TOKENS {
+                return Err(CallError::Limit(format!(
+                    "at most {MAX_KEEP_TOKENS} handles in one stored value"
+                )));
+            }
+            broker.keep(id, &tokens)?;
+            return Ok((Reply::Ok, Vec::new()));
+        }
+        ManagerOp::Clear => broker.release_all(id),
+        _ => {}
+    }
     let mut guard = proxy.data.lock().unwrap_or_else(|e| e.into_inner());
     let (data, bytes) = &mut *guard;
     // The most the operation can add, paid before it runs; what it did

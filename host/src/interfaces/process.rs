@@ -16,6 +16,7 @@ use wasmtime::component::Resource;
 
 use super::{unexpected, HostResult};
 use crate::bindings::{process, types};
+use crate::broker::budget::{Charge, Places};
 use crate::broker::{Answer, Broker, Object};
 use crate::limits::{MAX_NAME_BYTES, UNSTARTED_ARGS_FACTOR};
 use crate::sys::ipc::Deadline;
@@ -546,21 +547,21 @@ pub(crate) fn start(
     let (b, e) = (broker.clone(), entry.clone());
     std::thread::Builder::new()
         .name(format!("mpwasm-process-{}", entry.id))
-        .spawn(move || {
-            run(b, e, worker, target, args);
-            drop((places, charge));
-        })
+        .spawn(move || run(b, e, worker, target, args, (places, charge)))
         .map_err(|e| CallError::Other(format!("cannot start a thread: {e}")))?;
     Ok((Reply::Process(desc), Vec::new()))
 }
 
-/// Drives a guest-started process from start to exit code.
+/// Drives a guest-started process from start to exit code. What it
+/// `held` (its place among the run's processes, its charge) is given back
+/// before the exit code is set: once `join` returns, the place is free.
 fn run(
     broker: Arc<Broker>,
     entry: Arc<Entry>,
     mut worker: WorkerProcess,
     target: String,
     args: Vec<u8>,
+    held: (Places, Charge),
 ) {
     let name = entry.name();
     // The worker stops its task at the deadline by itself; this is for a
@@ -623,6 +624,7 @@ fn run(
     let status = worker.end_status();
     let code = code.unwrap_or_else(|| status_code(status));
     finish(&broker, &entry, code == 0);
+    drop(held);
     entry.set_exitcode(code);
     broker.drop_unused(entry.id);
 }

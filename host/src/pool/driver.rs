@@ -138,7 +138,11 @@ impl Driver {
     /// still holds a sender (an `imap` nobody iterates) must not keep the
     /// driver waiting.
     pub(crate) fn run(mut self, jobs: Receiver<Job>, terminated: Receiver<()>) {
-        let _ = self.worker();
+        // As CPython's workers, each runs the initializer when it starts
+        // (a failure replaces it; the next chunk's inputs get the error).
+        if self.worker().is_ok() {
+            let _ = self.initialize();
+        }
         loop {
             let job = crossbeam_channel::select! {
                 recv(jobs) -> job => match job {

@@ -245,6 +245,8 @@ pub(crate) enum ManagerOp {
     Items,
     /// Empty it.
     Clear,
+    /// Keep the objects behind these tokens alive (handles stored in it).
+    Keep(Vec<u64>),
 }
 
 /// A process as the broker sees it.

@@ -2,9 +2,14 @@
 //! the host promises about its output, its exit statuses and its deadlines.
 //! `tests/hostile.rs` drives each through the real `mpwasm` binary.
 //!
+//! `bounds` holds the scenarios of items 2, 4, 5, 7 and 8 (what the parent
+//! may be made to hold), selected by main's first argument.
+//!
 //! Some tasks write raw result bytes through the SDK's hidden registration
 //! API, as any guest not built with the SDK could: the host must not trust
 //! that a "JSON" result is one compact JSON value.
+
+mod bounds;
 
 use mpwasm_guest::internal::{inventory, Codec, Task, TaskError};
 use serde::Serialize;
@@ -92,13 +97,17 @@ fn announce_spin(_x: i64) -> i64 {
 
 /// `mpwasm run hostile.wasm block`: main blocks in a host call (a `get` on
 /// a queue nobody fills) that no epoch deadline can interrupt, so only the
-/// parent's watchdog ends it.
+/// parent's watchdog ends it. `mpwasm run hostile.wasm SCENARIO ARGS…`
+/// runs a scenario of [`bounds`] (`outside-SCENARIO`: of [`outside`]).
 #[mpwasm_guest::main]
 fn main() -> mpwasm_guest::Result<()> {
-    let what = std::env::args().nth(1).unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().cloned().unwrap_or_default();
+    if bounds::run(&what, args.get(1..).unwrap_or_default())? {
+        return Ok(());
+    }
     if let Some(scenario) = what.strip_prefix("outside-") {
-        let args: Vec<String> = std::env::args().skip(2).collect();
-        return outside::run(scenario, &args);
+        return outside::run(scenario, args.get(1..).unwrap_or_default());
     }
     if what == "block" {
         let q = mpwasm_guest::Queue::<u32>::new()?;

@@ -107,6 +107,7 @@ fn main() -> Result<()> {
         "closed_calls" => options::closed_calls(),
         "first_failure" => options::first_failure(),
         "scope" => options::scope(),
+        "call_errors" => options::call_errors(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }

@@ -213,3 +213,24 @@ pub(crate) fn scope() -> Result<()> {
     println!("scope_error {}", failed.is_err());
     Ok(())
 }
+
+/// Process and connection mistakes fail at the call (issue 9, item 7):
+/// an unknown target at `start`, waiting on an unstarted process or on the
+/// sending end of a one-way pipe.
+pub(crate) fn call_errors() -> Result<()> {
+    let mut p = mpwasm_guest::Process::new("no_such_task", ());
+    let started = p.start();
+    println!("unknown_target {}", started.is_err());
+    if let Err(e) = started {
+        println!("unknown_target_message {e}");
+    }
+    let unstarted = mpwasm_guest::Process::new("pid", 1_u64);
+    let waited = mpwasm_guest::wait(&[&unstarted], Some(Duration::from_millis(10)));
+    println!("wait_unstarted {}", waited.is_err());
+    let (reader, writer) = mpwasm_guest::pipe(false)?;
+    let waited = mpwasm_guest::wait(&[&writer], Some(Duration::from_millis(10)));
+    println!("wait_write_only {}", waited.is_err());
+    println!("poll_write_only {}", writer.poll(Some(Duration::ZERO)).is_err());
+    println!("poll_read_end {:?}", reader.poll(Some(Duration::ZERO)));
+    Ok(())
+}
