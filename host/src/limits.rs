@@ -63,8 +63,8 @@ pub const MAX_HOST_MEMORY: u64 = 1 << 30;
 /// see `PoolBuilder::shared_memory`.
 pub const MAX_SHARED_MEMORY: u64 = 1 << 30;
 
-/// Queues, regions, locks and other primitives, and manager containers
-/// one run may have alive at once by default; see
+/// Queues, regions, locks and other primitives (each holds descriptors in
+/// the parent) one run may have alive at once by default; see
 /// `PoolBuilder::max_objects`.
 pub const MAX_OBJECTS: u32 = 4096;
 

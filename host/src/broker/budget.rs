@@ -3,7 +3,8 @@
 //! (`--max-processes`); and what it may make the kernel hold outside any
 //! process's heap: shared memory (`--shared-memory`: regions and queues'
 //! socket buffers) and live objects (`--max-objects`: queues, regions,
-//! locks and other primitives, manager containers).
+//! locks and other primitives — what holds descriptors in the parent;
+//! manager containers hold only memory, which `--host-memory` pays for).
 //!
 //! Everything the broker keeps for guests — spilled queue items, manager
 //! containers and their entries, pool inputs and results waiting to be
@@ -35,7 +36,7 @@ pub(crate) enum Of {
     HostMemory,
     /// Bytes of shared memory and socket buffers (`--shared-memory`).
     SharedMemory,
-    /// Live queues, regions, primitives and containers (`--max-objects`).
+    /// Live queues, regions and primitives (`--max-objects`).
     Objects,
 }
 
@@ -68,8 +69,8 @@ impl Budget {
                  left (--shared-memory)"
             ),
             Of::Objects => format!(
-                "{what}: this run may have at most {limit} queues, regions, locks and managed \
-                 containers alive at once ({used} are; --max-objects)"
+                "{what}: this run may have at most {limit} queues, regions, locks and other \
+                 primitives alive at once ({used} are; --max-objects)"
             ),
         })
     }

@@ -41,7 +41,8 @@
 //! ([`budget::ProcessCount`]). What the kernel holds for guests outside
 //! any process's heap has budgets of its own: regions and queues' socket
 //! buffers take bytes of `--shared-memory`, and every queue, region,
-//! primitive and manager container is one of `--max-objects`; each object
+//! primitive is one of `--max-objects` (each holds descriptors in the
+//! parent; manager containers, only memory, are paid for by the budget); each object
 //! keeps its charges and gives them back when it goes.
 
 pub(crate) mod budget;
@@ -162,8 +163,7 @@ pub(crate) struct Broker {
     process_count: Arc<ProcessCount>,
     /// The run's shared memory (`--shared-memory`).
     shared_memory: Arc<Budget>,
-    /// The run's live queues, regions, primitives and containers
-    /// (`--max-objects`).
+    /// The run's live queues, regions and primitives (`--max-objects`).
     objects: Arc<Budget>,
 }
 

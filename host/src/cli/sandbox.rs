@@ -55,7 +55,7 @@ pub(crate) struct SandboxArgs {
     #[arg(long, value_name = "SIZE", value_parser = super::units::parse_size)]
     shared_memory: Option<u64>,
 
-    /// Let guests have at most N queues, regions, locks and managed containers alive at once [default: 4096]
+    /// Let guests have at most N queues, regions, locks and other primitives alive at once [default: 4096]
     #[arg(long, value_name = "N")]
     max_objects: Option<u32>,
 }

@@ -160,8 +160,6 @@ pub(crate) struct Proxy {
     data: Mutex<(Data, usize)>,
     /// The run's budget, which pays for the contents.
     budget: Arc<Budget>,
-    /// One of the run's objects (`--max-objects`).
-    _object: crate::broker::budget::Charge,
 }
 
 impl Drop for Proxy {
@@ -197,12 +195,10 @@ pub(crate) fn create(broker: &Broker, caller: u64, container: Container) -> Answ
         Container::List => Data::List(Vec::new()),
         Container::Dict | Container::Namespace => Data::Map(Vec::new()),
     };
-    let object = broker.charge_object("a new managed container")?;
     let proxy = Arc::new(Proxy {
         container,
         data: Mutex::new((data, 0)),
         budget: broker.budget().clone(),
-        _object: object,
     });
     let id = broker.register(Object::Proxy(proxy.clone()), Some(caller))?;
     proxy.hand_out(id)

@@ -243,10 +243,14 @@ impl PoolBuilder {
         self
     }
 
-    /// Most queues, regions, locks and other primitives, and manager
-    /// containers alive at once in one run (`--max-objects`): creating one
-    /// more fails with a `limit` error in the guest. Default
+    /// Most queues, regions, locks and other primitives alive at once in
+    /// one run (`--max-objects`), each of which holds descriptors in the
+    /// parent: creating one more fails with a `limit` error in the guest.
+    /// (Manager containers hold only the parent's memory: [`host_memory`]
+    /// pays for them.) Default
     /// [`MAX_OBJECTS`](crate::limits::MAX_OBJECTS).
+    ///
+    /// [`host_memory`]: PoolBuilder::host_memory
     pub fn max_objects(mut self, n: u32) -> Self {
         self.sandbox.max_objects = Some(n);
         self

@@ -106,8 +106,7 @@ pub struct Sandbox {
     /// run's guests may have at once (`None`:
     /// [`MAX_SHARED_MEMORY`](crate::limits::MAX_SHARED_MEMORY)).
     pub shared_memory: Option<u64>,
-    /// Most queues, regions, primitives and manager containers alive at
-    /// once in a run (`None`: [`MAX_OBJECTS`](crate::limits::MAX_OBJECTS)).
+    /// Most queues, regions and primitives alive at once in a run (`None`: [`MAX_OBJECTS`](crate::limits::MAX_OBJECTS)).
     pub max_objects: Option<u32>,
 }
 
