@@ -1017,6 +1017,26 @@ mod outside {
         );
     }
 
+    /// Item 3: a pipe end whose buffers a large message enlarged (8 MiB of
+    /// the kernel's memory, unread) is charged to the run's shared memory
+    /// until it is closed: with four such pipes under `--shared-memory
+    /// 64MiB`, a 40 MiB region does not fit; with them closed, it does.
+    #[test]
+    fn enlarged_pipe_buffers_count_against_the_shared_memory() {
+        let (lines, err, code) = run_scenario(
+            &["--shared-memory", "64MiB"],
+            &["outside-pipes", "4", "1", "40"],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(lines[0], "ok pipes 4 of 4", "{err}");
+        assert!(
+            lines[1].starts_with("region with the pipes: Err(Limit(")
+                && lines[1].contains("--shared-memory"),
+            "{lines:?}"
+        );
+        assert_eq!(lines[2], "region without: Ok(())", "given back on close");
+    }
+
     /// Large items still arrive whole, in order, through the broker.
     #[test]
     fn large_items_arrive_whole() {

@@ -74,6 +74,11 @@ pub const MAX_OBJECTS: u32 = 4096;
 /// puts spill to the broker, charged to the run's host memory.
 pub const QUEUE_SOCKET_BUFFER: usize = 1 << 20;
 
+/// What a pipe end whose buffers a large message enlarged is charged of
+/// the run's shared memory while it lives (8 MiB: the most the kernel
+/// gives for the 4 MiB asked).
+pub const PIPE_BUFFER_COST: u64 = 8 << 20;
+
 /// What the broker charges the run's budget for each object it keeps
 /// (its entry, ids, descriptors' bookkeeping), in bytes.
 pub const OBJECT_COST: u64 = 512;

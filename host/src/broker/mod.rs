@@ -165,6 +165,8 @@ pub(crate) struct Broker {
     shared_memory: Arc<Budget>,
     /// The run's live queues, regions and primitives (`--max-objects`).
     objects: Arc<Budget>,
+    /// Per caller, the shared memory its enlarged pipe ends are charged.
+    pipe_buffers: Mutex<HashMap<u64, Vec<Charge>>>,
 }
 
 /// The reply to a call, with the descriptors it carries.
@@ -187,6 +189,7 @@ impl Broker {
             process_count,
             shared_memory,
             objects,
+            pipe_buffers: Mutex::default(),
         })
     }
 
@@ -194,6 +197,11 @@ impl Broker {
     /// `what`, given back when the charge drops.
     pub(crate) fn charge_shared(&self, bytes: u64, what: &str) -> Result<Charge, CallError> {
         self.shared_memory.charge(bytes, what)
+    }
+
+    /// The shared memory charged per caller for its enlarged pipe ends.
+    pub(crate) fn pipe_buffers(&self) -> MutexGuard<'_, HashMap<u64, Vec<Charge>>> {
+        self.pipe_buffers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes one of the run's live objects (`--max-objects`) for `what`,
@@ -490,6 +498,7 @@ impl Broker {
     /// Everything `caller` held, dropped (its process ended, or its
     /// instance was reset and lost its handles).
     pub(crate) fn release_all(&self, caller: u64) {
+        pipe::forget_buffers(self, caller);
         let mut state = self.state();
         let held = state.held.remove(&caller).unwrap_or_default();
         // Its connection ends still in transit go with it (their peers get
@@ -534,6 +543,7 @@ impl Broker {
                 pipe::share(self, caller, fds, readable, writable)
             }
             Call::Adopt { token } => self.adopt(caller, token),
+            Call::PipeBuffer { grow } => pipe::buffer(self, caller, grow),
             Call::QueueCreate { maxsize, joinable } => {
                 queue::create(self, caller, maxsize, joinable)
             }

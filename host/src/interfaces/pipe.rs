@@ -22,6 +22,7 @@ use crate::bindings::{pipe, types};
 use crate::broker::{Answer, Broker};
 use crate::interfaces::process::ProcessHandle;
 use crate::interfaces::queue::QueueHandle;
+use crate::limits::PIPE_BUFFER_COST;
 use crate::sys::ipc::{self, Deadline};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
@@ -35,6 +36,9 @@ pub struct ConnectionHandle {
     fd: Option<OwnedFd>,
     readable: bool,
     writable: bool,
+    /// This process enlarged the end's buffers, and the run's shared memory
+    /// is charged for them until the end is closed.
+    enlarged: bool,
 }
 
 impl ConnectionHandle {
@@ -43,6 +47,7 @@ impl ConnectionHandle {
             fd: Some(fd),
             readable,
             writable,
+            enlarged: false,
         }
     }
 
@@ -88,6 +93,16 @@ fn pipe_error(e: io::Error) -> types::Error {
 }
 
 impl WorkerState {
+    /// Gives back the shared memory charged for the end's enlarged
+    /// buffers, if it was charged.
+    fn let_go_buffer(&mut self, handle: &Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+        let c = self.connection(handle)?;
+        if std::mem::take(&mut c.enlarged) {
+            self.upcall(Call::PipeBuffer { grow: false }, &[])?.ok();
+        }
+        Ok(())
+    }
+
     fn connection(
         &mut self,
         handle: &Resource<ConnectionHandle>,
@@ -100,9 +115,9 @@ impl pipe::HostConnection for WorkerState {
     fn send(&mut self, handle: Resource<ConnectionHandle>, msg: Vec<u8>) -> HostResult<()> {
         let max = self.max_message;
         let c = self.connection(&handle)?;
-        let Some(fd) = &c.fd else {
+        if c.fd.is_none() {
             return Ok(Err(types::Error::Closed));
-        };
+        }
         if !c.writable {
             return Ok(Err(types::Error::Other("connection is read-only".into())));
         }
@@ -112,9 +127,21 @@ impl pipe::HostConnection for WorkerState {
                 msg.len()
             ))));
         }
-        if msg.len() > ENLARGE_PAST {
-            ipc::enlarge_for(fd.as_fd(), msg.len());
+        if msg.len() > ENLARGE_PAST && !c.enlarged {
+            // Charged first; with no room in the run's shared memory the
+            // message goes through the default buffers, in more copies.
+            if self.upcall(Call::PipeBuffer { grow: true }, &[])?.is_ok() {
+                let c = self.connection(&handle)?;
+                c.enlarged = true;
+                if let Some(fd) = &c.fd {
+                    ipc::enlarge(fd.as_fd());
+                }
+            }
         }
+        let c = self.connection(&handle)?;
+        let Some(fd) = &c.fd else {
+            return Ok(Err(types::Error::Closed));
+        };
         let header = (msg.len() as u32).to_le_bytes();
         Ok(ipc::send_all(fd.as_fd(), &[&header, &msg], &[]).map_err(pipe_error))
     }
@@ -187,8 +214,9 @@ impl pipe::HostConnection for WorkerState {
     }
 
     fn close(&mut self, handle: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
-        self.connection(&handle)?.fd = None;
-        Ok(())
+        let c = self.connection(&handle)?;
+        c.fd = None;
+        self.let_go_buffer(&handle)
     }
 
     fn share(&mut self, handle: Resource<ConnectionHandle>) -> HostResult<u64> {
@@ -202,6 +230,7 @@ impl pipe::HostConnection for WorkerState {
     }
 
     fn drop(&mut self, handle: Resource<ConnectionHandle>) -> wasmtime::Result<()> {
+        self.let_go_buffer(&handle)?;
         self.table.delete(handle)?;
         Ok(())
     }
@@ -372,4 +401,27 @@ pub(crate) fn adopted(end: End) -> (Reply, Vec<OwnedFd>) {
         },
         vec![end.fd],
     )
+}
+
+/// `Call::PipeBuffer`: charges (`grow`) the run's shared memory for one
+/// enlarged pipe end of `caller`, or gives one such charge back.
+pub(crate) fn buffer(broker: &Broker, caller: u64, grow: bool) -> Answer {
+    if grow {
+        let charge = broker.charge_shared(PIPE_BUFFER_COST, "a pipe's enlarged buffer")?;
+        broker
+            .pipe_buffers()
+            .entry(caller)
+            .or_default()
+            .push(charge);
+    } else if let Some(charges) = broker.pipe_buffers().get_mut(&caller) {
+        charges.pop();
+    }
+    Ok((Reply::Ok, Vec::new()))
+}
+
+/// Gives back every pipe buffer charge of `caller` (its process ended, or
+/// its instance was reset and lost its connections).
+pub(crate) fn forget_buffers(broker: &Broker, caller: u64) {
+    let charges = broker.pipe_buffers().remove(&caller);
+    drop(charges);
 }

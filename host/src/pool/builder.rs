@@ -230,7 +230,8 @@ impl PoolBuilder {
     /// (`--shared-memory`): every region (`Value`, `Array`,
     /// `SharedMemory`) counts its size until its last holder lets go, and
     /// every queue the kernel's send buffer of its socket (about 2 MiB),
-    /// which unread items fill. Past it, creating one fails with a `limit`
+    /// which unread items fill, and every pipe end enlarged for messages
+    /// over 64 KiB 8 MiB. Past it, creating one fails with a `limit`
     /// error in the guest. Default
     /// [`MAX_SHARED_MEMORY`](crate::limits::MAX_SHARED_MEMORY) (1 GiB).
     /// Neither guests' linear memory ([`memory_limit`]) nor what the parent

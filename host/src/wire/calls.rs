@@ -106,6 +106,13 @@ pub(crate) enum Call {
         /// The key from the datagram.
         key: u64,
     },
+    /// pipe: the caller enlarges (`grow`) the buffers of one of its pipe
+    /// ends for a large message, or lets one such end go; each enlarged
+    /// end is charged to the run's shared memory. → `Ok`.
+    PipeBuffer {
+        /// Enlarge (true) or let go (false).
+        grow: bool,
+    },
     /// pool: a pool of this guest. → `Object`.
     PoolCreate {
         /// `None`: one per CPU.

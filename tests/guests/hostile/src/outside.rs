@@ -21,6 +21,7 @@ pub fn run(what: &str, args: &[String]) -> Result<()> {
         "spill" => spill(n(0), n(1)),
         "args" => unstarted(n(0), n(1)),
         "big-items" => big_items(n(0), n(1)),
+        "pipes" => pipes(n(0), n(1), n(2)),
         other => Err(Error::Other(format!("no scenario {other}"))),
     }
 }
@@ -151,4 +152,23 @@ fn big_items(count: usize, kib: usize) -> Result<()> {
 #[mpwasm_guest::task]
 fn noop_bytes(arg: Vec<u8>) -> usize {
     arg.len()
+}
+
+/// Makes `count` pipes and sends one `mib` MiB message on each, unread
+/// (large messages enlarge their end's buffers, charged to the run's
+/// shared memory); then tries a region of `region` MiB, before and after
+/// the pipes are closed.
+fn pipes(count: usize, mib: usize, region: usize) -> Result<()> {
+    let message = vec![5u8; mib << 20];
+    let kept = until_refused("pipes", count, |_| {
+        let (a, b) = mpwasm_guest::pipe(true)?;
+        a.send_bytes(&message)?;
+        Ok((a, b))
+    });
+    let with = SharedMemory::new(region << 20).map(|_| ());
+    drop(kept);
+    let without = SharedMemory::new(region << 20).map(|_| ());
+    say(&format!("region with the pipes: {with:?}"));
+    say(&format!("region without: {without:?}"));
+    Ok(())
 }
