@@ -592,15 +592,17 @@ fn connections_in_transit_are_capped() {
 }
 
 /// Item 5: 25,000 regions shared and dropped, never redeemed: each is
-/// kept alive by its reference in transit, with its memfd in the parent.
-/// The parent's descriptors stay bounded and the run healthy: a refusal,
-/// if any, is `Limit`, never "too many open files".
+/// kept alive by its reference in transit (a bearer token may still be
+/// redeemed), with its memfd in the parent, and counts against
+/// `--max-objects`. The parent's descriptors stay bounded by that cap and
+/// the run healthy: the refusal is `Limit`, never "too many open files".
 #[test]
 fn regions_in_transit_do_not_exhaust_descriptors() {
-    let w = watch_run(&[], &["share_regions", "25000"]);
-    w.report("25,000 regions shared, dropped, never redeemed");
+    let w = watch_run(&["--max-objects", "800"], &["share_regions", "25000"]);
+    w.report("25,000 regions shared, dropped, never redeemed, --max-objects 800");
     w.assert_ok();
     assert!(w.line("error share_regions").is_none(), "{}", w.stdout());
+    assert!(w.line("limit share_regions").is_some(), "{}", w.stdout());
     assert_eq!(
         w.line("healthy"),
         Some(vec!["Ok(1)".into()]),

@@ -266,6 +266,8 @@ fn connections(x: i64) -> std::result::Result<i64, Error> {
 /// and dropped: every one is kept alive by its reference in transit.
 fn share_regions(n: u64) -> Result<()> {
     let (carrier, far) = pipe(true)?;
+    // Made before the flood: the objects the run already has keep working.
+    let q = Queue::<u8>::new()?;
     let t = Instant::now();
     let ended = until_refused(n, |_| {
         let v = RawValue::new(0_i32)?;
@@ -276,7 +278,6 @@ fn share_regions(n: u64) -> Result<()> {
     });
     report("share_regions", n, t, ended);
     // The run is still healthy.
-    let q = Queue::<u8>::new()?;
     q.put(1)?;
     println!("healthy {:?}", q.get_timeout(Duration::from_secs(5)));
     Ok(())
@@ -398,7 +399,10 @@ fn bearer() -> Result<()> {
     p.start()?;
     p.join()?;
     println!("from_memory exitcode {:?}", p.exitcode());
-    println!("from_memory got {:?}", q.get_timeout(Duration::from_secs(5)));
+    println!(
+        "from_memory got {:?}",
+        q.get_timeout(Duration::from_secs(5))
+    );
 
     let region = RawValue::new(5_i32)?;
     let (token, _, _): (u64, char, u64) = receive_as(&region)?;

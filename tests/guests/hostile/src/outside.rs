@@ -45,11 +45,7 @@ fn report(what: &str, done: usize, tried: usize, failed: Option<(Error, Duration
 }
 
 /// Calls `make` up to `count` times, stopping at the first error.
-fn until_refused<T>(
-    what: &str,
-    count: usize,
-    mut make: impl FnMut(usize) -> Result<T>,
-) -> Vec<T> {
+fn until_refused<T>(what: &str, count: usize, mut make: impl FnMut(usize) -> Result<T>) -> Vec<T> {
     let mut kept = Vec::new();
     for i in 0..count {
         let started = Instant::now();

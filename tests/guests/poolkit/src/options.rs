@@ -230,7 +230,10 @@ pub(crate) fn call_errors() -> Result<()> {
     let (reader, writer) = mpwasm_guest::pipe(false)?;
     let waited = mpwasm_guest::wait(&[&writer], Some(Duration::from_millis(10)));
     println!("wait_write_only {}", waited.is_err());
-    println!("poll_write_only {}", writer.poll(Some(Duration::ZERO)).is_err());
+    println!(
+        "poll_write_only {}",
+        writer.poll(Some(Duration::ZERO)).is_err()
+    );
     println!("poll_read_end {:?}", reader.poll(Some(Duration::ZERO)));
     Ok(())
 }

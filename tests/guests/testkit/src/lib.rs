@@ -176,7 +176,10 @@ fn kinds() -> mpwasm_guest::Result<()> {
     let pool = mpwasm_guest::Pool::new(1)?;
     let cases = [
         ("panic", outcome(pool.apply::<i64, i64>("unlucky", 13))),
-        ("failed", outcome(pool.apply::<f64, f64>("checked_sqrt", -1.0))),
+        (
+            "failed",
+            outcome(pool.apply::<f64, f64>("checked_sqrt", -1.0)),
+        ),
         ("trap", outcome(pool.apply::<i64, i64>("trap_on_zero", 0))),
         ("exit", outcome(pool.apply::<i32, i32>("exits", 4))),
         ("bad_input", outcome(pool.apply::<i64, String>("echo", 5))),
