@@ -402,7 +402,9 @@ impl Broker {
             }
         };
         let found = state.objects.get(&object).cloned();
-        if found.is_none() {
+        // Pools and jobs never travel: a token for one is refused before
+        // the caller is made a holder.
+        if matches!(found, None | Some(Object::Pool(_) | Object::Job(_))) {
             return Err(CallError::InvalidHandle);
         }
         hold(&mut state, caller, object);
