@@ -88,7 +88,20 @@ fn busy_cli(n: usize) -> (std::process::Child, std::process::ChildStdin, Vec<u32
     use std::process::{Command, Stdio};
     let kit = guest("testkit");
     let jobs = n.to_string();
-    let mut parent = Command::new(mpwasm_bin())
+    let mut command = Command::new(mpwasm_bin());
+    // A test run started in the background (`cmd &` in a script) inherits
+    // SIGINT ignored, as POSIX shells set it for background jobs, and
+    // mpwasm rightly keeps that: give it the default, as an interactive
+    // shell would, so Ctrl-C is what is tested.
+    // SAFETY: signal(2) is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut parent = command
         .args([
             "pool",
             kit.to_str().unwrap(),
