@@ -388,6 +388,7 @@ impl PoolBuilder {
                 terminated,
                 terminate_tx: Mutex::new(Some(terminate_tx)),
                 drivers: Mutex::new(drivers),
+                collectors: Mutex::new(Vec::new()),
             }),
         })
     }

@@ -90,6 +90,10 @@ pub(crate) struct Inner {
     terminated: Receiver<()>,
     terminate_tx: Mutex<Option<Sender<()>>>,
     drivers: Mutex<Vec<JoinHandle<()>>>,
+    /// The threads collecting `*_async` results: [`Pool::join`] waits for
+    /// them too, so every result is set when it returns (as CPython's
+    /// result handler has set them when its `join` returns).
+    collectors: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Inner {
@@ -179,6 +183,28 @@ impl Inner {
         for d in drivers {
             let _ = d.join();
         }
+        let collectors =
+            std::mem::take(&mut *self.collectors.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in collectors {
+            let _ = c.join();
+        }
+    }
+
+    /// Runs `work` on a thread of its own, which `join` waits for, and
+    /// hands back its result's handle.
+    fn spawn_collector<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<AsyncResult<T>> {
+        let (promise, result) = async_result::pair();
+        let handle = std::thread::Builder::new()
+            .name("mpwasm-async".into())
+            .spawn(move || promise.fulfil(work()))
+            .map_err(|e| Error::Spawn(format!("cannot start a thread: {e}")))?;
+        let mut collectors = self.collectors.lock().unwrap_or_else(|e| e.into_inner());
+        collectors.retain(|c| !c.is_finished());
+        collectors.push(handle);
+        Ok(result)
     }
 }
 
@@ -222,18 +248,6 @@ fn bad_output(index: u64, message: String) -> Error {
         message,
         backtrace: None,
     })
-}
-
-/// Runs `work` on a thread of its own and hands back its result's handle.
-fn spawn_collector<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<AsyncResult<T>> {
-    let (promise, result) = async_result::pair();
-    std::thread::Builder::new()
-        .name("mpwasm-async".into())
-        .spawn(move || promise.fulfil(work()))
-        .map_err(|e| Error::Spawn(format!("cannot start a thread: {e}")))?;
-    Ok(result)
 }
 
 /// A pool of sandboxed worker processes running one wasm guest (Python's
@@ -414,7 +428,7 @@ impl Pool {
         R: DeserializeOwned + Send + 'static,
     {
         let stream = self.inner.start_map(task, inputs.into_iter().collect())?;
-        spawn_collector(move || collect(stream))
+        self.inner.spawn_collector(move || collect(stream))
     }
 
     /// Like [`apply`](Pool::apply) but returns at once (Python's
@@ -429,7 +443,7 @@ impl Pool {
         R: DeserializeOwned + Send + 'static,
     {
         let stream = self.inner.start_map(task, vec![arg])?;
-        spawn_collector(move || {
+        self.inner.spawn_collector(move || {
             collect(stream).map(|mut v: Vec<R>| v.pop().expect("one input, one output"))
         })
     }
