@@ -7,10 +7,13 @@
 //! once, and written to the cache under a key made of the file's content hash,
 //! the engine's compatibility hash and the mpwasm and wasmtime versions,
 //! with a checksum beside it; an artifact that fails its check is compiled
-//! again ([`artifact`]). Worker processes only ever `deserialize_file`
+//! again ([`artifact`]). The content hash of an unchanged guest file is
+//! not recomputed: the cache remembers it by the file's status
+//! ([`source`]). Worker processes only ever `deserialize_file`
 //! (mmap) the cached artifact: starting a worker never compiles.
 
 mod artifact;
+mod source;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -111,10 +114,10 @@ impl Cache {
     pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
         let engine =
             crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let bytes = read_guest(path)?;
-        let artifact = self
+        let source = source::content_hash(&self.dir, path)?;
+        let mut artifact = self
             .dir
-            .join(format!("{}.cwasm", cache_key(&engine, &bytes)));
+            .join(format!("{}.cwasm", cache_key(&engine, &source.hash)));
         match artifact::verify(&artifact) {
             Verdict::Good => {
                 tracing::debug!(artifact = %artifact.display(), "cache hit");
@@ -135,6 +138,17 @@ impl Cache {
             ),
         }
         let start = Instant::now();
+        let bytes = match source.bytes {
+            Some(bytes) => bytes,
+            None => {
+                // The recorded hash named an artifact that is not there:
+                // compile what the file holds now, under its own key.
+                let bytes = read_guest(path)?;
+                let key = cache_key(&engine, &blake3::hash(&bytes));
+                artifact = self.dir.join(format!("{key}.cwasm"));
+                bytes
+            }
+        };
         let component = componentize(path, &bytes)?;
         let compiled = engine
             .precompile_component(&component)
@@ -173,12 +187,12 @@ fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-/// Content hash + everything the compiled artifact depends on.
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+/// The guest's content hash + everything the compiled artifact depends on.
+fn cache_key(engine: &Engine, content: &blake3::Hash) -> String {
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
     let mut h = blake3::Hasher::new();
-    h.update(bytes);
+    h.update(content.as_bytes());
     h.update(concat!("mpwasm ", env!("CARGO_PKG_VERSION"), "\0").as_bytes());
     h.update(&compat.finish().to_le_bytes());
     h.update(wasmtime_version().as_bytes());
