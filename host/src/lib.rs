@@ -80,6 +80,7 @@ mod pool;
 mod sys;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
@@ -95,7 +96,8 @@ pub use wire::Codec;
 /// side effects — the counterpart of Python's `if __name__ == "__main__"`.
 /// The `mpwasm` binary does this too.
 pub fn init() {
-    if let Some(code) = worker::child::run_if_worker() {
+    let served = worker::child::run_if_worker().or_else(zygote::server::run_if_zygote);
+    if let Some(code) = served {
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {
