@@ -349,6 +349,7 @@ impl PoolBuilder {
                         retries: self.retries,
                         maxtasksperchild: self.maxtasksperchild,
                     },
+                    zygote: crate::zygote::Lease::new(),
                 });
                 let places = broker
                     .process_count()

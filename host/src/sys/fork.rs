@@ -210,3 +210,44 @@ pub(crate) fn pidfd_wait(pidfd: &OwnedFd, block: bool) -> io::Result<Option<Exit
         }
     }))
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    /// The zygote's check: with a second thread alive, `fork_to_parent`
+    /// refuses and forks nothing. (This test process has the harness's
+    /// threads too; the one started here makes sure of a second.)
+    #[test]
+    fn a_process_with_a_second_thread_is_not_forked() {
+        let me = ThreadRecord::current().expect("glibc's thread descriptor is found");
+        let (stop, parked) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || parked.recv());
+        match fork_to_parent(&me) {
+            Err(ForkError::Threads(n)) => assert!(n >= 2, "{n} threads"),
+            Ok(Forked::Child) => {
+                // SAFETY: a forked copy of the test process: leave at once.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(Forked::Parent { pid, .. }) => panic!("forked {pid} with two threads"),
+            Err(e) => panic!("{e}"),
+        }
+        stop.send(()).unwrap();
+        other.join().unwrap().unwrap();
+    }
+
+    /// The thread record points at this thread's id in glibc's thread
+    /// descriptor, which `clone3` then rewrites in the child.
+    #[test]
+    fn the_thread_record_is_this_threads() {
+        let me = ThreadRecord::current().expect("glibc's thread descriptor is found");
+        // SAFETY: `current` checked that `tid` is readable and holds ours.
+        let tid = unsafe { me.tid.read_volatile() };
+        assert_eq!(tid, rustix::thread::gettid().as_raw_nonzero().get());
+        let other = std::thread::spawn(|| ThreadRecord::current().map(|r| r.tid as usize))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_ne!(other, me.tid as usize, "each thread has its own");
+    }
+}

@@ -88,12 +88,15 @@ pub(crate) struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `program` as a worker and sends it `init`. Does not wait for
     /// it to load: see [`WorkerProcess::wait_ready`].
-    /// A zygote forks it if it can ([`crate::zygote::fork_worker`]), else
-    /// it is exec'd.
-    pub(crate) fn spawn(program: &Path, init: &Init) -> io::Result<Self> {
+    /// The run's zygote forks it if it can ([`crate::zygote::Lease`]),
+    /// else it is exec'd.
+    pub(crate) fn spawn(
+        program: &Path,
+        init: &Init,
+        zygote: &crate::zygote::Lease,
+    ) -> io::Result<Self> {
         let metering = init.sandbox.fuel.is_some();
-        let (child, pid, ours) = match crate::zygote::fork_worker(program, &init.artifact, metering)
-        {
+        let (child, pid, ours) = match zygote.fork_worker(program, &init.artifact, metering) {
             Some(forked) => (
                 Proc::Forked {
                     pidfd: forked.pidfd,

@@ -29,6 +29,8 @@ pub(crate) enum ForkFailure {
 pub(crate) struct Zygote {
     child: Child,
     channel: Channel,
+    /// What it was started for: program, artifact, metering.
+    serves: (std::path::PathBuf, std::path::PathBuf, bool),
 }
 
 impl Zygote {
@@ -54,6 +56,7 @@ impl Zygote {
         let mut zygote = Zygote {
             child,
             channel: Channel::new(ours)?,
+            serves: (program.to_path_buf(), artifact.to_path_buf(), metering),
         };
         let load = ToZygote::Load {
             artifact: artifact.to_path_buf(),
@@ -87,6 +90,11 @@ impl Zygote {
             (FromZygote::Refused(why), fds) if fds.is_empty() => Err(ForkFailure::Refused(why)),
             (other, _) => Err(ForkFailure::Gone(protocol(&other))),
         }
+    }
+
+    /// Whether it was started for these.
+    pub(crate) fn serves(&self, program: &Path, artifact: &Path, metering: bool) -> bool {
+        self.serves.0 == program && self.serves.1 == artifact && self.serves.2 == metering
     }
 
     /// One answer, within `limit`.

@@ -12,12 +12,12 @@
 //! - [`server`] is the zygote's side: its request loop, and the forked
 //!   child's way into the ordinary worker loop ([`crate::worker::child`]).
 //! - [`client`] is the broker's side: start a zygote, ask it for a worker.
-//! - [`fork_worker`] is what [`crate::worker::spawn`] calls: it keeps one
-//!   zygote per (worker program, artifact, metering) for the life of the
-//!   parent process, replaces one that died, and returns `None` (start
-//!   this worker with `exec`) when the fork path is refused — saying so
-//!   once. `MPWASM_NO_ZYGOTE=1` in the parent's environment turns zygotes
-//!   off (every worker is exec'd, as before).
+//! - [`Lease`] is what a run's broker holds and [`crate::worker::spawn`]
+//!   asks: it keeps the run's zygote while the run lasts (a pool, an
+//!   `mpwasm run` and the pools its guests make), replaces one that died,
+//!   and answers `None` (start this worker with `exec`) when the fork path
+//!   is refused — saying so once. `MPWASM_NO_ZYGOTE=1` in the parent's
+//!   environment turns zygotes off (every worker is exec'd, as before).
 //!
 //! # What a forked worker is
 //!
@@ -53,11 +53,10 @@
 pub(crate) mod client;
 pub(crate) mod server;
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -103,70 +102,74 @@ pub(crate) struct ForkedWorker {
     pub(crate) socket: UnixStream,
 }
 
-/// Which zygote serves a worker: the worker program, the artifact, and
-/// whether the engine meters fuel.
-type Key = (PathBuf, PathBuf, bool);
-
-/// The zygote of one key, if it runs.
+/// The zygote of one run, if it runs.
 #[derive(Default)]
 struct Slot {
     zygote: Option<Zygote>,
-    /// The fork path failed for good for this key: exec instead.
+    /// The fork path failed for good for this run: exec instead.
     disabled: bool,
 }
 
-/// Forks a worker for `artifact` (with fuel metering if `metering`) from
-/// the zygote of `program`, starting that zygote first if there is none
-/// or the last one died. `None` means: start this worker with `exec`.
-pub(crate) fn fork_worker(program: &Path, artifact: &Path, metering: bool) -> Option<ForkedWorker> {
-    if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
-        return None;
+/// A run's zygote: made when its first worker is asked for, replaced if it
+/// dies, ended (killed and reaped) when the last clone of the lease goes —
+/// with the run's broker, i.e. with the pool or `mpwasm run` it served.
+/// Guest-made pools share their run's.
+#[derive(Clone, Default)]
+pub(crate) struct Lease(Arc<Mutex<Slot>>);
+
+impl Lease {
+    /// A lease with no zygote yet.
+    pub(crate) fn new() -> Self {
+        Lease::default()
     }
-    let slot = slot(program, artifact, metering);
-    let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-    if slot.disabled {
-        return None;
-    }
-    // A zygote that died is replaced once per request; one that dies again
-    // at once is not tried further.
-    for _ in 0..2 {
-        let zygote = match &mut slot.zygote {
-            Some(zygote) => zygote,
-            None => match Zygote::start(program, artifact, metering) {
-                Ok(zygote) => slot.zygote.insert(zygote),
-                Err(e) => {
-                    slot.disabled = true;
-                    say_once(&format!("cannot start a zygote: {e}"));
+
+    /// Forks a worker for `artifact` (with fuel metering if `metering`)
+    /// from this run's zygote of `program`, starting that zygote first if
+    /// there is none or the last one died. `None` means: start this worker
+    /// with `exec`.
+    pub(crate) fn fork_worker(
+        &self,
+        program: &Path,
+        artifact: &Path,
+        metering: bool,
+    ) -> Option<ForkedWorker> {
+        if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
+            return None;
+        }
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.disabled {
+            return None;
+        }
+        // A zygote that died is replaced once per request; one that dies
+        // again at once is not tried further.
+        for _ in 0..2 {
+            let zygote = match &mut slot.zygote {
+                Some(zygote) if zygote.serves(program, artifact, metering) => zygote,
+                _ => match Zygote::start(program, artifact, metering) {
+                    Ok(zygote) => slot.zygote.insert(zygote),
+                    Err(e) => {
+                        slot.disabled = true;
+                        say_once(&format!("cannot start a zygote: {e}"));
+                        return None;
+                    }
+                },
+            };
+            match zygote.fork() {
+                Ok(worker) => return Some(worker),
+                Err(ForkFailure::Gone(e)) => {
+                    tracing::debug!(error = %e, "the zygote is gone; starting another");
+                    slot.zygote = None;
+                }
+                Err(ForkFailure::Refused(why)) => {
+                    say_once(&format!("the zygote did not fork: {why}"));
                     return None;
                 }
-            },
-        };
-        match zygote.fork() {
-            Ok(worker) => return Some(worker),
-            Err(ForkFailure::Gone(e)) => {
-                tracing::debug!(error = %e, "the zygote is gone; starting another");
-                slot.zygote = None;
-            }
-            Err(ForkFailure::Refused(why)) => {
-                say_once(&format!("the zygote did not fork: {why}"));
-                return None;
             }
         }
+        slot.disabled = true;
+        say_once("the zygote died twice in a row");
+        None
     }
-    slot.disabled = true;
-    say_once("the zygote died twice in a row");
-    None
-}
-
-/// The slot of a key, made on first use.
-fn slot(program: &Path, artifact: &Path, metering: bool) -> Arc<Mutex<Slot>> {
-    static SLOTS: OnceLock<Mutex<HashMap<Key, Arc<Mutex<Slot>>>>> = OnceLock::new();
-    let key = (program.to_path_buf(), artifact.to_path_buf(), metering);
-    let mut slots = SLOTS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    slots.entry(key).or_default().clone()
 }
 
 /// Warns, once per process, that workers are started with `exec`.
