@@ -172,3 +172,40 @@ fn a_thousand_process_starts_leave_no_zombie_and_no_descriptor() {
         open_fds()
     );
 }
+
+/// A worker program that cannot be a zygote (here a script that exits in
+/// zygote mode and runs `mpwasm` otherwise): the run starts its workers
+/// with `exec` instead, and they work.
+#[test]
+fn a_refused_fork_path_falls_back_to_exec() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -n \"$MPWASM_ZYGOTE_PARENT\" ] && exit 3\nexec '{}' \"$@\"\n",
+            mpwasm_bin().display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+
+    let pool = pool_builder("testkit")
+        .worker_program(&script)
+        .processes(2)
+        .build()
+        .unwrap();
+    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+    assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+    let now = children();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.iter().all(|c| c.comm == "mpwasm" && !c.zombie),
+        "exec'd workers only, the failed zygote reaped: {now:?}"
+    );
+    drop(pool);
+    assert!(eventually(|| children().is_empty()), "{:?}", children());
+}
