@@ -79,10 +79,26 @@ pub(crate) struct Lockdown {
 /// - seccomp: `execve`, new processes (`fork`, `vfork`, `clone` without
 ///   `CLONE_THREAD`, `clone3`), new sockets, `ptrace`, namespace, mount,
 ///   module, BPF, keyring and `io_uring` calls fail.
-pub(crate) fn lock_down(grants: &[crate::wire::DirGrant]) -> Lockdown {
-    Lockdown {
-        landlock: landlock(grants),
-        seccomp: seccomp(Role::Worker).is_ok(),
+///
+/// The seccomp filters are `filters`, compiled beforehand (a zygote
+/// compiles them once; each worker it forks only installs them).
+pub(crate) fn lock_down(grants: &[crate::wire::DirGrant], filters: &WorkerFilters) -> Lockdown {
+    let landlock = landlock(grants);
+    let seccomp = filters.0.as_ref().is_ok_and(|programs| {
+        programs
+            .iter()
+            .all(|p| seccompiler::apply_filter(p).is_ok())
+    });
+    Lockdown { landlock, seccomp }
+}
+
+/// A worker's seccomp filters, compiled to BPF (see [`lock_down`]).
+pub(crate) struct WorkerFilters(Result<Vec<seccompiler::BpfProgram>, String>);
+
+impl WorkerFilters {
+    /// Compiles them.
+    pub(crate) fn new() -> Self {
+        WorkerFilters(compile(Role::Worker))
     }
 }
 
@@ -91,7 +107,11 @@ pub(crate) fn lock_down(grants: &[crate::wire::DirGrant]) -> Lockdown {
 /// no Landlock, since each forked worker restricts itself to its own grants
 /// (Landlock only ever narrows). Returns whether the filter is installed.
 pub(crate) fn lock_down_zygote() -> bool {
-    seccomp(Role::Zygote).is_ok()
+    compile(Role::Zygote).is_ok_and(|programs| {
+        programs
+            .iter()
+            .all(|p| seccompiler::apply_filter(p).is_ok())
+    })
 }
 
 /// Names the calling thread (and a single-threaded process) in `ps`, `top`
@@ -179,7 +199,7 @@ const DENIED_SYSCALLS: &[i64] = &[
 /// - `clone3` fails with `ENOSYS`: its flags are behind a pointer the filter
 ///   cannot read, and `ENOSYS` makes glibc's `pthread_create` fall back to
 ///   `clone`, which the filter can check.
-fn seccomp(role: Role) -> Result<(), String> {
+fn compile(role: Role) -> Result<Vec<seccompiler::BpfProgram>, String> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
         SeccompRule, TargetArch,
@@ -206,7 +226,7 @@ fn seccomp(role: Role) -> Result<(), String> {
         rules.remove(&libc::SYS_fork);
         rules.remove(&libc::SYS_vfork);
         let filter = SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch);
-        return install(filter);
+        return Ok(vec![to_bpf(filter)?]);
     }
     rules.insert(libc::SYS_clone, vec![not_a_thread]);
     let filters = [
@@ -218,18 +238,17 @@ fn seccomp(role: Role) -> Result<(), String> {
             arch,
         ),
     ];
-    filters.into_iter().try_for_each(install)
+    filters.into_iter().map(to_bpf).collect()
 }
 
-/// Compiles and installs one seccomp filter (setting `no_new_privs`).
-fn install(
+/// Compiles one seccomp filter to BPF.
+fn to_bpf(
     filter: Result<seccompiler::SeccompFilter, seccompiler::BackendError>,
-) -> Result<(), String> {
-    let program: seccompiler::BpfProgram = filter
+) -> Result<seccompiler::BpfProgram, String> {
+    filter
         .map_err(|e| e.to_string())?
         .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    seccompiler::apply_filter(&program).map_err(|e| e.to_string())
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 #[cfg(test)]
@@ -287,7 +306,10 @@ mod test {
     }
 
     fn probe() {
-        super::seccomp(super::Role::Worker).expect("install the filter");
+        let programs = super::compile(super::Role::Worker).expect("compile the filters");
+        for program in &programs {
+            seccompiler::apply_filter(program).expect("install the filter");
+        }
         let sigchld = libc::SIGCHLD as libc::c_ulong;
         // SAFETY: each call is expected to fail; one that starts a process
         // is ended in that process by `errno`.

@@ -101,6 +101,8 @@ pub(crate) fn serve_stdin(prepared: Option<&Prepared>) -> std::io::Result<()> {
 pub(crate) struct Prepared {
     engine: Engine,
     pre: GuestPre<WorkerState>,
+    /// The worker's seccomp filters, compiled.
+    filters: crate::sys::WorkerFilters,
     /// The artifact it was mapped from.
     artifact: std::path::PathBuf,
     metering: bool,
@@ -126,6 +128,7 @@ impl Prepared {
         Ok(Prepared {
             engine,
             pre,
+            filters: crate::sys::WorkerFilters::new(),
             artifact: artifact.to_path_buf(),
             metering,
         })
@@ -234,8 +237,9 @@ impl GuestInstance {
         upcalls: Arc<Upcalls>,
         prepared: Option<&Prepared>,
     ) -> wasmtime::Result<Self> {
-        let (engine, pre) = match prepared {
-            Some(p) if p.serves(&init) => (p.engine.clone(), p.pre.clone()),
+        let owned;
+        let prepared = match prepared {
+            Some(p) if p.serves(&init) => p,
             Some(p) => {
                 return Err(wasmtime::Error::msg(format!(
                     "this worker was forked for {}, not for {}",
@@ -244,14 +248,15 @@ impl GuestInstance {
                 )))
             }
             None => {
-                let p = Prepared::load(&init.artifact, init.sandbox.fuel.is_some())?;
-                (p.engine, p.pre)
+                owned = Prepared::load(&init.artifact, init.sandbox.fuel.is_some())?;
+                &owned
             }
         };
+        let (engine, pre) = (prepared.engine.clone(), prepared.pre.clone());
         // The artifact is mapped: from here on the worker needs no files
         // but the granted directories. Threads started after this (the
         // deadline ticker, WASI's I/O threads) inherit the restrictions.
-        let lockdown = crate::sys::lock_down(&init.sandbox.dirs);
+        let lockdown = crate::sys::lock_down(&init.sandbox.dirs, &prepared.filters);
         tracing::debug!(?lockdown, "worker locked down");
         if init.sandbox.timeout.is_some() {
             sandbox::start_ticker(&engine);

@@ -47,6 +47,20 @@ impl Proc {
         }
     }
 
+    /// Waits a little for the process to exit, at most until `deadline`:
+    /// a forked one until its pidfd says it has (no later), an exec'd one
+    /// a millisecond.
+    fn pause(&self, deadline: std::time::Instant) {
+        if let Proc::Forked { pidfd, .. } = self {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let until = crate::sys::ipc::Deadline::after(Some(left));
+            if crate::sys::ipc::poll_readable(&[pidfd.as_fd()], until).is_ok() {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+
     fn kill(&mut self) -> io::Result<()> {
         match self {
             Proc::Exec(child) => child.kill(),
@@ -323,9 +337,7 @@ impl WorkerProcess {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(1))
-                }
+                Ok(None) if std::time::Instant::now() < deadline => self.child.pause(deadline),
                 _ => {
                     let _ = self.child.kill();
                     break self.child.wait();
