@@ -161,6 +161,9 @@ impl Lease {
                     slot.zygote = None;
                 }
                 Err(ForkFailure::Refused(why)) => {
+                    // It will not fork the next one either (a second
+                    // thread does not go away): exec for the rest of the run.
+                    slot.disabled = true;
                     say_once(&format!("the zygote did not fork: {why}"));
                     return None;
                 }

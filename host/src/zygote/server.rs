@@ -88,6 +88,17 @@ fn serve(parent: u32) -> std::io::Result<()> {
 /// must keep.
 fn prepare(artifact: &Path, metering: bool, parent: u32) -> Result<Inheritance, String> {
     let me = ThreadRecord::current().map_err(|e| format!("cannot fork workers here: {e}"))?;
+    // A program that started a thread before `mpwasm::init()` can never
+    // fork safely: say so now, not at the first fork.
+    match crate::sys::fork::thread_count() {
+        Ok(1) => {}
+        Ok(n) => {
+            return Err(format!(
+                "the zygote has {n} threads; it forks only with one"
+            ))
+        }
+        Err(e) => return Err(format!("cannot count the zygote's threads: {e}")),
+    }
     let prepared = Prepared::load(artifact, metering).map_err(|e| format!("{e:#}"))?;
     let keep = descriptors_of(artifact);
     Ok(Inheritance {
