@@ -50,3 +50,16 @@ case "${MPWASM_TOOLCHAIN:-rustup}" in
         ;;
     *) echo "setup: MPWASM_TOOLCHAIN must be 'rustup' or 'debian'" >&2; exit 2 ;;
 esac
+
+# Python guests (`mpwasm run prog.py`): componentize-py, pinned, in a venv
+# under target/ where the mpwasm binary finds it (or set
+# MPWASM_COMPONENTIZE_PY). A venv needs python3-venv on Debian.
+COMPONENTIZE_PY_VERSION=0.25.1
+PY_TOOLS="$(cd "$(dirname "$0")/.." && pwd)/target/python-tools"
+if [ "$("$PY_TOOLS/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+    python3 -m venv "$PY_TOOLS" 2>/dev/null || { need_apt python3-venv; rm -rf "$PY_TOOLS"; python3 -m venv "$PY_TOOLS"; }
+    "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+    echo "setup: Python guests: componentize-py $COMPONENTIZE_PY_VERSION in $PY_TOOLS"
+else
+    echo "setup: Python guests: componentize-py $COMPONENTIZE_PY_VERSION (already installed)"
+fi

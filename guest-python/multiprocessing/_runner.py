@@ -59,7 +59,10 @@ def _load(name):
     module = types.ModuleType(name)
     module.__file__ = filename
     module.__builtins__ = builtins
-    sys.modules[name] = module
+    # Both names, in every process, as CPython's spawn and its
+    # `multiprocessing/__init__.py` do: what a child pickles as
+    # `__mp_main__.X` unpickles in the main process, and the other way.
+    sys.modules["__mp_main__"] = module
     sys.modules["__main__"] = module
     _module = module
     exec(compile(source, filename, "exec"), module.__dict__)
