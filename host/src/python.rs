@@ -40,8 +40,14 @@ pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
 
 /// The Python package, as compiled into this binary.
 const PACKAGE: &[(&str, &str)] = &[
-    ("mpwasm_launcher.py", include_str!("../../guest-python/mpwasm_launcher.py")),
-    ("_preload.py", include_str!("../../guest-python/_preload.py")),
+    (
+        "mpwasm_launcher.py",
+        include_str!("../../guest-python/mpwasm_launcher.py"),
+    ),
+    (
+        "_preload.py",
+        include_str!("../../guest-python/_preload.py"),
+    ),
     (
         "multiprocessing/__init__.py",
         include_str!("../../guest-python/multiprocessing/__init__.py"),
