@@ -30,6 +30,11 @@ from multiprocessing import _runner  # noqa: E402
 
 import _preload  # noqa: E402,F401  (the standard library, imported at build time)
 
+try:  # a program baked in by `mpwasm build`
+    import mpwasm_program  # noqa: F401
+except ImportError:
+    pass
+
 from wit_world import exports
 from wit_world.imports import types
 from componentize_py_types import Err

@@ -448,3 +448,22 @@ fn host_crate_pool_over_a_python_task() {
     let want: Vec<(u64, i64)> = (1..=20).map(|i: i64| ((i - 1) as u64, i * i)).collect();
     assert_eq!(results, want);
 }
+
+/// `mpwasm build` bakes a program into a component that runs on its own.
+#[test]
+fn build_bakes_the_program_in() {
+    warm();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("tasks.wasm");
+    let out = mpwasm(&["build", &tasks(), "-o", wasm.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("built "), "{}", stdout(&out));
+    let cache = tempfile::tempdir().unwrap();
+    let out = run_mpwasm_in(
+        cache.path(),
+        &["pool", wasm.to_str().unwrap(), "--task", "square"],
+        "7\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&out), ["49"]);
+}

@@ -23,6 +23,12 @@ _NAMES = {"?": "c_bool", "c": "c_char", "u": "c_wchar", "b": "c_byte", "B": "c_u
           "L": "c_ulong", "q": "c_longlong", "Q": "c_ulonglong", "f": "c_float", "d": "c_double"}
 
 
+_INTS = frozenset("bBhHiIlLqQ")
+_SIGNED = frozenset("bhilq")
+_MASK = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFF_FFFF, 8: 0xFFFF_FFFF_FFFF_FFFF}
+_HALF = {1: 1 << 7, 2: 1 << 15, 4: 1 << 31, 8: 1 << 63}
+
+
 def _code(typecode_or_type):
     if isinstance(typecode_or_type, str):
         code = typecode_or_type
@@ -75,10 +81,21 @@ class RawValue:
 
     @property
     def value(self):
+        if self._code in _INTS:
+            # One atomic load: cheaper than a copy out and `struct`.
+            v = self._r.load(0, self._size) & _MASK[self._size]
+            if self._code in _SIGNED and v >= _HALF[self._size]:
+                v -= _MASK[self._size] + 1
+            return v
         return _from_raw(self._code, struct.unpack(self._fmt, self._r.read(0, self._size))[0])
 
     @value.setter
     def value(self, v):
+        if self._code in _INTS:
+            struct.pack(self._fmt, v)  # the range check CPython's ctypes would not do
+            v &= _MASK[self._size]
+            self._r.store(0, self._size, v - (1 << 64) if v >= 1 << 63 else v)
+            return
         self._r.write(0, struct.pack(self._fmt, _to_raw(self._code, v)))
 
     def __repr__(self):

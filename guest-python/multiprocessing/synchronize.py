@@ -45,14 +45,18 @@ class _Lockish(_Sync):
         try:
             self._s.acquire(ms)
         except _wit.Err as e:
-            k = _wit.kind(e)
-            if k == "timeout":
-                return False
-            if k == "owner_died":
-                warnings.warn(f"{type(self).__name__}: the previous holder died holding it", RuntimeWarning)
-                return True
-            raise _wit.exception(e, "acquire") from None
+            return self._acquire_failed(e)
         return True
+
+    def _acquire_failed(self, e):
+        k = _wit.kind(e)
+        if k == "timeout":
+            return False
+        if k == "owner_died":
+            # Acquired: its previous holder died holding it (CPython would hang).
+            warnings.warn(f"{type(self).__name__}: the previous holder died holding it", RuntimeWarning)
+            return True
+        raise _wit.exception(e, "acquire") from None
 
     def release(self):
         try:
@@ -67,10 +71,17 @@ class _Lockish(_Sync):
         pass
 
     def __enter__(self):
-        return self.acquire()
+        try:
+            self._s.acquire(None)
+        except _wit.Err as e:
+            return self._acquire_failed(e)
+        return True
 
     def __exit__(self, *exc):
-        self.release()
+        try:
+            self._s.release()
+        except _wit.Err:
+            raise self._release_error() from None
 
 
 class Lock(_Lockish):

@@ -175,12 +175,9 @@ pub fn build_python(program: &Path, out: &Path) -> Result<std::time::Duration, L
     let name = program
         .file_name()
         .map_or_else(|| "<program>".into(), |n| n.to_string_lossy().into_owned());
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = std::env::temp_dir().join("mpwasm-python-build");
     let start = std::time::Instant::now();
-    build_into(dir, out, Some((&name, &source))).map_err(|reason| LoadError::Python {
+    build_into(&dir, out, Some((&name, &source))).map_err(|reason| LoadError::Python {
         path: program.to_path_buf(),
         reason,
     })?;
@@ -283,8 +280,10 @@ fn run_componentize(
             tail.join("; ")
         ));
     }
-    std::fs::rename(&tmp_out, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    Ok(())
+    // The scratch directory may be on another file system than `out`.
+    std::fs::rename(&tmp_out, out)
+        .or_else(|_| std::fs::copy(&tmp_out, out).map(drop))
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))
 }
 
 /// `text` as a Python string literal (JSON's escapes are Python's).
