@@ -447,6 +447,24 @@ fn host_crate_pool_over_a_python_task() {
     results.sort();
     let want: Vec<(u64, i64)> = (1..=20).map(|i: i64| ((i - 1) as u64, i * i)).collect();
     assert_eq!(results, want);
+    // Typed: serde values travel as JSON to a Python guest.
+    let squares: Vec<i64> = pool.map("square", 1..=5i64).expect("map");
+    assert_eq!(squares, [1, 4, 9, 16, 25]);
+    let sums: Vec<String> = pool
+        .starmap("add", [("a", "b"), ("c", "d")])
+        .expect("starmap");
+    assert_eq!(sums, ["ab", "cd"]);
+    // A raising task fails only its input, with Python's message.
+    let err = pool
+        .map::<i64, i64>("fails_on_three", [1, 3, 5])
+        .expect_err("input 3 raises");
+    let mpwasm::Error::Task(task) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(task.index, 1);
+    assert!(task.message.contains("ValueError: bad input 3"), "{task:?}");
+    let ok: Vec<i64> = pool.map("fails_on_three", [1, 5]).expect("the rest runs");
+    assert_eq!(ok, [10, 50]);
 }
 
 /// `mpwasm build` bakes a program into a component that runs on its own.
