@@ -29,3 +29,16 @@ for wasm in "$built"/*.wasm; do
     count=$((count + 1))
 done
 echo "guests: $count modules in target/guests/ ($toolchain toolchain)"
+
+# JavaScript guests, when scripts/setup.sh installed componentize-js. The
+# component is rebuilt only when its source is newer.
+componentize_js=$root/target/js-tools/node_modules/.bin/componentize-js
+if [ -x "$componentize_js" ]; then
+    for js in examples/js/*.js; do
+        name=$(basename "$js" .js)_js
+        if [ ! -f "$out/$name.wasm" ] || [ "$js" -nt "$out/$name.wasm" ] || [ wit/mpwasm.wit -nt "$out/$name.wasm" ]; then
+            "$componentize_js" "$js" --wit wit --world-name worker -d http fetch-event -o "$out/$name.wasm" >/dev/null
+            echo "guests: $name.wasm (componentize-js)"
+        fi
+    done
+fi

@@ -63,3 +63,20 @@ if [ "$("$PY_TOOLS/bin/componentize-py" --version 2>/dev/null)" != "componentize
 else
     echo "setup: Python guests: componentize-py $COMPONENTIZE_PY_VERSION (already installed)"
 fi
+
+# JavaScript guests (examples/js): componentize-js from npm, pinned, under
+# target/js-tools, when npm is there (`make guests` builds them with it).
+COMPONENTIZE_JS_VERSION=0.23.0
+JS_TOOLS="$(cd "$(dirname "$0")/.." && pwd)/target/js-tools"
+if command -v npm >/dev/null; then
+    if [ ! -x "$JS_TOOLS/node_modules/.bin/componentize-js" ] \
+        || ! grep -q "\"version\": \"$COMPONENTIZE_JS_VERSION\"" "$JS_TOOLS/node_modules/@bytecodealliance/componentize-js/package.json" 2>/dev/null; then
+        mkdir -p "$JS_TOOLS"
+        (cd "$JS_TOOLS" && npm install --silent --no-audit --no-fund "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null)
+        echo "setup: JavaScript guests: componentize-js $COMPONENTIZE_JS_VERSION in $JS_TOOLS"
+    else
+        echo "setup: JavaScript guests: componentize-js $COMPONENTIZE_JS_VERSION (already installed)"
+    fi
+else
+    echo "setup: npm not found: JavaScript guests (examples/js) will not be built"
+fi
