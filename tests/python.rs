@@ -272,6 +272,18 @@ fn exceptions_reach_the_caller() {
     assert!(err.contains("KeyError: 'in a process'"), "{err}");
 }
 
+/// The rest of the surface (shared ctypes, managers, shared memory,
+/// primitives, joinable queues, pipes and `wait`, terminate/kill/close,
+/// pool initializer, callbacks, `maxtasksperchild`): the same lines as CPython.
+#[test]
+fn api_surface_prints_what_cpython_prints() {
+    let path = python_dir().join("api.py");
+    let reference = cpython(path.clone());
+    let out = mpwasm(&["run", path.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(lines(&out), reference.join().unwrap(), "{}", stderr(&out));
+}
+
 fn tasks() -> String {
     python_dir().join("tasks.py").to_str().unwrap().to_string()
 }

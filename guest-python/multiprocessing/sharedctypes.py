@@ -50,6 +50,8 @@ def _code(typecode_or_type):
 def _to_raw(code, value):
     if code == "u":
         return ord(value)
+    if code == "c" and isinstance(value, int):
+        return bytes([value])  # an item of a bytes initializer
     return value
 
 
