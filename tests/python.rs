@@ -497,3 +497,49 @@ fn build_bakes_the_program_in() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(lines(&out), ["49"]);
 }
+
+/// A source that is not UTF-8, or larger than the limit, is refused with
+/// one line naming the file, before anything is built.
+#[test]
+fn bad_sources_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("latin1.py");
+    std::fs::write(&latin1, b"print('caf\xe9')\n").unwrap();
+    let big = dir.path().join("big.py");
+    std::fs::write(
+        &big,
+        vec![b'#'; (mpwasm::limits::MAX_PYTHON_SOURCE_BYTES + 1) as usize],
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for (path, says) in [(&latin1, "not UTF-8"), (&big, "too large")] {
+        let out = run_mpwasm_in(cache.path(), &["run", path.to_str().unwrap()], "");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains(says),
+            "{err}"
+        );
+    }
+}
+
+/// Without componentize-py, a `.py` fails with one line saying how to get it.
+#[test]
+fn a_missing_toolchain_is_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = Command::new(mpwasm_bin())
+        .args(["run", seed("pool_square").to_str().unwrap()])
+        .env("MPWASM_CACHE_DIR", cache.path())
+        .env("MPWASM_COMPONENTIZE_PY", "/nonexistent/componentize-py")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("pool_square.py") && err.contains("componentize-py"),
+        "{err}"
+    );
+}
