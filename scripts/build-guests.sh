@@ -42,3 +42,13 @@ if [ -x "$componentize_js" ]; then
         fi
     done
 fi
+
+# C guests, when clang-19 and wasi-libc are installed (scripts/setup.sh).
+if command -v clang-19 >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ]; then
+    for c in examples/c/*.c; do
+        name=$(basename "$c" .c)_c
+        clang-19 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Werror \
+            -o "$out/$name.wasm" "$c" examples/c/gen/worker.c examples/c/gen/worker_component_type.o
+        echo "guests: $name.wasm (clang-19)"
+    done
+fi

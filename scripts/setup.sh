@@ -80,3 +80,8 @@ if command -v npm >/dev/null; then
 else
     echo "setup: npm not found: JavaScript guests (examples/js) will not be built"
 fi
+
+# C guests (examples/c): clang and wasi-libc from Debian; the bindings are
+# committed (examples/c/gen), so no wit-bindgen is needed.
+need_apt clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+echo "setup: C guests: clang-19 + wasi-libc"

@@ -56,3 +56,27 @@ fn javascript_guest_runs_tasks_and_main() {
     let out = run_mpwasm(&["inspect", js], "");
     assert_eq!(stdout(&out), "square\nadd\nboom\n");
 }
+
+#[test]
+fn c_guest_runs_tasks_and_main() {
+    let Some(c) = polyglot_guest("square_c", "clang-19") else {
+        return;
+    };
+    let c = c.to_str().unwrap();
+    let out = run_mpwasm(&["pool", c, "--task", "square", "-j", "2"], "1\n2\n3\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1\n4\n9\n");
+    // A bad input and a trap each fail only their input.
+    let out = run_mpwasm(&["pool", c, "--task", "square"], "4\nx\n5\n");
+    assert_eq!(out.status.code(), Some(1));
+    let got = stdout(&out);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], "16");
+    assert!(lines[1].contains("bad_input"), "{got}");
+    assert_eq!(lines[2], "25");
+    let out = run_mpwasm(&["pool", c, "--task", "boom"], "1\n");
+    assert!(stdout(&out).contains("\"kind\":\"trap\""), "{}", stdout(&out));
+    let out = run_mpwasm(&["run", c, "a"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "hello from C main in worker 0, name MainProcess, 2 args\n");
+}
