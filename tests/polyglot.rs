@@ -75,8 +75,15 @@ fn c_guest_runs_tasks_and_main() {
     assert!(lines[1].contains("bad_input"), "{got}");
     assert_eq!(lines[2], "25");
     let out = run_mpwasm(&["pool", c, "--task", "boom"], "1\n");
-    assert!(stdout(&out).contains("\"kind\":\"trap\""), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("\"kind\":\"trap\""),
+        "{}",
+        stdout(&out)
+    );
     let out = run_mpwasm(&["run", c, "a"], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "hello from C main in worker 0, name MainProcess, 2 args\n");
+    assert_eq!(
+        stdout(&out),
+        "hello from C main in worker 0, name MainProcess, 2 args\n"
+    );
 }
