@@ -1,4 +1,4 @@
-//! Benchmarks W1–W8 of `shared/BENCH.md`: each runs mpwasm and
+//! Benchmarks W1–W9 of `shared/BENCH.md`: each runs mpwasm and
 //! CPython's `multiprocessing` (and, where a target is relative to it, native
 //! Rust) in the same run, and prints both and their ratio. Medians of a few
 //! repetitions; the machine is shared and noisy, so only the ratios taken
@@ -7,6 +7,7 @@
 //! Run with `make bench` (which builds the guests first).
 
 mod messaging;
+mod python;
 mod reliability;
 mod shared_state;
 
@@ -75,6 +76,9 @@ fn main() {
     }
     if wanted("w8") {
         messaging::w8(&msg, &py);
+    }
+    if wanted("w9") {
+        python::w9(&mpwasm, &root);
     }
     if wanted("reliability") {
         let kit = guests.join("testkit.wasm");

@@ -77,6 +77,7 @@ mod interfaces;
 pub mod limits;
 mod load;
 mod pool;
+mod python;
 mod sys;
 mod wire;
 mod worker;
@@ -85,6 +86,7 @@ mod zygote;
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
+pub use python::{build_python, COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_VERSION};
 pub use wire::Codec;
 
 /// Runs this process as an mpwasm worker if it was started as one, and

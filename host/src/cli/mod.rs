@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod build;
 mod compile;
 mod inspect;
 mod json_lines;
@@ -40,6 +41,7 @@ enum Command {
     Run(Box<run::RunCommand>),
     Compile(compile::CompileCommand),
     Inspect(inspect::InspectCommand),
+    Build(build::BuildCommand),
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit code.
@@ -55,6 +57,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Run(cmd) => cmd.execute(&cache),
         Command::Compile(cmd) => cmd.execute(&cache),
         Command::Inspect(cmd) => cmd.execute(&cache),
+        Command::Build(cmd) => cmd.execute(&cache),
     };
     match outcome {
         Ok(code) => code,

@@ -335,6 +335,9 @@ impl PoolBuilder {
             None => std::env::current_exe()
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
+        if self.broker.is_none() && crate::python::is_program(&self.guest) {
+            sandbox.env.extend(crate::python::program_env(&self.guest)?);
+        }
         let (broker, places) = match self.broker {
             Some(run) => run,
             None => {
