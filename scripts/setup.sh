@@ -50,3 +50,6 @@ case "${MPWASM_TOOLCHAIN:-rustup}" in
         ;;
     *) echo "setup: MPWASM_TOOLCHAIN must be 'rustup' or 'debian'" >&2; exit 2 ;;
 esac
+
+# The cluster tests (tests/cluster.rs) start their own JetStream servers.
+command -v nats-server >/dev/null || need_apt nats-server

@@ -71,6 +71,7 @@
 mod batch;
 mod bindings;
 mod broker;
+mod cluster;
 mod engine;
 mod error;
 mod interfaces;
@@ -81,6 +82,7 @@ mod sys;
 mod wire;
 mod worker;
 
+pub use cluster::{serve, ClusterOptions, ServeOptions, Storage};
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
