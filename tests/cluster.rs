@@ -5,6 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use mpwasm::AsyncResult;
+
 use common::nats::{NatsServer, WorkerHost};
 
 /// A caller's pool on the cluster at `url`.
@@ -96,4 +98,167 @@ fn every_pool_method_gives_the_local_results_and_errors() {
         "{err}"
     );
     assert!(remote.check_task("nope").is_err());
+}
+
+/// How long the hosts of the delivery tests wait for a chunk's progress.
+const ACK_WAIT: &str = "1s";
+
+/// Inputs of `sleep_ms` that take about `total_ms` on one slot: each
+/// input is its own result, and all are distinct.
+fn sleeps(n: u64, total_ms: u64) -> Vec<u64> {
+    (0..n).map(|i| total_ms / n + i % 3).collect()
+}
+
+/// Starts a map of `inputs` through `sleep_ms` on the cluster, two inputs
+/// a chunk.
+fn sleep_map(pool: &mpwasm::Pool, inputs: &[u64]) -> AsyncResult<Vec<u64>> {
+    pool.map_async("sleep_ms", inputs.to_vec())
+        .expect("map_async")
+}
+
+/// The outcome of a map, failing the test instead of hanging.
+fn outcome(result: AsyncResult<Vec<u64>>) -> Vec<u64> {
+    result
+        .get(Some(Duration::from_secs(90)))
+        .expect("the map completes")
+}
+
+#[test]
+fn a_host_sigkilled_mid_map_loses_nothing_ten_times() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let extra = ["--ack-wait", ACK_WAIT];
+    let mut hosts = hosts(&server.url(), 3, cache.path(), &extra);
+    let pool = cluster_pool("testkit", &server.url(), 6)
+        .chunksize(2)
+        .build()
+        .expect("cluster pool");
+    let inputs = sleeps(30, 1500);
+    for round in 0..10 {
+        let result = sleep_map(&pool, &inputs);
+        std::thread::sleep(Duration::from_millis(250));
+        let victim = round % hosts.len();
+        hosts[victim].kill();
+        let started = Instant::now();
+        let answers = outcome(result);
+        assert_eq!(answers, inputs, "round {round}");
+        eprintln!("round {round}: done {:?} after the kill", started.elapsed());
+        hosts[victim] = WorkerHost::start(&server.url(), 1, cache.path(), &extra);
+    }
+}
+
+#[test]
+fn a_host_stopped_past_ack_wait_has_its_late_result_discarded() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let extra = ["--ack-wait", ACK_WAIT];
+    let hosts = hosts(&server.url(), 2, cache.path(), &extra);
+    let pool = cluster_pool("testkit", &server.url(), 4)
+        .chunksize(2)
+        .build()
+        .expect("cluster pool");
+    // Ten chunks of 400 ms: 2 s for two hosts, 4 s for one.
+    let inputs = sleeps(20, 4000);
+    for _ in 0..2 {
+        let result = sleep_map(&pool, &inputs);
+        std::thread::sleep(Duration::from_millis(250));
+        hosts[0].signal(libc::SIGSTOP);
+        // Past AckWait the other host takes the stopped one's chunk; the
+        // stopped one wakes while the map still runs, finishes that chunk
+        // and publishes its result a second time, which must be dropped.
+        std::thread::sleep(Duration::from_millis(2200));
+        hosts[0].signal(libc::SIGCONT);
+        assert_eq!(outcome(result), inputs);
+    }
+}
+
+#[test]
+fn the_nats_server_restarted_mid_map_does_not_lose_the_job() {
+    let mut server = NatsServer::start();
+    let cache = common::cache_dir();
+    let extra = ["--ack-wait", ACK_WAIT];
+    let _hosts = hosts(&server.url(), 2, cache.path(), &extra);
+    let pool = cluster_pool("testkit", &server.url(), 4)
+        .chunksize(2)
+        .build()
+        .expect("cluster pool");
+    let inputs = sleeps(30, 2000);
+    let result = sleep_map(&pool, &inputs);
+    std::thread::sleep(Duration::from_millis(400));
+    server.restart();
+    assert_eq!(outcome(result), inputs);
+}
+
+/// The worker processes `pid` has started that are still alive.
+fn children(pid: i32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace()
+                .collect();
+            fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid)
+                && fields.first() != Some(&"Z")
+        })
+        .count()
+}
+
+#[test]
+fn a_caller_sigkilled_leaves_nothing_running_on_the_hosts() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let hosts = hosts(&server.url(), 2, cache.path(), &["--ack-wait", ACK_WAIT]);
+    // 80 inputs of 500 ms: 20 s of work for the two hosts.
+    let input: String = (0..80).map(|i| format!("{}\n", 500 + i)).collect();
+    let mut caller = std::process::Command::new(common::mpwasm_bin())
+        .args([
+            "pool",
+            "--cluster",
+            &server.url(),
+            "--task",
+            "sleep_ms",
+            "--chunksize",
+            "1",
+            "-j",
+            "4",
+        ])
+        .arg(common::guest("testkit"))
+        .env("MPWASM_CACHE_DIR", common::shared_cache())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the caller");
+    {
+        use std::io::Write;
+        let mut stdin = caller.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write inputs");
+    }
+    // Wait (at most 20 s) until both hosts run its chunks.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hosts.iter().any(|h| children(h.pid()) == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the hosts never ran the caller's chunks"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    caller.kill().expect("kill the caller");
+    caller.wait().expect("reap the caller");
+    // Within seconds (RUN_SILENCE, 3 s, and the hosts' sweep), no host has
+    // a worker running for it; the caller's 20 s of work are not done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hosts.iter().any(|h| children(h.pid()) > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "hosts still run a dead caller's chunks 10 s after it died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

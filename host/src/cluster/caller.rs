@@ -30,6 +30,10 @@ use crate::wire::Failure;
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(60);
 /// The most `terminate()` waits for the cluster to purge the run's chunks.
 const PURGE_PATIENCE: Duration = Duration::from_secs(2);
+/// The server drops a dead caller's result consumer after this long unused
+/// (servers 2.10 and later; hosts also drop it when they see the caller
+/// gone).
+const RESULTS_INACTIVE: Duration = Duration::from_secs(300);
 
 /// Connects, publishes the guest, and starts the dispatcher for a pool
 /// built with [`PoolBuilder::cluster`](crate::PoolBuilder::cluster).
@@ -122,7 +126,8 @@ struct Dispatcher {
     max_payload: usize,
     shared: Arc<Shared>,
     cache: Cache,
-    results: consumer::pull::Ordered,
+    /// Result messages' payloads, from [`read_results`].
+    results: mpsc::UnboundedReceiver<bytes::Bytes>,
     advisories: async_nats::Subscriber,
     next_chunk: u64,
     pending: HashMap<u64, Pending>,
@@ -137,19 +142,8 @@ impl Dispatcher {
         let js = jetstream::new(client.clone());
         super::ensure_streams(&js, options.storage_kind(), options.replica_count()).await?;
         let guest_hash = publish_guest(&js, shared.launch().guest.source(), options).await?;
-        let results = js
-            .get_stream(RESULTS)
-            .await
-            .map_err(|e| nats_error("cannot open the result stream", e))?
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: super::result_subject(&run),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| nats_error("cannot read results", e))?
-            .messages()
-            .await
-            .map_err(|e| nats_error("cannot read results", e))?;
+        let (results_tx, results) = mpsc::unbounded_channel();
+        tokio::spawn(read_results(js.clone(), run.clone(), results_tx));
         let advisories = client
             .subscribe(format!(
                 "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{CHUNKS}.{HOSTS}"
@@ -208,10 +202,7 @@ impl Dispatcher {
                         self.fail_chunk(chunk, TaskErrorKind::WorkerLost, &why);
                     }
                 },
-                Some(msg) = self.results.next() => match msg {
-                    Ok(msg) => self.result(&msg.payload),
-                    Err(e) => tracing::warn!("cluster: reading results: {e}"),
-                },
+                Some(payload) = self.results.recv() => self.result(&payload),
                 Some(msg) = self.advisories.next() => self.advisory(&msg.payload),
                 _ = heartbeat.tick() => {
                     let _ = self.client.publish(super::alive_subject(&self.run), "".into()).await;
@@ -344,6 +335,9 @@ impl Dispatcher {
 
     async fn purge(&self, subjects: &[String]) {
         let work = async {
+            if let Ok(s) = self.js.get_stream_no_info(RESULTS).await {
+                let _ = s.delete_consumer(&super::results_consumer(&self.run)).await;
+            }
             for (stream, subject) in [CHUNKS, RESULTS].iter().zip(subjects) {
                 let Ok(s) = self.js.get_stream_no_info(*stream).await else {
                     continue;
@@ -354,6 +348,68 @@ impl Dispatcher {
             }
         };
         let _ = tokio::time::timeout(PURGE_PATIENCE, work).await;
+    }
+}
+
+/// Reads the run's results into `tx`, through a durable consumer of its
+/// own (made again from the first result if the server lost it: the
+/// dispatcher drops the results it has seen), until `tx` closes.
+async fn read_results(
+    js: jetstream::Context,
+    run: String,
+    tx: mpsc::UnboundedSender<bytes::Bytes>,
+) {
+    let name = super::results_consumer(&run);
+    let config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: super::result_subject(&run),
+        ack_policy: consumer::AckPolicy::Explicit,
+        inactive_threshold: RESULTS_INACTIVE,
+        ..Default::default()
+    };
+    while !tx.is_closed() {
+        let consumer = match js.get_stream_no_info(RESULTS).await {
+            Ok(stream) => stream.get_or_create_consumer(&name, config.clone()).await,
+            Err(e) => {
+                tracing::debug!("cluster: opening the result stream: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let consumer: consumer::PullConsumer = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("cluster: opening the result consumer: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        while !tx.is_closed() {
+            let batch = consumer
+                .batch()
+                .max_messages(256)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await;
+            let Ok(mut batch) = batch else { break };
+            let mut failed = false;
+            while let Some(msg) = batch.next().await {
+                match msg {
+                    Ok(msg) => {
+                        let _ = tx.send(msg.payload.clone());
+                        let _ = msg.ack().await;
+                    }
+                    Err(e) => {
+                        tracing::debug!("cluster: reading results: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                break;
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@
 //! | guest | object store `MPWASM_GUESTS`, object named by its BLAKE3 hash | put once by the caller; a host fetches it, checks the hash, compiles and caches it |
 //! | chunk | stream `MPWASM_CHUNKS` (work-queue retention), subject `mpwasm.chunk.RUN` | one message per chunk, `Nats-Msg-Id` `RUN.N` (N counts the run's chunks), so a republished chunk is dropped by the server |
 //! | hosts' consumer | durable pull consumer `hosts` on `MPWASM_CHUNKS` | explicit ack, `AckWait` and `MaxDeliver` set by the hosts (`--ack-wait`, `--max-deliver`) |
-//! | result | stream `MPWASM_RESULTS` (limits retention), subject `mpwasm.result.RUN` | `Nats-Msg-Id` = the chunk's id; read by the caller through an ordered consumer |
+//! | result | stream `MPWASM_RESULTS` (limits retention), subject `mpwasm.result.RUN` | `Nats-Msg-Id` = the chunk's id; read by the caller through its durable consumer `rRUN` (made again if a restarted server lost it) |
 //! | liveness | core NATS `mpwasm.alive.RUN` every [`HEARTBEAT`] | a host drops the chunks of a run it has not heard from for [`RUN_SILENCE`] and stops any it is running |
 //! | stop | core NATS `mpwasm.stop.RUN` | `terminate()`: hosts stop the run's chunks at once |
 //!
@@ -90,6 +90,11 @@ fn chunk_subject(run: &str) -> String {
 
 fn result_subject(run: &str) -> String {
     format!("mpwasm.result.{run}")
+}
+
+/// The durable consumer through which a caller reads its results.
+fn results_consumer(run: &str) -> String {
+    format!("r{run}")
 }
 
 fn alive_subject(run: &str) -> String {

@@ -429,7 +429,9 @@ impl Host {
         {
             let mut runs = self.runs();
             let state = runs.entry(run.to_string()).or_insert(RunState {
-                last_seen: Instant::now() - RUN_SILENCE * 2,
+                last_seen: Instant::now()
+                    .checked_sub(RUN_SILENCE * 2)
+                    .unwrap_or_else(Instant::now),
                 stopped: true,
                 purged: false,
                 pool: None,
@@ -441,6 +443,10 @@ impl Host {
         }
         if let Ok(stream) = self.js.get_stream_no_info(CHUNKS).await {
             let _ = stream.purge().filter(super::chunk_subject(run)).await;
+        }
+        if let Ok(stream) = self.js.get_stream_no_info(super::RESULTS).await {
+            let _ = stream.purge().filter(super::result_subject(run)).await;
+            let _ = stream.delete_consumer(&super::results_consumer(run)).await;
         }
     }
 }
