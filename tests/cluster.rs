@@ -262,3 +262,38 @@ fn a_caller_sigkilled_leaves_nothing_running_on_the_hosts() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_token_server_refuses_hosts_and_callers_without_the_token() {
+    let server = NatsServer::start_with(&["--auth", "s3cret-token"]);
+    let cache = common::cache_dir();
+    // A host without the token cannot join: it exits with status 2.
+    let mut stranger = WorkerHost::start(&server.url(), 1, cache.path(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = stranger.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a host without the token is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(2));
+    // Nor can a caller.
+    let err = cluster_pool("pool_square", &server.url(), 2).build().err().expect("refused");
+    assert!(matches!(err, mpwasm::Error::Cluster(_)), "{err}");
+    // With the token both work, through the CLI.
+    let _host = WorkerHost::start(&server.url(), 1, cache.path(), &["--nats-token", "s3cret-token"]);
+    let out = common::run_mpwasm(
+        &[
+            "pool",
+            "--cluster",
+            &server.url(),
+            "--nats-token",
+            "s3cret-token",
+            common::guest("pool_square").to_str().unwrap(),
+        ],
+        "1\n2\n3\n",
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out), "1\n4\n9\n");
+}

@@ -6,6 +6,7 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod cluster;
 mod messaging;
 mod reliability;
 mod shared_state;
@@ -71,6 +72,9 @@ fn main() {
     }
     if wanted("w8") {
         messaging::w8(&msg, &py);
+    }
+    if only.iter().any(|a| a == "cluster") {
+        cluster::run(&mpwasm, &square, &primes, &guests.join("testkit.wasm"));
     }
     if wanted("reliability") {
         let kit = guests.join("testkit.wasm");

@@ -49,6 +49,11 @@ pub struct NatsServer {
 impl NatsServer {
     /// A single server with file storage in a fresh temporary directory.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `nats-server` arguments.
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let store = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let args = vec![
@@ -60,6 +65,7 @@ impl NatsServer {
             "-sd".into(),
             store.path().display().to_string(),
         ];
+        let args = args.into_iter().chain(extra.iter().map(|a| a.to_string())).collect();
         let mut server = NatsServer {
             port,
             args,
