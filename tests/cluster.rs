@@ -274,15 +274,26 @@ fn a_token_server_refuses_hosts_and_callers_without_the_token() {
         if let Some(status) = stranger.child.try_wait().expect("try_wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "a host without the token is still running");
+        assert!(
+            Instant::now() < deadline,
+            "a host without the token is still running"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(2));
     // Nor can a caller.
-    let err = cluster_pool("pool_square", &server.url(), 2).build().err().expect("refused");
+    let err = cluster_pool("pool_square", &server.url(), 2)
+        .build()
+        .err()
+        .expect("refused");
     assert!(matches!(err, mpwasm::Error::Cluster(_)), "{err}");
     // With the token both work, through the CLI.
-    let _host = WorkerHost::start(&server.url(), 1, cache.path(), &["--nats-token", "s3cret-token"]);
+    let _host = WorkerHost::start(
+        &server.url(),
+        1,
+        cache.path(),
+        &["--nats-token", "s3cret-token"],
+    );
     let out = common::run_mpwasm(
         &[
             "pool",
@@ -296,4 +307,78 @@ fn a_token_server_refuses_hosts_and_callers_without_the_token() {
     );
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(common::stdout(&out), "1\n4\n9\n");
+}
+
+#[test]
+fn a_chunk_no_host_finishes_fails_with_worker_lost_after_max_deliver() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let extra = ["--ack-wait", ACK_WAIT, "--max-deliver", "2"];
+    let pool = cluster_pool("testkit", &server.url(), 1)
+        .build()
+        .expect("cluster pool");
+    // A minute-long task: its host keeps it alive with +WPI, so only the
+    // host's death hands it on. Each of its two deliveries ends with the
+    // host killed (as a chunk that brings its host down would).
+    let result = pool.apply_async::<_, u64>("sleep_ms", 60_000u64).unwrap();
+    for delivery in 0..2 {
+        let mut host = WorkerHost::start(&server.url(), 1, cache.path(), &extra);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while children(host.pid()) == 0 {
+            assert!(Instant::now() < deadline, "delivery {delivery} never ran");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host.kill();
+    }
+    let _spare = WorkerHost::start(&server.url(), 1, cache.path(), &extra);
+    let err = result
+        .get(Some(Duration::from_secs(30)))
+        .expect_err("the chunk fails");
+    assert!(
+        matches!(&err, mpwasm::Error::Task(t) if t.kind == mpwasm::TaskErrorKind::WorkerLost && t.message.contains("2 deliveries")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_three_server_nats_cluster_survives_one_server_sigkilled_mid_map() {
+    let stores: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let routes: Vec<u16> = (0..3).map(|_| common::nats::free_port()).collect();
+    let mut servers: Vec<NatsServer> = (0..3)
+        .map(|i| NatsServer::start_clustered(i, &routes, stores[i].path()))
+        .collect();
+    let url = servers
+        .iter()
+        .map(|s| s.url())
+        .collect::<Vec<_>>()
+        .join(",");
+    // JetStream elects its meta leader after the routes are up: retry
+    // (at most 60 s) until the replicated streams can be made.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pool = loop {
+        let options = mpwasm::ClusterOptions::new(&url).replicas(3);
+        match common::pool_builder("testkit")
+            .cluster_options(options)
+            .processes(4)
+            .chunksize(2)
+            .build()
+        {
+            Ok(pool) => break pool,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the NATS cluster never took streams: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    };
+    let cache = common::cache_dir();
+    let extra = ["--ack-wait", ACK_WAIT, "--cluster-replicas", "3"];
+    let _hosts = hosts(&url, 2, cache.path(), &extra);
+    let inputs = sleeps(30, 3000);
+    let result = sleep_map(&pool, &inputs);
+    std::thread::sleep(Duration::from_millis(500));
+    servers[0].kill();
+    assert_eq!(outcome(result), inputs);
 }

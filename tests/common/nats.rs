@@ -65,7 +65,10 @@ impl NatsServer {
             "-sd".into(),
             store.path().display().to_string(),
         ];
-        let args = args.into_iter().chain(extra.iter().map(|a| a.to_string())).collect();
+        let args = args
+            .into_iter()
+            .chain(extra.iter().map(|a| a.to_string()))
+            .collect();
         let mut server = NatsServer {
             port,
             args,
