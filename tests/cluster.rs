@@ -382,3 +382,76 @@ fn a_three_server_nats_cluster_survives_one_server_sigkilled_mid_map() {
     servers[0].kill();
     assert_eq!(outcome(result), inputs);
 }
+
+#[test]
+fn the_hosts_sandbox_is_a_ceiling_the_caller_cannot_raise() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let _host = WorkerHost::start(&server.url(), 1, cache.path(), &["--memory", "32MiB"]);
+    // The caller asks for 1 GiB; the host's 32 MiB holds.
+    let pool = cluster_pool("testkit", &server.url(), 1)
+        .memory_limit(1 << 30)
+        .build()
+        .expect("cluster pool");
+    assert_eq!(pool.apply::<usize, usize>("alloc_mib", 8).unwrap(), 8 << 8);
+    let err = pool.apply::<usize, usize>("alloc_mib", 64).unwrap_err();
+    assert!(
+        matches!(&err, mpwasm::Error::Task(t) if t.kind == mpwasm::TaskErrorKind::ResourceLimit),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_guest_whose_bytes_do_not_match_its_hash_is_never_run() {
+    use async_nats::jetstream;
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    // A hostile peer stores other bytes under the hash of pool_square.
+    let square = std::fs::read(common::guest("pool_square")).unwrap();
+    let other = std::fs::read(common::guest("testkit")).unwrap();
+    let hash = blake3::hash(&square).to_hex().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(server.url()).await.expect("connect");
+        let js = jetstream::new(client);
+        let store = js
+            .create_object_store(jetstream::object_store::Config {
+                bucket: "MPWASM_GUESTS".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("object store");
+        store
+            .put(hash.as_str(), &mut other.as_slice())
+            .await
+            .expect("put");
+    });
+    let _host = WorkerHost::start(
+        &server.url(),
+        1,
+        cache.path(),
+        &["--ack-wait", ACK_WAIT, "--max-deliver", "2"],
+    );
+    let pool = cluster_pool("pool_square", &server.url(), 1)
+        .build()
+        .expect("cluster pool");
+    // The host refuses the swapped bytes on every delivery; the chunk
+    // fails after MaxDeliver instead of running testkit's code.
+    let err = pool
+        .apply_async::<_, i64>("square", 7i64)
+        .unwrap()
+        .get(Some(Duration::from_secs(60)))
+        .unwrap_err();
+    assert!(
+        matches!(&err, mpwasm::Error::Task(t) if t.kind == mpwasm::TaskErrorKind::WorkerLost),
+        "{err}"
+    );
+    let fetched = cache
+        .path()
+        .join("cluster-guests")
+        .join(format!("{hash}.wasm"));
+    assert!(!fetched.exists(), "the swapped bytes were kept");
+}
