@@ -248,7 +248,8 @@ struct Sample {
     hwm_kib: u64,
     /// Open descriptors.
     fds: usize,
-    /// Live child processes (worker processes).
+    /// Live child processes (worker processes; not the zygote they are
+    /// forked from, which runs no guest code and is not a worker).
     children: usize,
 }
 
@@ -264,7 +265,7 @@ fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
-/// Live (not zombie) processes whose parent is `pid`.
+/// Live (not zombie) processes whose parent is `pid`, but zygotes.
 fn children_of(pid: u32) -> usize {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0;
@@ -278,7 +279,9 @@ fn children_of(pid: u32) -> usize {
             let mut rest = stat.rsplit_once(')').map_or("", |r| r.1).split_whitespace();
             let state = rest.next();
             let ppid = rest.next().and_then(|v| v.parse::<u32>().ok());
-            ppid == Some(pid) && state != Some("Z")
+            let zygote = std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "mpwasm-zygote");
+            ppid == Some(pid) && state != Some("Z") && !zygote
         })
         .count()
 }

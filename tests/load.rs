@@ -87,7 +87,8 @@ fn the_cache_is_reused_second_start_does_not_compile() {
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     assert_eq!(artifact.len(), 1, "one artifact: {:?}", files());
-    assert_eq!(files().len(), 2, "and its check file: {:?}", files());
+    assert_eq!(files().len(), 3, "its check file, sources/: {:?}", files());
+    assert!(cache.path().join("sources").is_dir(), "{:?}", files());
     let mtime = std::fs::metadata(&artifact[0]).unwrap().modified().unwrap();
 
     let second = run_mpwasm_in(cache.path(), &["compile", sq.to_str().unwrap()], "");
@@ -103,7 +104,7 @@ fn the_cache_is_reused_second_start_does_not_compile() {
         std::fs::metadata(&artifact[0]).unwrap().modified().unwrap(),
         mtime
     );
-    assert_eq!(files().len(), 2, "{:?}", files());
+    assert_eq!(files().len(), 3, "{:?}", files());
 
     // And through the host crate: the second load reports no compile time.
     let lib_cache = mpwasm::Cache::new(cache.path());

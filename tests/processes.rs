@@ -794,7 +794,10 @@ fn an_embedded_run_leaves_no_orphan_behind() {
         .unwrap();
     assert_eq!(pool.run_main().unwrap(), 0);
     drop(pool);
-    let ours = format!("{}={}", "MPWASM_WORKER_PARENT", std::process::id());
+    // Exec'd workers carry the first variable; forked ones, and the zygote
+    // they come from, the second.
+    let ours = ["MPWASM_WORKER_PARENT", "MPWASM_ZYGOTE_PARENT"]
+        .map(|var| format!("{var}={}", std::process::id()));
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let left: Vec<String> = std::fs::read_dir("/proc")
@@ -803,7 +806,10 @@ fn an_embedded_run_leaves_no_orphan_behind() {
             .filter(|e| {
                 let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
                 let pid = e.file_name().to_string_lossy().parse().unwrap_or(0);
-                alive(pid) && environ.split(|&b| b == 0).any(|v| v == ours.as_bytes())
+                alive(pid)
+                    && environ
+                        .split(|&b| b == 0)
+                        .any(|v| ours.iter().any(|o| v == o.as_bytes()))
             })
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();

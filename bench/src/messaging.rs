@@ -39,7 +39,7 @@ pub struct Guest<'a> {
 
 impl Guest<'_> {
     /// `mpwasm run bench_msg.wasm <which>`: its one line of JSON.
-    fn run(&self, which: &str) -> serde_json::Value {
+    pub fn run(&self, which: &str) -> serde_json::Value {
         let out = Command::new(self.mpwasm)
             .arg("run")
             .arg(self.wasm)

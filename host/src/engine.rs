@@ -14,6 +14,25 @@ use wasmtime::{Config, Engine};
 ///
 /// Fails only if wasmtime rejects the configuration (a build problem).
 pub(crate) fn engine(metering: bool) -> wasmtime::Result<Engine> {
+    Engine::new(&config(metering))
+}
+
+/// The engine of a worker process or zygote: [`engine`]'s configuration
+/// with the compiler switched off. Workers only map precompiled artifacts,
+/// which such an engine loads (their compatibility check compares settings,
+/// not whether a compiler exists); without one, making the engine builds no
+/// Cranelift back end and touches none of its code.
+///
+/// # Errors
+///
+/// As [`engine`].
+pub(crate) fn runtime_engine(metering: bool) -> wasmtime::Result<Engine> {
+    let mut config = config(metering);
+    config.enable_compiler(false);
+    Engine::new(&config)
+}
+
+fn config(metering: bool) -> Config {
     let mut config = Config::new();
     // Task deadlines: a ticker thread in the worker advances the epoch; a
     // store whose deadline passes traps at the next loop header or call.
@@ -25,5 +44,5 @@ pub(crate) fn engine(metering: bool) -> wasmtime::Result<Engine> {
     // and mpwasm's host functions block in their own process instead.
     config.concurrency_support(false);
     config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-    Engine::new(&config)
+    config
 }

@@ -59,6 +59,16 @@ pub enum LoadError {
     /// wasmtime itself failed (not the guest's fault).
     #[error("wasmtime: {0}")]
     Engine(String),
+    /// A Python program could not be made into a guest: its source is
+    /// unreadable, too large or not UTF-8, or componentize-py is missing or
+    /// failed.
+    #[error("{}: {reason}", path.display())]
+    Python {
+        /// The Python file (or the output, for `mpwasm build`).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What kind of failure a [`TaskError`] is.

@@ -78,14 +78,17 @@ mod interfaces;
 pub mod limits;
 mod load;
 mod pool;
+mod python;
 mod sys;
 mod wire;
 mod worker;
+mod zygote;
 
 pub use cluster::{serve, ClusterOptions, ServeOptions, Storage};
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
+pub use python::{build_python, COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_VERSION};
 pub use wire::Codec;
 
 /// Runs this process as an mpwasm worker if it was started as one, and
@@ -97,7 +100,8 @@ pub use wire::Codec;
 /// side effects — the counterpart of Python's `if __name__ == "__main__"`.
 /// The `mpwasm` binary does this too.
 pub fn init() {
-    if let Some(code) = worker::child::run_if_worker() {
+    let served = worker::child::run_if_worker().or_else(zygote::server::run_if_zygote);
+    if let Some(code) = served {
         std::process::exit(if code == std::process::ExitCode::SUCCESS {
             0
         } else {

@@ -7,10 +7,13 @@
 //! once, and written to the cache under a key made of the file's content hash,
 //! the engine's compatibility hash and the mpwasm and wasmtime versions,
 //! with a checksum beside it; an artifact that fails its check is compiled
-//! again ([`artifact`]). Worker processes only ever `deserialize_file`
+//! again ([`artifact`]). The content hash of an unchanged guest file is
+//! not recomputed: the cache remembers it by the file's status
+//! ([`source`]). Worker processes only ever `deserialize_file`
 //! (mmap) the cached artifact: starting a worker never compiles.
 
 mod artifact;
+mod source;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -109,12 +112,22 @@ impl Cache {
     /// [`Cache::load`] for an engine with fuel metering on or off (a
     /// separate artifact each).
     pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
+        if crate::python::is_program(path) {
+            // Every Python program runs in one component; its source
+            // travels at run time (see `crate::python`).
+            let component = crate::python::generic_component(&self.dir, path)?;
+            let guest = self.load_for(&component, metering)?;
+            return Ok(CompiledGuest {
+                source: path.to_path_buf(),
+                ..guest
+            });
+        }
         let engine =
             crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
-        let bytes = read_guest(path)?;
-        let artifact = self
+        let source = source::content_hash(&self.dir, path)?;
+        let mut artifact = self
             .dir
-            .join(format!("{}.cwasm", cache_key(&engine, &bytes)));
+            .join(format!("{}.cwasm", cache_key(&engine, &source.hash)));
         match artifact::verify(&artifact) {
             Verdict::Good => {
                 tracing::debug!(artifact = %artifact.display(), "cache hit");
@@ -135,6 +148,17 @@ impl Cache {
             ),
         }
         let start = Instant::now();
+        let bytes = match source.bytes {
+            Some(bytes) => bytes,
+            None => {
+                // The recorded hash named an artifact that is not there:
+                // compile what the file holds now, under its own key.
+                let bytes = read_guest(path)?;
+                let key = cache_key(&engine, &blake3::hash(&bytes));
+                artifact = self.dir.join(format!("{key}.cwasm"));
+                bytes
+            }
+        };
         let component = componentize(path, &bytes)?;
         let compiled = engine
             .precompile_component(&component)
@@ -173,12 +197,12 @@ fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
-/// Content hash + everything the compiled artifact depends on.
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+/// The guest's content hash + everything the compiled artifact depends on.
+fn cache_key(engine: &Engine, content: &blake3::Hash) -> String {
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
     let mut h = blake3::Hasher::new();
-    h.update(bytes);
+    h.update(content.as_bytes());
     h.update(concat!("mpwasm ", env!("CARGO_PKG_VERSION"), "\0").as_bytes());
     h.update(&compat.finish().to_le_bytes());
     h.update(wasmtime_version().as_bytes());

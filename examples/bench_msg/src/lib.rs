@@ -1,5 +1,5 @@
-//! Benchmarks W3, W4 and W8 of `BENCH.md`, run by `make bench` as
-//! `mpwasm run bench_msg.wasm w3|w4|w8`. Each times itself with `Instant`
+//! Benchmarks W3, W4, W6 and W8 of `BENCH.md`, run by `make bench` as
+//! `mpwasm run bench_msg.wasm w3|w4|w6|w8`. Each times itself with `Instant`
 //! from after its processes have started (a first round trip or a ready
 //! message) and prints one line of JSON; `bench/cpython_bench.py` runs the
 //! same workloads with CPython's `multiprocessing`.
@@ -197,14 +197,46 @@ fn w8() -> mpwasm_guest::Result<String> {
     ))
 }
 
+/// W6's process: its first answer.
+#[mpwasm_guest::task]
+fn answer(q: Queue<u8>) -> mpwasm_guest::Result<()> {
+    q.put(1)
+}
+
+/// W6: `Process` start to its first answer, and start + join, 50 times in
+/// sequence (CPython's `Process(target=noop).start(); join()`).
+fn w6() -> mpwasm_guest::Result<String> {
+    let q = Queue::<u8>::new()?;
+    let (mut first, mut whole) = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        let t = Instant::now();
+        let mut p = Process::new("answer", &q);
+        p.start()?;
+        q.get()?;
+        first.push(t.elapsed().as_secs_f64() * 1000.0);
+        p.join()?;
+        whole.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(format!(
+        r#"{{"first_ms": {}, "whole_ms": {}}}"#,
+        median(first),
+        median(whole)
+    ))
+}
+
 #[mpwasm_guest::main]
 fn main() -> mpwasm_guest::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_default();
     let json = match which.as_str() {
         "w3" => w3()?,
         "w4" => w4()?,
+        "w6" => w6()?,
         "w8" => w8()?,
-        other => panic!("usage: mpwasm run bench_msg.wasm w3|w4|w8 (got {other:?})"),
+        other => panic!("usage: mpwasm run bench_msg.wasm w3|w4|w6|w8 (got {other:?})"),
     };
     println!("{json}");
     Ok(())

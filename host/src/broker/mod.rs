@@ -73,6 +73,8 @@ pub(crate) struct Launch {
     /// Pool options of the run, which the pools its guests create inherit
     /// (`--retries`, `--maxtasksperchild`).
     pub(crate) pools: PoolDefaults,
+    /// The run's zygote, which forks its worker processes.
+    pub(crate) zygote: crate::zygote::Lease,
 }
 
 /// The options of a run that its guests' pools inherit.

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod build;
 mod cluster;
 mod compile;
 mod inspect;
@@ -43,6 +44,7 @@ enum Command {
     Compile(compile::CompileCommand),
     Inspect(inspect::InspectCommand),
     Serve(Box<serve::ServeCommand>),
+    Build(build::BuildCommand),
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit code.
@@ -59,6 +61,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Compile(cmd) => cmd.execute(&cache),
         Command::Inspect(cmd) => cmd.execute(&cache),
         Command::Serve(cmd) => cmd.execute(&cache),
+        Command::Build(cmd) => cmd.execute(&cache),
     };
     match outcome {
         Ok(code) => code,

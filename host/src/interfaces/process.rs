@@ -534,7 +534,7 @@ pub(crate) fn start(
         |id| Entry::new(id, name, daemon, Kind::Child, Some(caller)),
         Some(caller),
     )?;
-    let mut worker = match WorkerProcess::spawn(&launch.program, &init) {
+    let mut worker = match WorkerProcess::spawn(&launch.program, &init, &launch.zygote) {
         Ok(w) => w,
         Err(e) => {
             entry.set_exitcode(1);

@@ -99,18 +99,20 @@ pub(super) fn check_path(artifact: &Path) -> PathBuf {
     artifact.with_extension("check")
 }
 
-/// An artifact's hash and the file status it was hashed at.
-struct Check {
-    hash: blake3::Hash,
-    stamp: Stamp,
+/// A file's hash and the file status it was hashed at (an artifact's, or a
+/// guest file's: [`super::source`]).
+pub(super) struct Check {
+    pub(super) hash: blake3::Hash,
+    pub(super) stamp: Stamp,
 }
 
 /// What `stat` says about a file that changes whenever its bytes do.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-struct Stamp([i128; 7]);
+pub(super) struct Stamp([i128; 7]);
 
 impl Stamp {
-    fn of(meta: &Metadata) -> Self {
+    /// The status `meta` describes.
+    pub(super) fn of(meta: &Metadata) -> Self {
         Stamp([
             meta.size().into(),
             meta.dev().into(),
@@ -121,10 +123,15 @@ impl Stamp {
             meta.ctime_nsec().into(),
         ])
     }
+
+    /// The change time, in nanoseconds since the epoch.
+    pub(super) fn ctime_nanos(&self) -> i128 {
+        self.0[5] * 1_000_000_000 + self.0[6]
+    }
 }
 
 /// The check file at `path`, or `None` if it is missing or malformed.
-fn read_check(path: &Path) -> Option<Check> {
+pub(super) fn read_check(path: &Path) -> Option<Check> {
     let mut text = String::new();
     File::open(path)
         .ok()?
@@ -148,12 +155,17 @@ fn read_check(path: &Path) -> Option<Check> {
 
 /// Writes the check file of `artifact` (atomically, synced).
 fn write_check(artifact: &Path, check: &Check) -> io::Result<()> {
+    write_check_at(&check_path(artifact), check)
+}
+
+/// Writes `check` as the check file `path` (atomically, synced).
+pub(super) fn write_check_at(path: &Path, check: &Check) -> io::Result<()> {
     let mut line = format!("{CHECK_MAGIC} {}", check.hash.to_hex());
     for field in check.stamp.0 {
         line.push_str(&format!(" {field}"));
     }
     line.push('\n');
-    replace_synced(&check_path(artifact), line.as_bytes())
+    replace_synced(path, line.as_bytes())
 }
 
 fn hash_file(path: &Path) -> io::Result<blake3::Hash> {

@@ -400,6 +400,9 @@ impl PoolBuilder {
                 .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
         };
         let cache = self.cache.clone();
+        if self.broker.is_none() && crate::python::is_program(&self.guest) {
+            sandbox.env.extend(crate::python::program_env(&self.guest)?);
+        }
         let (broker, places) = match self.broker {
             Some(run) => run,
             None => {
@@ -414,6 +417,7 @@ impl PoolBuilder {
                         retries: self.retries,
                         maxtasksperchild: self.maxtasksperchild,
                     },
+                    zygote: crate::zygote::Lease::new(),
                 });
                 let places = broker
                     .process_count()

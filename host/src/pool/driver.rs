@@ -190,8 +190,8 @@ impl Driver {
             let name = format!("PoolWorker-{}", self.id + 1);
             let launch = self.shared.launch();
             let init = launch.init(self.id, name.clone(), None);
-            let mut worker =
-                WorkerProcess::spawn(&launch.program, &init).map_err(|e| e.to_string())?;
+            let mut worker = WorkerProcess::spawn(&launch.program, &init, &launch.zygote)
+                .map_err(|e| e.to_string())?;
             let broker = &self.shared.broker;
             let entry = broker
                 .register_process(|id| Entry::new(id, name, false, Kind::Worker, None), None)

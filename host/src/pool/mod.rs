@@ -131,6 +131,17 @@ impl Inner {
         Stream::new(self.clone(), task, codec, inputs, chunking, ordered)
     }
 
+    /// How typed inputs and results are encoded: JSON for a Python guest
+    /// (a module-level function reads and returns JSON values), bincode
+    /// otherwise.
+    fn typed_codec(&self) -> Codec {
+        if crate::python::is_program(self.shared.launch().guest.source()) {
+            Codec::Json
+        } else {
+            Codec::Bincode
+        }
+    }
+
     /// The largest input or message the pool accepts.
     fn max_message(&self) -> u64 {
         self.shared.sandbox().max_message_bytes()
@@ -155,8 +166,8 @@ impl Inner {
         let mut stream = self
             .stream(
                 task,
-                Codec::Bincode,
-                Typed(inputs.into_iter()),
+                self.typed_codec(),
+                Typed(inputs.into_iter(), self.typed_codec()),
                 chunking,
                 false, // collect() puts them in order
             )
@@ -221,11 +232,12 @@ type MapStream<A> = Stream<Typed<std::vec::IntoIter<A>>>;
 /// without waiting for the rest.
 fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Vec<R>> {
     let len = stream.len_hint();
+    let codec = stream.codec();
     let mut slots: Vec<Option<R>> = Vec::new();
     slots.resize_with(len, || None);
     for item in stream {
         let (index, bytes) = item?;
-        let value = decode(index, &bytes)?;
+        let value = decode(codec, index, &bytes)?;
         match slots.get_mut(index as usize) {
             Some(slot @ None) => *slot = Some(value),
             _ => return Err(bad_output(index, "a result for no pending input".into())),
@@ -239,7 +251,11 @@ fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Ve
 }
 
 /// Decodes one result from the guest (untrusted bytes).
-fn decode<R: DeserializeOwned>(index: u64, bytes: &[u8]) -> Result<R> {
+fn decode<R: DeserializeOwned>(codec: Codec, index: u64, bytes: &[u8]) -> Result<R> {
+    if codec == Codec::Json {
+        return serde_json::from_slice(bytes)
+            .map_err(|e| bad_output(index, format!("cannot decode the result: {e}")));
+    }
     match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(bad_output(index, "trailing bytes after the result".into())),
@@ -490,8 +506,8 @@ impl Pool {
         Imap {
             stream: self.inner.stream(
                 task,
-                Codec::Bincode,
-                Typed(inputs.into_iter()),
+                self.inner.typed_codec(),
+                Typed(inputs.into_iter(), self.inner.typed_codec()),
                 chunking,
                 ordered,
             ),
@@ -639,10 +655,11 @@ impl<A: Serialize, R: DeserializeOwned, I: Iterator<Item = A>> Iterator for Imap
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
+        let codec = self.stream.codec();
         Some(
             self.stream
                 .next()?
-                .and_then(|(index, bytes)| decode(index, &bytes)),
+                .and_then(|(index, bytes)| decode(codec, index, &bytes)),
         )
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Linux is the supported platform: parent-death signals are Linux-only.
 
+pub(crate) mod fork;
 pub(crate) mod ipc;
 pub(crate) mod robust;
 pub(crate) mod waiters;
@@ -32,18 +33,27 @@ pub(crate) fn parent_pid() -> u32 {
 /// Closes every file descriptor above stderr: a worker keeps only what it
 /// opens itself (its channel is a duplicate of stdin, made afterwards).
 pub(crate) fn close_inherited_fds() {
+    close_fds_except(&[]);
+}
+
+/// Closes every file descriptor above stderr but those in `keep`: a forked
+/// worker keeps only its channel (on stdin) and the descriptors of the
+/// mapped artifact, which wasmtime maps again at each instantiation.
+pub(crate) fn close_fds_except(keep: &[i32]) {
     let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .filter(|&fd| fd > 2)
+            .filter(|&fd| fd > 2 && !keep.contains(&fd))
             .collect(),
         Err(_) => return,
     };
     for fd in fds {
-        // SAFETY: called first thing in a new worker process, before any
-        // Rust object owns a descriptor above 2; the one `read_dir` used is
-        // closed already (EBADF is ignored).
+        // SAFETY: called first thing in a new worker process (or a forked
+        // one, whose inherited objects are never dropped: it exits without
+        // returning to them), before any Rust object it uses owns a
+        // descriptor above 2 but `keep`; the one `read_dir` used is closed
+        // already (EBADF is ignored).
         unsafe {
             libc::close(fd);
         }
@@ -69,11 +79,54 @@ pub(crate) struct Lockdown {
 /// - seccomp: `execve`, new processes (`fork`, `vfork`, `clone` without
 ///   `CLONE_THREAD`, `clone3`), new sockets, `ptrace`, namespace, mount,
 ///   module, BPF, keyring and `io_uring` calls fail.
-pub(crate) fn lock_down(grants: &[crate::wire::DirGrant]) -> Lockdown {
-    Lockdown {
-        landlock: landlock(grants),
-        seccomp: seccomp().is_ok(),
+///
+/// The seccomp filters are `filters`, compiled beforehand (a zygote
+/// compiles them once; each worker it forks only installs them).
+pub(crate) fn lock_down(grants: &[crate::wire::DirGrant], filters: &WorkerFilters) -> Lockdown {
+    let landlock = landlock(grants);
+    let seccomp = filters.0.as_ref().is_ok_and(|programs| {
+        programs
+            .iter()
+            .all(|p| seccompiler::apply_filter(p).is_ok())
+    });
+    Lockdown { landlock, seccomp }
+}
+
+/// A worker's seccomp filters, compiled to BPF (see [`lock_down`]).
+pub(crate) struct WorkerFilters(Result<Vec<seccompiler::BpfProgram>, String>);
+
+impl WorkerFilters {
+    /// Compiles them.
+    pub(crate) fn new() -> Self {
+        WorkerFilters(compile(Role::Worker))
     }
+}
+
+/// The zygote's lockdown: [`lock_down`]'s seccomp filter, except that
+/// `fork`, `clone` and `clone3` stay allowed (the zygote forks workers);
+/// no Landlock, since each forked worker restricts itself to its own grants
+/// (Landlock only ever narrows). Returns whether the filter is installed.
+pub(crate) fn lock_down_zygote() -> bool {
+    compile(Role::Zygote).is_ok_and(|programs| {
+        programs
+            .iter()
+            .all(|p| seccompiler::apply_filter(p).is_ok())
+    })
+}
+
+/// Names the calling thread (and a single-threaded process) in `ps`, `top`
+/// and `/proc/PID/comm`; at most 15 bytes are kept.
+pub(crate) fn set_process_name(name: &str) {
+    if let Ok(name) = std::ffi::CString::new(name) {
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
+/// Whose seccomp filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Worker,
+    Zygote,
 }
 
 fn landlock(grants: &[crate::wire::DirGrant]) -> String {
@@ -146,9 +199,9 @@ const DENIED_SYSCALLS: &[i64] = &[
 /// - `clone3` fails with `ENOSYS`: its flags are behind a pointer the filter
 ///   cannot read, and `ENOSYS` makes glibc's `pthread_create` fall back to
 ///   `clone`, which the filter can check.
-fn seccomp() -> Result<(), String> {
+fn compile(role: Role) -> Result<Vec<seccompiler::BpfProgram>, String> {
     use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+        SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
         SeccompRule, TargetArch,
     };
     let arch = if cfg!(target_arch = "x86_64") {
@@ -158,6 +211,7 @@ fn seccomp() -> Result<(), String> {
     } else {
         return Err("unsupported architecture".into());
     };
+    let errno = |e: i32| SeccompAction::Errno(e as u32);
     let not_a_thread = SeccompCondition::new(
         0,
         SeccompCmpArgLen::Qword,
@@ -168,8 +222,13 @@ fn seccomp() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
         DENIED_SYSCALLS.iter().map(|&nr| (nr, Vec::new())).collect();
+    if role == Role::Zygote {
+        rules.remove(&libc::SYS_fork);
+        rules.remove(&libc::SYS_vfork);
+        let filter = SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch);
+        return Ok(vec![to_bpf(filter)?]);
+    }
     rules.insert(libc::SYS_clone, vec![not_a_thread]);
-    let errno = |e: i32| SeccompAction::Errno(e as u32);
     let filters = [
         SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch),
         SeccompFilter::new(
@@ -179,14 +238,17 @@ fn seccomp() -> Result<(), String> {
             arch,
         ),
     ];
-    for filter in filters {
-        let program: BpfProgram = filter
-            .map_err(|e| e.to_string())?
-            .try_into()
-            .map_err(|e: seccompiler::BackendError| e.to_string())?;
-        seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    filters.into_iter().map(to_bpf).collect()
+}
+
+/// Compiles one seccomp filter to BPF.
+fn to_bpf(
+    filter: Result<seccompiler::SeccompFilter, seccompiler::BackendError>,
+) -> Result<seccompiler::BpfProgram, String> {
+    filter
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 #[cfg(test)]
@@ -244,7 +306,10 @@ mod test {
     }
 
     fn probe() {
-        super::seccomp().expect("install the filter");
+        let programs = super::compile(super::Role::Worker).expect("compile the filters");
+        for program in &programs {
+            seccompiler::apply_filter(program).expect("install the filter");
+        }
         let sigchld = libc::SIGCHLD as libc::c_ulong;
         // SAFETY: each call is expected to fail; one that starts a process
         // is ended in that process by `errno`.

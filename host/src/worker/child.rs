@@ -20,7 +20,12 @@ use crate::wire::{Call, Channel, Codec, Failure, FromWorker, Init, Outcome, Repl
 /// `None` at once.
 pub(crate) fn run_if_worker() -> Option<ExitCode> {
     let parent: u32 = std::env::var(WORKER_ENV).ok()?.parse().ok()?;
-    Some(match serve(parent) {
+    Some(exit_code(serve(parent)))
+}
+
+/// The exit code of a worker whose serve loop ended with `served`.
+pub(crate) fn exit_code(served: std::io::Result<()>) -> ExitCode {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         // The parent closed the channel: it is done with this worker.
         Err(e)
@@ -37,13 +42,21 @@ pub(crate) fn run_if_worker() -> Option<ExitCode> {
             eprintln!("mpwasm worker {}: {e}", std::process::id());
             ExitCode::FAILURE
         }
-    })
+    }
 }
 
 fn serve(parent: u32) -> std::io::Result<()> {
     crate::sys::die_with_parent(parent)?;
     crate::sys::close_inherited_fds();
     crate::init_logging();
+    serve_stdin(None)
+}
+
+/// Serves the parent on the channel that is this process's stdin, until it
+/// closes it: reads `Init`, instantiates the guest (from `prepared`, a
+/// forked worker's inheritance from its zygote, when it matches `Init`),
+/// reports ready, and answers requests.
+pub(crate) fn serve_stdin(prepared: Option<&Prepared>) -> std::io::Result<()> {
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let upcalls = Arc::new(Upcalls {
         channel: Mutex::new(Channel::new(socket)?),
@@ -51,7 +64,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
     let Some(ToWorker::Init(init)) = upcalls.next_request()? else {
         return Err(std::io::Error::other("expected an Init frame first"));
     };
-    let mut instance = match GuestInstance::load(*init, upcalls.clone()) {
+    let mut instance = match GuestInstance::load(*init, upcalls.clone(), prepared) {
         Ok(instance) => instance,
         Err(e) => {
             let msg = format!("{e:#}");
@@ -80,6 +93,51 @@ fn serve(parent: u32) -> std::io::Result<()> {
         upcalls.answer(&reply)?;
     }
     Ok(())
+}
+
+/// A guest made ready to instantiate: the engine (compiler off), the
+/// mapped component, linked. A zygote makes one and every worker it forks
+/// inherits it; an exec'd worker makes its own.
+pub(crate) struct Prepared {
+    engine: Engine,
+    pre: GuestPre<WorkerState>,
+    /// The worker's seccomp filters, compiled.
+    filters: crate::sys::WorkerFilters,
+    /// The artifact it was mapped from.
+    artifact: std::path::PathBuf,
+    metering: bool,
+}
+
+impl Prepared {
+    /// Maps `artifact` (compiled with fuel metering if `metering`) and
+    /// links it.
+    ///
+    /// # Errors
+    ///
+    /// The artifact cannot be mapped or linked.
+    pub(crate) fn load(artifact: &std::path::Path, metering: bool) -> wasmtime::Result<Self> {
+        let engine = crate::engine::runtime_engine(metering)?;
+        // SAFETY: the artifact was written by `Cache::load` with the same
+        // engine configuration, atomically (temp file + rename), into the
+        // user's own cache directory, and its checksum was verified by the
+        // parent; wasmtime checks its header and compatibility hash before
+        // use.
+        let component =
+            unsafe { wasmtime::component::Component::deserialize_file(&engine, artifact)? };
+        let pre = link(&engine, &component)?;
+        Ok(Prepared {
+            engine,
+            pre,
+            filters: crate::sys::WorkerFilters::new(),
+            artifact: artifact.to_path_buf(),
+            metering,
+        })
+    }
+
+    /// Whether it serves a worker told `init`.
+    fn serves(&self, init: &Init) -> bool {
+        self.artifact == init.artifact && self.metering == init.sandbox.fuel.is_some()
+    }
 }
 
 /// The worker's channel to its parent, shared by the request loop and the
@@ -174,23 +232,35 @@ struct GuestInstance {
 }
 
 impl GuestInstance {
-    fn load(init: Init, upcalls: Arc<Upcalls>) -> wasmtime::Result<Self> {
-        let engine = crate::engine::engine(init.sandbox.fuel.is_some())?;
-        // SAFETY: the artifact was written by `Cache::load` with the same
-        // engine configuration, atomically (temp file + rename), into the
-        // user's own cache directory; wasmtime checks its header and
-        // compatibility hash before use.
-        let component =
-            unsafe { wasmtime::component::Component::deserialize_file(&engine, &init.artifact)? };
+    fn load(
+        init: Init,
+        upcalls: Arc<Upcalls>,
+        prepared: Option<&Prepared>,
+    ) -> wasmtime::Result<Self> {
+        let owned;
+        let prepared = match prepared {
+            Some(p) if p.serves(&init) => p,
+            Some(p) => {
+                return Err(wasmtime::Error::msg(format!(
+                    "this worker was forked for {}, not for {}",
+                    p.artifact.display(),
+                    init.artifact.display()
+                )))
+            }
+            None => {
+                owned = Prepared::load(&init.artifact, init.sandbox.fuel.is_some())?;
+                &owned
+            }
+        };
+        let (engine, pre) = (prepared.engine.clone(), prepared.pre.clone());
         // The artifact is mapped: from here on the worker needs no files
         // but the granted directories. Threads started after this (the
         // deadline ticker, WASI's I/O threads) inherit the restrictions.
-        let lockdown = crate::sys::lock_down(&init.sandbox.dirs);
+        let lockdown = crate::sys::lock_down(&init.sandbox.dirs, &prepared.filters);
         tracing::debug!(?lockdown, "worker locked down");
         if init.sandbox.timeout.is_some() {
             sandbox::start_ticker(&engine);
         }
-        let pre = link(&engine, &component)?;
         let (store, guest) = instantiate(&engine, &pre, &init, &upcalls)?;
         Ok(GuestInstance {
             engine,

@@ -23,9 +23,74 @@ use crate::wire::{Channel, FromWorker, Init, ToWorker};
 /// How long a new worker may take to load its guest and report ready.
 const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// A worker process this one is the parent of: started with `exec`, or
+/// forked by a zygote ([`crate::zygote`]) and followed by its pidfd.
+enum Proc {
+    Exec(Child),
+    Forked {
+        pidfd: OwnedFd,
+        /// Its status, once reaped (a pidfd can be waited on only once).
+        status: Option<ExitStatus>,
+    },
+}
+
+impl Proc {
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        match self {
+            Proc::Exec(child) => child.try_wait(),
+            Proc::Forked { pidfd, status } => {
+                if status.is_none() {
+                    *status = crate::sys::fork::pidfd_wait(pidfd, false)?;
+                }
+                Ok(*status)
+            }
+        }
+    }
+
+    /// Waits a little for the process to exit, at most until `deadline`:
+    /// a forked one until its pidfd says it has (no later), an exec'd one
+    /// a millisecond.
+    fn pause(&self, deadline: std::time::Instant) {
+        if let Proc::Forked { pidfd, .. } = self {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let until = crate::sys::ipc::Deadline::after(Some(left));
+            if crate::sys::ipc::poll_readable(&[pidfd.as_fd()], until).is_ok() {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+
+    fn kill(&mut self) -> io::Result<()> {
+        match self {
+            Proc::Exec(child) => child.kill(),
+            Proc::Forked {
+                status: Some(_), ..
+            } => Ok(()),
+            Proc::Forked { pidfd, .. } => crate::sys::fork::pidfd_kill(pidfd),
+        }
+    }
+
+    fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            Proc::Exec(child) => child.wait(),
+            Proc::Forked {
+                status: Some(status),
+                ..
+            } => Ok(*status),
+            Proc::Forked { pidfd, status } => {
+                let reaped = crate::sys::fork::pidfd_wait(pidfd, true)?
+                    .ok_or_else(|| io::Error::other("waitid returned no status"))?;
+                *status = Some(reaped);
+                Ok(reaped)
+            }
+        }
+    }
+}
+
 /// A running worker process and the parent's end of its socket.
 pub(crate) struct WorkerProcess {
-    child: Child,
+    child: Proc,
     pid: u32,
     /// The program started as the worker (for messages).
     program: std::path::PathBuf,
@@ -37,17 +102,25 @@ pub(crate) struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `program` as a worker and sends it `init`. Does not wait for
     /// it to load: see [`WorkerProcess::wait_ready`].
-    pub(crate) fn spawn(program: &Path, init: &Init) -> io::Result<Self> {
-        let (ours, theirs) = UnixStream::pair()?;
-        let mut command = Command::new(program);
-        command
-            .env(WORKER_ENV, std::process::id().to_string())
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
-        let child = spawn_from_spawner(command)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
-        let pid = child.id();
+    /// The run's zygote forks it if it can ([`crate::zygote::Lease`]),
+    /// else it is exec'd.
+    pub(crate) fn spawn(
+        program: &Path,
+        init: &Init,
+        zygote: &crate::zygote::Lease,
+    ) -> io::Result<Self> {
+        let metering = init.sandbox.fuel.is_some();
+        let (child, pid, ours) = match zygote.fork_worker(program, &init.artifact, metering) {
+            Some(forked) => (
+                Proc::Forked {
+                    pidfd: forked.pidfd,
+                    status: None,
+                },
+                forked.pid,
+                forked.socket,
+            ),
+            None => Self::exec(program)?,
+        };
         let mut worker = WorkerProcess {
             child,
             pid,
@@ -59,6 +132,21 @@ impl WorkerProcess {
             .send(&ToWorker::Init(Box::new(init.clone())))
             .map_err(|e| io::Error::new(e.kind(), worker.not_a_worker(&e)))?;
         Ok(worker)
+    }
+
+    /// Starts `program` in worker mode with `exec`.
+    fn exec(program: &Path) -> io::Result<(Proc, u32, UnixStream)> {
+        let (ours, theirs) = UnixStream::pair()?;
+        let mut command = Command::new(program);
+        command
+            .env(WORKER_ENV, std::process::id().to_string())
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        let child = spawn_from_spawner(command)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+        let pid = child.id();
+        Ok((Proc::Exec(child), pid, ours))
     }
 
     /// Answers this worker's upcalls with `broker`, as process `id` there.
@@ -197,7 +285,7 @@ type SpawnRequest = (Command, std::sync::mpsc::SyncSender<io::Result<Child>>);
 
 /// Starts `command` from the spawner thread (see the module docs), starting
 /// that thread on first use.
-fn spawn_from_spawner(command: Command) -> io::Result<Child> {
+pub(crate) fn spawn_from_spawner(command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<io::Result<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
@@ -249,9 +337,7 @@ impl WorkerProcess {
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(1))
-                }
+                Ok(None) if std::time::Instant::now() < deadline => self.child.pause(deadline),
                 _ => {
                     let _ = self.child.kill();
                     break self.child.wait();

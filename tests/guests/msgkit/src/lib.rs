@@ -73,6 +73,7 @@ fn run(scenario: &str, rest: &[String]) -> Result<()> {
         "nondaemon_at_exit" => processes::nondaemon_at_exit(),
         "nested" => processes::nested(),
         "process_cap" => processes::process_cap(rest),
+        "start_join" => processes::start_join(rest),
         "blocked_child" => processes::blocked_child(),
         "shutdown" => api::shutdown(),
         "join_thread" => api::join_thread(),

@@ -328,3 +328,20 @@ pub fn blocked_child() -> Result<()> {
     println!("child pid {}", pids.get()?);
     Ok(())
 }
+
+/// Starts and joins `rest[0]` processes one after the other (each runs
+/// `sleep_for(0)`); fails at the first that does not exit with 0.
+pub fn start_join(rest: &[String]) -> Result<()> {
+    let n: u32 = rest.first().and_then(|n| n.parse().ok()).unwrap_or(1);
+    for i in 0..n {
+        let mut p = Process::new("sleep_for", 0u64);
+        p.start()?;
+        p.join_timeout(PATIENCE)?;
+        if p.exitcode() != Some(0) {
+            let code = p.exitcode();
+            return Err(mpwasm_guest::Error::Other(format!("start {i}: exitcode {code:?}")));
+        }
+    }
+    println!("started {n}");
+    Ok(())
+}

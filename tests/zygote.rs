@@ -1,0 +1,211 @@
+//! Zygotes (issue 11): worker processes forked from a per-run zygote, in
+//! this process (the test is the broker, so its own children, zombies and
+//! descriptors are what is checked). The tests run one at a time: each
+//! counts this process's children and descriptors.
+
+mod common;
+use common::*;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Serializes the tests of this file (see the module docs).
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// A child process of this one, from `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Child {
+    pid: u32,
+    /// Its name: `mpwasm-zygote`, `mpwasm-worker` (forked), `mpwasm`
+    /// (exec'd).
+    comm: String,
+    zombie: bool,
+}
+
+fn children() -> Vec<Child> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command's closing parenthesis: state, then ppid.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        if fields.next().and_then(|p| p.parse::<u32>().ok()) != Some(me) {
+            continue;
+        }
+        let comm = head.split_once('(').map_or("", |(_, c)| c).to_string();
+        out.push(Child {
+            pid,
+            comm,
+            zombie: state == Some("Z"),
+        });
+    }
+    out
+}
+
+fn named(name: &str) -> Vec<u32> {
+    children()
+        .into_iter()
+        .filter(|c| c.comm == name && !c.zombie)
+        .map(|c| c.pid)
+        .collect()
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits (at most 5 s, polling) until `done` holds; whether it did.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// A pool's workers are forked by its zygote; SIGKILL the zygote (and a
+/// worker, so one must be started again): the pool starts another zygote,
+/// which forks the replacement, and every input is answered.
+#[test]
+fn a_killed_zygote_is_replaced() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = pool("testkit", 2);
+    let squares: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, i))).unwrap();
+    assert_eq!(squares, (0..20).map(|i| 2 * i).collect::<Vec<i64>>());
+    let zygotes = named("mpwasm-zygote");
+    assert_eq!(zygotes.len(), 1, "one zygote: {:?}", children());
+    let workers = named("mpwasm-worker");
+    assert_eq!(workers.len(), 2, "two forked workers: {:?}", children());
+
+    // SAFETY: kill(2) on our own child processes.
+    unsafe {
+        libc::kill(zygotes[0] as i32, libc::SIGKILL);
+        libc::kill(workers[0] as i32, libc::SIGKILL);
+    }
+    assert!(eventually(|| !named("mpwasm-worker").contains(&workers[0])));
+    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+    assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+
+    let now = children();
+    let zygotes_now = named("mpwasm-zygote");
+    assert_eq!(zygotes_now.len(), 1, "a zygote again: {now:?}");
+    assert_ne!(zygotes_now[0], zygotes[0], "a new one: {now:?}");
+    assert!(
+        !now.iter().any(|c| c.pid == zygotes[0]),
+        "the killed zygote was reaped: {now:?}"
+    );
+    let forked = named("mpwasm-worker");
+    assert_eq!(forked.len(), 2, "the replacement was forked too: {now:?}");
+    assert!(forked.contains(&workers[1]), "{now:?}");
+
+    drop(pool);
+    assert!(
+        eventually(|| children().is_empty()),
+        "the pool's workers and zygote are gone with it: {:?}",
+        children()
+    );
+}
+
+/// 1,000 `Process` starts and joins in a loop (a guest's main run in this
+/// process): every one forked, none left as a zombie, no descriptor left
+/// behind once the run is over.
+#[test]
+fn a_thousand_process_starts_leave_no_zombie_and_no_descriptor() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let run = |n: u32| {
+        let pool = pool_builder("msgkit")
+            .processes(1)
+            .args([
+                "msgkit.wasm".to_string(),
+                "start_join".into(),
+                n.to_string(),
+            ])
+            .build()
+            .unwrap();
+        assert_eq!(pool.run_main().unwrap(), 0, "{n} starts");
+        drop(pool);
+        assert!(
+            eventually(|| children().is_empty()),
+            "after {n} starts: {:?}",
+            children()
+        );
+    };
+    // A first run makes what lives as long as this process (the spawner
+    // thread, the cache's files are closed again).
+    run(5);
+    let fds = open_fds();
+
+    let sampling = std::sync::atomic::AtomicBool::new(true);
+    let (peak, forked) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let (mut peak, mut forked) = (0, false);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = children();
+                peak = peak.max(now.iter().filter(|c| !c.zombie).count());
+                forked |= now.iter().any(|c| c.comm == "mpwasm-worker");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (peak, forked)
+        });
+        run(1000);
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    assert!(forked, "the processes were forked from the zygote");
+    // Main, the process it runs, and the zygote.
+    assert!(peak <= 3, "{peak} live children at once");
+    assert!(
+        eventually(|| open_fds() <= fds),
+        "{} descriptors open after the run, {fds} before",
+        open_fds()
+    );
+}
+
+/// A worker program that cannot be a zygote (here a script that exits in
+/// zygote mode and runs `mpwasm` otherwise): the run starts its workers
+/// with `exec` instead, and they work.
+#[test]
+fn a_refused_fork_path_falls_back_to_exec() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("worker.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -n \"$MPWASM_ZYGOTE_PARENT\" ] && exit 3\nexec '{}' \"$@\"\n",
+            mpwasm_bin().display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+
+    let pool = pool_builder("testkit")
+        .worker_program(&script)
+        .processes(2)
+        .build()
+        .unwrap();
+    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+    assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+    let now = children();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.iter().all(|c| c.comm == "mpwasm" && !c.zombie),
+        "exec'd workers only, the failed zygote reaped: {now:?}"
+    );
+    drop(pool);
+    assert!(eventually(|| children().is_empty()), "{:?}", children());
+}
