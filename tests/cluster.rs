@@ -455,3 +455,26 @@ fn a_guest_whose_bytes_do_not_match_its_hash_is_never_run() {
         .join(format!("{hash}.wasm"));
     assert!(!fetched.exists(), "the swapped bytes were kept");
 }
+
+#[test]
+fn a_chunk_over_the_servers_max_payload_fails_its_inputs_not_the_pool() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let _host = WorkerHost::start(&server.url(), 1, cache.path(), &[]);
+    let pool = cluster_pool("testkit", &server.url(), 2)
+        .chunksize(1)
+        .build()
+        .expect("cluster pool");
+    // nats-server's default max_payload is 1 MiB.
+    let big = "x".repeat(2 << 20);
+    let out: Vec<Result<String, mpwasm::Error>> = pool
+        .imap::<String, String, _>("echo", ["small".to_string(), big, "after".to_string()])
+        .collect();
+    assert_eq!(out[0].as_deref().unwrap(), "small");
+    assert!(
+        matches!(&out[1], Err(mpwasm::Error::Task(t)) if t.kind == mpwasm::TaskErrorKind::BadInput && t.message.contains("max_payload")),
+        "{:?}",
+        out[1].as_ref().err()
+    );
+    assert_eq!(out[2].as_deref().unwrap(), "after");
+}
