@@ -51,6 +51,8 @@ case "${MPWASM_TOOLCHAIN:-rustup}" in
     *) echo "setup: MPWASM_TOOLCHAIN must be 'rustup' or 'debian'" >&2; exit 2 ;;
 esac
 
+# The cluster tests (tests/cluster.rs) start their own JetStream servers.
+command -v nats-server >/dev/null || need_apt nats-server
 # Python guests (`mpwasm run prog.py`): componentize-py, pinned, in a venv
 # under target/ where the mpwasm binary finds it (or set
 # MPWASM_COMPONENTIZE_PY). A venv needs python3-venv on Debian.

@@ -6,6 +6,7 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod cluster;
 mod messaging;
 mod python;
 mod reliability;
@@ -76,6 +77,9 @@ fn main() {
     }
     if wanted("w8") {
         messaging::w8(&msg, &py);
+    }
+    if only.iter().any(|a| a == "cluster") {
+        cluster::run(&mpwasm, &square, &primes, &testkit);
     }
     if wanted("w9") {
         python::w9(&mpwasm, &root);

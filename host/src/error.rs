@@ -221,6 +221,11 @@ pub enum Error {
     /// (`--max-processes`, `--host-memory`).
     #[error("{0}")]
     Limit(String),
+    /// The NATS cluster could not be reached or refused a request (a pool
+    /// built with [`PoolBuilder::cluster`](crate::PoolBuilder::cluster), or
+    /// [`serve`](crate::serve)).
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// `Result` with mpwasm's [`Error`].

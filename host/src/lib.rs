@@ -71,6 +71,7 @@
 mod batch;
 mod bindings;
 mod broker;
+mod cluster;
 mod engine;
 mod error;
 mod interfaces;
@@ -83,6 +84,7 @@ mod wire;
 mod worker;
 mod zygote;
 
+pub use cluster::{serve, ClusterOptions, ServeOptions, Storage};
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};

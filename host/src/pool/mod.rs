@@ -30,8 +30,9 @@ use crate::broker::Launch;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::CompiledGuest;
 use crate::wire::{Codec, Sandbox};
-use driver::Job;
+use driver::Chunk;
 pub(crate) use driver::WATCHDOG_GRACE;
+pub(crate) use driver::{ChunkDone, Job};
 use stream::Chunking;
 
 /// What the driver threads share.
@@ -54,13 +55,18 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// How the pool's workers are started.
-    fn launch(&self) -> &Launch {
+    pub(crate) fn launch(&self) -> &Launch {
         self.broker.launch()
     }
 
     /// The pool's limits and grants.
-    fn sandbox(&self) -> &Sandbox {
+    pub(crate) fn sandbox(&self) -> &Sandbox {
         &self.launch().sandbox
+    }
+
+    /// How many times a task whose worker died is re-run.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries
     }
 
     fn is_terminated(&self) -> bool {
@@ -558,6 +564,34 @@ impl Pool {
         );
         stream.accepted()?;
         Ok(stream)
+    }
+
+    /// Runs one chunk of encoded inputs on the pool's workers and returns
+    /// its outcome, indexed from 0 (what a cluster worker host does with a
+    /// chunk it took).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]/[`Error::Terminated`]: the pool takes no new work,
+    /// or was terminated while the chunk ran.
+    pub(crate) fn run_chunk(
+        &self,
+        task: &str,
+        codec: Codec,
+        inputs: crate::batch::Batch,
+    ) -> Result<ChunkDone> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.inner.submit(Job::Run(Chunk {
+            task: task.into(),
+            codec,
+            first_index: 0,
+            inputs,
+            reply,
+        }))?;
+        crossbeam_channel::select! {
+            recv(rx) -> r => r.map_err(|_| Error::Terminated),
+            recv(self.inner.terminated) -> _ => Err(Error::Terminated),
+        }
     }
 
     /// Stops taking work; every job submitted before still runs to its end
