@@ -11,6 +11,7 @@
 //! (mmap) the cached artifact: starting a worker never compiles.
 
 mod artifact;
+pub(crate) mod window;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub struct CompiledGuest {
     source: PathBuf,
     artifact: PathBuf,
     compile_time: Option<Duration>,
+    window: bool,
 }
 
 impl CompiledGuest {
@@ -61,6 +63,12 @@ impl CompiledGuest {
     /// How long compiling took, or `None` if the cache already had it.
     pub fn compile_time(&self) -> Option<Duration> {
         self.compile_time
+    }
+
+    /// Whether the guest has a window for shared regions ([`window`]):
+    /// its workers need the window engine.
+    pub(crate) fn has_window(&self) -> bool {
+        self.window
     }
 }
 
@@ -109,9 +117,10 @@ impl Cache {
     /// [`Cache::load`] for an engine with fuel metering on or off (a
     /// separate artifact each).
     pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
-        let engine =
-            crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let bytes = read_guest(path)?;
+        let window = window::wants_window(&bytes);
+        let engine = crate::engine::engine_for(metering, window)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let artifact = self
             .dir
             .join(format!("{}.cwasm", cache_key(&engine, &bytes)));
@@ -122,6 +131,7 @@ impl Cache {
                     source: path.to_path_buf(),
                     artifact,
                     compile_time: None,
+                    window,
                 });
             }
             Verdict::Missing => {}
@@ -147,6 +157,7 @@ impl Cache {
             source: path.to_path_buf(),
             artifact,
             compile_time: Some(compile_time),
+            window,
         })
     }
 }
@@ -206,6 +217,16 @@ pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadErr
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+    let rewritten;
+    let bytes = if window::wants_window(bytes) {
+        rewritten = window::rewrite(bytes).map_err(|e| LoadError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("cannot give it a window for shared regions: {e}"),
+        })?;
+        &rewritten[..]
+    } else {
+        bytes
+    };
     use wasi_preview1_component_adapter_provider as adapter;
     wit_component::ComponentEncoder::default()
         .module(bytes)

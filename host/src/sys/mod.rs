@@ -5,6 +5,7 @@
 pub(crate) mod ipc;
 pub(crate) mod robust;
 pub(crate) mod waiters;
+pub(crate) mod window;
 
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 

@@ -152,6 +152,9 @@ pub(crate) struct WorkerState {
     pub(crate) unstarted_args: u64,
     /// When the running call must stop (checked at each epoch tick).
     deadline: Option<std::time::Instant>,
+    /// The guest's window, where the regions it holds are mapped (guests
+    /// built with the SDK's window helpers).
+    pub(crate) window: Option<Arc<crate::sys::window::Window>>,
 }
 
 impl WasiView for WorkerState {
@@ -175,7 +178,7 @@ struct GuestInstance {
 
 impl GuestInstance {
     fn load(init: Init, upcalls: Arc<Upcalls>) -> wasmtime::Result<Self> {
-        let engine = crate::engine::engine(init.sandbox.fuel.is_some())?;
+        let engine = crate::engine::engine_for(init.sandbox.fuel.is_some(), init.window)?;
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
         // user's own cache directory; wasmtime checks its header and
@@ -382,7 +385,7 @@ fn instantiate(
             name: init.name.clone(),
         },
         panic: None,
-        memory: MemoryCap::new(init.sandbox.memory),
+        memory: MemoryCap::new(init.sandbox.memory, init.window),
         upcalls: upcalls.clone(),
         max_message: init.sandbox.max_message_bytes(),
         children_named: 0,
@@ -391,6 +394,7 @@ fn instantiate(
             .sandbox
             .timeout
             .and_then(|t| sandbox::deadline_after(t, 1)),
+        window: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
@@ -404,7 +408,10 @@ fn instantiate(
         // Start-up code (static constructors) runs on this allowance.
         store.set_fuel(u64::MAX)?;
     }
+    // The window this instantiation creates, not one left by another.
+    drop(crate::sys::window::take_created());
     let guest = pre.instantiate(&mut store)?;
+    store.data_mut().window = crate::sys::window::take_created();
     Ok((store, guest))
 }
 
