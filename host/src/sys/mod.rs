@@ -3,6 +3,7 @@
 //! Linux is the supported platform: parent-death signals are Linux-only.
 
 pub(crate) mod ipc;
+pub(crate) mod owner_lock;
 pub(crate) mod robust;
 pub(crate) mod waiters;
 pub(crate) mod window;
