@@ -6,6 +6,7 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod channels;
 mod messaging;
 mod reliability;
 mod shared_state;
@@ -56,6 +57,9 @@ fn main() {
     }
     if wanted("w3") {
         messaging::w3(&msg, &py);
+    }
+    if wanted("w3") || only.iter().any(|a| a == "w3chan") {
+        channels::w3_channels();
     }
     if wanted("w4") {
         messaging::w4(&msg, &py);
