@@ -2,9 +2,10 @@
 //! the cells of shared memory they and [`Array`](crate::Array) are made of.
 //!
 //! A value lives in a region of shared memory the host maps into every
-//! process holding it; each `get`, `set` or `fetch_add` is one host call
-//! doing one atomic operation on that memory, in the calling process (no
-//! message to another process).
+//! process holding it, and into the guest's window: each `get`, `set` or
+//! `fetch_add` is one atomic instruction on that memory, in a helper the
+//! loader generated (a core call, no host call, no message to another
+//! process).
 //!
 //! ```no_run
 //! use mpwasm_guest::{Process, Value};
@@ -333,7 +334,7 @@ impl<T: Scalar> Cells<T> {
         Ok(swapped.map(T::from_bits).map_err(T::from_bits))
     }
 
-    /// Copies the cells of `range` out, in one host call.
+    /// Copies the cells of `range` out, in one copy.
     pub(crate) fn read(&self, range: Range<usize>) -> Result<Vec<T>> {
         let range = check_range(&range, self.len)?;
         if range.is_empty() {
@@ -352,7 +353,7 @@ impl<T: Scalar> Cells<T> {
         Ok(decode(&bytes))
     }
 
-    /// Copies `values` into the cells from `offset` on, in one host call.
+    /// Copies `values` into the cells from `offset` on, in one copy.
     pub(crate) fn write(&self, offset: usize, values: &[T]) -> Result<()> {
         let range = offset..offset.saturating_add(values.len());
         check_range(&range, self.len)?;
