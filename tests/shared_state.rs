@@ -58,8 +58,14 @@ impl std::fmt::Display for Facts {
 
 /// Runs `mpwasm run statekit.wasm <args…>`; it must exit 0 within [`HANG`].
 fn statekit(args: &[&str]) -> Facts {
+    statekit_with(&[], args)
+}
+
+/// [`statekit`] with `mpwasm run` options before the guest.
+fn statekit_with(options: &[&str], args: &[&str]) -> Facts {
     let mut child = Command::new(mpwasm_bin())
         .arg("run")
+        .args(options)
         .arg(guest("statekit"))
         .args(args)
         .env("MPWASM_CACHE_DIR", shared_cache())
@@ -121,6 +127,17 @@ fn locked_increments_from_four_processes_are_exact() {
         facts.get("exitcodes"),
         "[Some(0), Some(0), Some(0), Some(0)]"
     );
+}
+
+/// A guest's window (4 GiB of address space, where its regions and locks
+/// are mapped) is not its memory: `--memory` caps the guest's own memory
+/// and the window guest still runs, its atomics exact.
+#[test]
+fn window_guests_run_under_a_memory_cap() {
+    let facts = statekit_with(&["--memory", "64MiB"], &["atomics", "2", "5000"]);
+    assert_eq!(facts.get("exitcodes"), "[Some(0), Some(0)]", "{facts}");
+    assert_eq!(facts.get("sum"), "20000 expected 20000", "{facts}");
+    assert_eq!(facts.get("swap_each_once"), "true", "{facts}");
 }
 
 /// fetch_add, fetch_sub, swap, compare_exchange and an array's fetch_add
