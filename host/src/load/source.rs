@@ -199,6 +199,41 @@ mod test {
     }
 
     #[test]
+    fn the_record_keeps_whether_the_guest_wants_a_window() {
+        use crate::load::window::test::{guest_module, one_page, ALL};
+        let dir = tempfile::tempdir().unwrap();
+        let windowed = guest(dir.path(), "w.wasm", &guest_module(&[one_page()], ALL));
+        let plain = guest(dir.path(), "g.wasm", WASM);
+        std::thread::sleep(RACY_MARGIN + Duration::from_millis(100));
+        for (path, wants) in [(&windowed, true), (&plain, false)] {
+            let read = content_hash(dir.path(), path).unwrap();
+            assert!(read.bytes.is_some(), "{}: read", path.display());
+            assert_eq!(read.window, wants, "{}: read", path.display());
+            let recorded = content_hash(dir.path(), path).unwrap();
+            assert!(recorded.bytes.is_none(), "{}: recorded", path.display());
+            assert_eq!(recorded.window, wants, "{}: recorded", path.display());
+        }
+    }
+
+    #[test]
+    fn a_record_without_the_window_flag_is_not_used() {
+        use crate::load::window::test::{guest_module, one_page, ALL};
+        let dir = tempfile::tempdir().unwrap();
+        let path = guest(dir.path(), "w.wasm", &guest_module(&[one_page()], ALL));
+        std::thread::sleep(RACY_MARGIN + Duration::from_millis(100));
+        assert!(!read_again(dir.path(), &path), "recorded");
+        // What an mpwasm before windows recorded: the artifact's format.
+        let record = record_path(dir.path(), &path).unwrap();
+        let text = fs::read_to_string(&record).unwrap();
+        let old = text.replace(HEADERS[1], "mpwasm-check-1");
+        assert_ne!(old, text);
+        fs::write(&record, old).unwrap();
+        let got = content_hash(dir.path(), &path).unwrap();
+        assert!(got.bytes.is_some(), "an old record is not used");
+        assert!(got.window);
+    }
+
+    #[test]
     fn a_damaged_record_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = guest(dir.path(), "g.wasm", WASM);
