@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-180}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for target in frame_decoder load; do
+for target in frame_decoder load window; do
     RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" -- -max_total_time="$secs" -max_len=65536
 done

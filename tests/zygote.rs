@@ -184,6 +184,39 @@ fn a_thousand_process_starts_leave_no_zombie_and_no_descriptor() {
     );
 }
 
+/// A guest with a window (issue 12: its Lock taken in guest code, in the
+/// window) gets its workers forked too: the zygote maps its artifact with
+/// the window engine, and each forked worker reserves its own window. Were
+/// the zygote's engine the plain one, it could not map the artifact and
+/// the run would exec its workers (named `mpwasm`).
+#[test]
+fn a_window_guests_processes_are_forked() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = pool_builder("lock_counter").processes(1).build().unwrap();
+    let sampling = std::sync::atomic::AtomicBool::new(true);
+    let (forked, execd) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let (mut forked, mut execd) = (0, 0);
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = children();
+                let live = |name| now.iter().filter(|c| c.comm == name && !c.zombie).count();
+                forked = live("mpwasm-worker").max(forked);
+                execd = live("mpwasm").max(execd);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (forked, execd)
+        });
+        assert_eq!(pool.run_main().unwrap(), 0, "lock_counter's main");
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    // Main's own worker lives through the run: seen either way.
+    assert!(forked >= 1, "no forked worker seen");
+    assert_eq!(execd, 0, "exec'd workers");
+    drop(pool);
+    assert!(eventually(|| children().is_empty()), "{:?}", children());
+}
+
 /// A worker program that cannot be a zygote (here a script that exits in
 /// zygote mode and runs `mpwasm` otherwise): the run starts its workers
 /// with `exec` instead, and they work.

@@ -7,6 +7,7 @@
 //! Run with `make bench` (which builds the guests first).
 
 mod cluster;
+mod channels;
 mod messaging;
 mod python;
 mod reliability;
@@ -59,6 +60,9 @@ fn main() {
     }
     if wanted("w3") {
         messaging::w3(&msg, &py);
+    }
+    if wanted("w3") || only.iter().any(|a| a == "w3chan") {
+        channels::w3_channels();
     }
     if wanted("w4") {
         messaging::w4(&msg, &py);

@@ -157,17 +157,18 @@ pub fn w5(mpwasm: &Path, wasm: &Path, py: &Path) {
     let native_atomic = median((0..REPS).map(|_| native_atomic()).collect());
     let call = call_ns(mpwasm, wasm);
     let (ours_locked, ours_atomic, py_rate) = (rate(&locked), rate(&atomic), rate(&py_locked));
-    // Each locked increment is four host calls (acquire, get, set,
-    // release), an atomic one is one.
+    // A locked increment is acquire, get, set, release, each a helper call
+    // on the guest's window (a busy lock: a host call to wait); an atomic
+    // one is one helper call. `call` is one uncontended `get`.
     println!(
-        "| W5 | locked counter, 2 × 100k, final 200000 | {:.2} M ops/s (4 host calls each; one call {call:.0} ns) | {:.2} M ops/s | {:.2}× | {:.1} M ops/s (2 threads × 1M, futex mutex) | ≥ 5 M locked |",
+        "| W5 | locked counter, 2 × 100k, final 200000 | {:.2} M ops/s (in guest code; one get {call:.0} ns) | {:.2} M ops/s | {:.2}× | {:.1} M ops/s (2 threads × 1M, futex mutex) | ≥ 20 M locked |",
         ours_locked / 1e6,
         py_rate / 1e6,
         ours_locked / py_rate,
         native_locked / 1e6
     );
     println!(
-        "| W5 | atomic add, 2 × 100k, final 200000 (mpwasm only) | {:.2} M ops/s | – (locked: {:.2} M ops/s) | {:.1}× the locked Python | {:.1} M ops/s (2 threads × 1M, atomic add) | ≥ 10 M atomic |",
+        "| W5 | atomic add, 2 × 100k, final 200000 (mpwasm only) | {:.2} M ops/s | – (locked: {:.2} M ops/s) | {:.1}× the locked Python | {:.1} M ops/s (2 threads × 1M, atomic add) | ≥ 50 M atomic |",
         ours_atomic / 1e6,
         py_rate / 1e6,
         ours_atomic / py_rate,

@@ -4,7 +4,8 @@
 //! memory every holder maps. Indices are checked in the guest before any
 //! host call ([`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange)); [`Array::get`] and
 //! [`Array::set`] are one atomic load or store, [`Array::read`] and
-//! [`Array::write`] copy a whole range in one host call.
+//! [`Array::write`] copy a whole range at once — through the guest's
+//! window, with no host call, for every guest built with this SDK.
 //!
 //! ```no_run
 //! use mpwasm_guest::{Array, Process};

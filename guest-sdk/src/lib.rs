@@ -316,6 +316,7 @@ mod shared_memory;
 mod sync;
 mod time;
 mod value;
+mod window;
 
 #[cfg(test)]
 mod test;

@@ -4,8 +4,9 @@
 //! A [`SharedMemory`] is a region of bytes the host maps into every process
 //! holding it. A guest cannot point into it (its own memory is the wasm
 //! instance's), so it copies bytes in and out with [`SharedMemory::read`]
-//! and [`SharedMemory::write`], one host call each, bounds-checked in the
-//! guest first. A block created with a name can be attached by that name
+//! and [`SharedMemory::write`], one copy each, bounds-checked in the guest
+//! first: a helper call on the guest's window where the loader gave it one
+//! (mpwasm does for every SDK guest), else a host call. A block created with a name can be attached by that name
 //! from any process of the run, as in Python; one without a name travels
 //! as a handle.
 //!
@@ -59,6 +60,9 @@ use crate::value::{check_range, checked};
 pub struct SharedMemory {
     region: Handle<wit::Region>,
     size: usize,
+    /// Where the block is in this guest's window: reads and writes are
+    /// then copies by a helper call instead of host calls.
+    window: Option<u32>,
 }
 
 impl SharedMemory {
@@ -109,6 +113,7 @@ impl SharedMemory {
     fn wrap(region: wit::Region) -> SharedMemory {
         let size = usize::try_from(region.size()).unwrap_or(usize::MAX);
         SharedMemory {
+            window: region.window(),
             region: Handle::new(region),
             size,
         }
@@ -161,13 +166,13 @@ impl SharedMemory {
     }
 
     /// A copy of the `len` bytes at `offset` (Python's
-    /// `bytes(shm.buf[offset:offset + len])`), in one host call. Not atomic:
+    /// `bytes(shm.buf[offset:offset + len])`), in one copy. Not atomic:
     /// bytes other processes write meanwhile may be half old, half new.
     ///
     /// # Errors
     ///
     /// [`Error::IndexOutOfRange`] if the bytes go past [`size`](Self::size),
-    /// before any host call.
+    /// before anything is copied.
     ///
     /// # Examples
     ///
@@ -182,16 +187,22 @@ impl SharedMemory {
         if len == 0 {
             return Ok(Vec::new());
         }
+        if let Some(at) = self.window {
+            // Inside the block (checked above), which is below 4 GiB.
+            let mut out = vec![0; len];
+            crate::window::read(at + offset as u32, &mut out);
+            return Ok(out);
+        }
         Ok(self.region.read(offset as u64, len as u64)?)
     }
 
     /// Copies `data` into the block at `offset` (Python's
-    /// `shm.buf[offset:offset + len(data)] = data`), in one host call.
+    /// `shm.buf[offset:offset + len(data)] = data`), in one copy.
     ///
     /// # Errors
     ///
     /// [`Error::IndexOutOfRange`] if the bytes would go past
-    /// [`size`](Self::size), before any host call (nothing is written).
+    /// [`size`](Self::size), before anything is copied (nothing is written).
     ///
     /// # Examples
     ///
@@ -203,6 +214,10 @@ impl SharedMemory {
     pub fn write(&self, offset: usize, data: &[u8]) -> Result<()> {
         check_range(&(offset..offset.saturating_add(data.len())), self.size)?;
         if data.is_empty() {
+            return Ok(());
+        }
+        if let Some(at) = self.window {
+            crate::window::write(at + offset as u32, data);
             return Ok(());
         }
         Ok(self.region.write(offset as u64, data)?)
@@ -278,7 +293,11 @@ impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let region = Handle::<wit::Region>::deserialize(deserializer)?;
         let size = usize::try_from(region.size()).unwrap_or(usize::MAX);
-        Ok(SharedMemory { region, size })
+        Ok(SharedMemory {
+            window: region.window(),
+            region,
+            size,
+        })
     }
 }
 
@@ -501,7 +520,7 @@ pub(crate) mod layout {
 /// item's slot is its initial value's size rounded up to 8 bytes (at least
 /// 8), as in Python. Any item that fits may replace it, of any type; a
 /// longer `str` or `bytes` is refused. Each [`get`](Self::get) and
-/// [`set`](Self::set) is one host call.
+/// [`set`](Self::set) is one copy.
 ///
 /// Clones are handles to the same list; sending one to another process
 /// gives the receiver a handle to the same list.
@@ -594,7 +613,7 @@ impl ShareableList {
         ShareableList::open(SharedMemory::attach(name)?)
     }
 
-    /// Reads the layout of the list in `shm` (two host calls).
+    /// Reads the layout of the list in `shm` (two copies).
     fn open(shm: SharedMemory) -> Result<ShareableList> {
         let n = layout::read_count(&shm.read(0, layout::HEADER)?)?;
         let table = n
@@ -660,13 +679,13 @@ impl ShareableList {
             .ok_or(Error::IndexOutOfRange { index: at, len })
     }
 
-    /// Item `i` (Python's `sl[i]`), in one host call; a negative `i` counts
+    /// Item `i` (Python's `sl[i]`), in one copy; a negative `i` counts
     /// from the end (`-1` is the last item).
     ///
     /// # Errors
     ///
     /// [`Error::IndexOutOfRange`] if `i >= len()` ([`Error::Other`] if a
-    /// negative `i` is below `-len()`), before any host call;
+    /// negative `i` is below `-len()`), before anything is copied;
     /// [`Error::Codec`] if the slot is corrupt.
     ///
     /// # Examples
@@ -687,7 +706,7 @@ impl ShareableList {
         layout::read_slot(&bytes)
     }
 
-    /// Replaces item `i` (Python's `sl[i] = value`), in one host call; a
+    /// Replaces item `i` (Python's `sl[i] = value`), in one copy; a
     /// negative `i` counts from the end.
     ///
     /// # Errors
@@ -712,7 +731,7 @@ impl ShareableList {
             .write(slot.offset, &layout::slot_bytes(&value, slot)?)
     }
 
-    /// Every item, read in one host call.
+    /// Every item, read in one copy.
     ///
     /// # Errors
     ///
@@ -738,7 +757,7 @@ impl ShareableList {
     }
 
     /// The position of the first item equal to `value` (Python's
-    /// `sl.index(value)`), reading the list in one host call; `None` where
+    /// `sl.index(value)`), reading the list in one copy; `None` where
     /// Python raises `ValueError`.
     ///
     /// # Errors
@@ -760,7 +779,7 @@ impl ShareableList {
     }
 
     /// How many items equal `value` (Python's `sl.count(value)`), reading
-    /// the list in one host call.
+    /// the list in one copy.
     ///
     /// # Errors
     ///

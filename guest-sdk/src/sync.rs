@@ -5,7 +5,10 @@
 //! Each primitive lives in a page of shared memory every holder maps;
 //! acquiring, waiting and notifying are host calls that act on that page in
 //! the calling process (futexes and robust pthread mutexes), without a
-//! message to another process.
+//! message to another process. An uncontended [`Lock`] or [`RLock`] is
+//! taken and released without even a host call: its page is mapped into
+//! the guest's window, and one atomic compare-and-swap on its lock word,
+//! which names the owner, does it.
 //!
 //! Locks are *robust*: when a process dies holding one, the next acquirer
 //! gets it anyway, and its [`LockGuard::owner_died`] says so, because the
@@ -50,7 +53,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::bindings::{sync as wit, types};
 use crate::capability::Handle;
 use crate::error::{Error, Result};
-use crate::time;
+use crate::{time, window};
 
 /// Which primitive a handle is, written after its token so that a receiver
 /// expecting another kind fails to decode.
@@ -70,18 +73,36 @@ enum Tag {
 #[derive(Clone)]
 struct Object {
     host: Handle<wit::SyncObject>,
+    /// A Lock or RLock in this guest's window: taken and released here
+    /// when uncontended, without a host call.
+    fast: Option<FastLock>,
 }
 
 impl Object {
     fn create(kind: wit::Kind) -> Result<Object> {
-        Ok(Object {
-            host: Handle::new(wit::create(kind)?),
-        })
+        let recursive = matches!(kind, wit::Kind::Rlock);
+        let lock = matches!(kind, wit::Kind::Lock | wit::Kind::Rlock);
+        Ok(Object::with(
+            Handle::new(wit::create(kind)?),
+            lock,
+            recursive,
+        ))
+    }
+
+    fn with(host: Handle<wit::SyncObject>, lock: bool, recursive: bool) -> Object {
+        let fast = match (lock, host.window()) {
+            (true, Some(at)) => Some(FastLock { at, recursive }),
+            _ => None,
+        };
+        Object { host, fast }
     }
 
     /// Acquires, waiting at most `timeout` (`None`: forever; zero: not at
     /// all). `Ok(true)` if the previous holder died holding it.
     fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
+        if self.fast.is_some_and(|f| f.try_acquire()) {
+            return Ok(false);
+        }
         match self.host.acquire(time::millis(timeout)) {
             Ok(()) => Ok(false),
             Err(types::Error::OwnerDied) => Ok(true),
@@ -90,6 +111,9 @@ impl Object {
     }
 
     fn release(&self) -> Result<()> {
+        if self.fast.is_some_and(|f| f.try_release()) {
+            return Ok(());
+        }
         Ok(self.host.release()?)
     }
 
@@ -112,8 +136,95 @@ impl Object {
                 "a sync object of kind {got} cannot be received as a {tag:?}"
             )));
         }
-        Ok((Object { host }, param))
+        let lock = matches!(tag, Tag::Lock | Tag::RLock);
+        Ok((Object::with(host, lock, tag == Tag::RLock), param))
     }
+}
+
+/// The guest's side of the host's owner lock (`host/src/sys/owner_lock.rs`):
+/// the lock word holds the owner's pid (plus a waiters flag, or an
+/// owner-died mark), the next word an RLock's re-entry count. Only the
+/// uncontended cases are done here, each with one compare-and-swap on the
+/// window; anything else (a holder, waiters, an owner that died, a
+/// release by a non-holder) goes to the host, which sleeps, wakes and
+/// reports errors.
+#[derive(Clone, Copy)]
+struct FastLock {
+    /// The lock word's window address; the count is at `at + 4`.
+    at: u32,
+    recursive: bool,
+}
+
+impl FastLock {
+    /// Takes the lock if it is free and clean, or (RLock) held by this
+    /// process.
+    fn try_acquire(self) -> bool {
+        let me = my_pid();
+        if self.recursive && window::load(self.at, 4) as u32 & OWNER == me {
+            let count = window::load(self.at + 4, 4);
+            window::store(self.at + 4, 4, count + 1);
+            return true;
+        }
+        // A holder in another process usually leaves within a few hundred
+        // nanoseconds (critical sections are short): watching the word that
+        // long is far cheaper than sleeping and being woken. Bounded, so a
+        // process sharing its CPU with the holder soon asks the host to
+        // sleep instead.
+        for _ in 0..SPINS {
+            match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
+                Ok(_) => {
+                    // Only an RLock keeps a count (a Lock's is never read).
+                    if self.recursive {
+                        window::store(self.at + 4, 4, 1);
+                    }
+                    return true;
+                }
+                // Waiters, an owner that died, or this very process (a
+                // Lock is not re-entrant): the host decides.
+                Err(v) if v as u32 & !OWNER != 0 || v as u32 == me => return false,
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+        false
+    }
+
+    /// Releases the lock if this process holds it and nobody waits.
+    fn try_release(self) -> bool {
+        let me = i64::from(my_pid());
+        if !self.recursive {
+            return window::compare_exchange(self.at, 4, me, 0).is_ok();
+        }
+        if window::load(self.at, 4) != me {
+            return false;
+        }
+        let count = window::load(self.at + 4, 4);
+        if count > 1 {
+            window::store(self.at + 4, 4, count - 1);
+            return true;
+        }
+        window::store(self.at + 4, 4, 0);
+        if window::compare_exchange(self.at, 4, me, 0).is_ok() {
+            return true;
+        }
+        // A waiter came: the host releases and wakes it.
+        window::store(self.at + 4, 4, count);
+        false
+    }
+}
+
+/// The pid bits of a lock word.
+const OWNER: u32 = (1 << 30) - 1;
+
+/// Looks at a busy lock word at most this many times before asking the
+/// host to wait (about a microsecond).
+const SPINS: u32 = 200;
+
+/// This process's pid, as lock words hold it.
+fn my_pid() -> u32 {
+    thread_local! {
+        static PID: u32 = crate::bindings::runtime::worker().pid & OWNER;
+    }
+    PID.with(|p| *p)
 }
 
 /// For host calls that fail only on a primitive of another kind, which a
@@ -1539,7 +1650,7 @@ impl<'de> Deserialize<'de> for Barrier {
         Ok(Barrier {
             object,
             parties,
-            action: action.map(|(name, host)| (name, Object { host })),
+            action: action.map(|(name, host)| (name, Object::with(host, false, false))),
             timeout: timeout_ms.map(Duration::from_millis),
         })
     }

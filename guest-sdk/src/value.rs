@@ -2,9 +2,10 @@
 //! the cells of shared memory they and [`Array`](crate::Array) are made of.
 //!
 //! A value lives in a region of shared memory the host maps into every
-//! process holding it; each `get`, `set` or `fetch_add` is one host call
-//! doing one atomic operation on that memory, in the calling process (no
-//! message to another process).
+//! process holding it, and into the guest's window: each `get`, `set` or
+//! `fetch_add` is one atomic instruction on that memory, in a helper the
+//! loader generated (a core call, no host call, no message to another
+//! process).
 //!
 //! ```no_run
 //! use mpwasm_guest::{Process, Value};
@@ -43,6 +44,7 @@ use crate::bindings::shared as wit;
 use crate::capability::Handle;
 use crate::error::{Error, Result};
 use crate::sync::Lock;
+use crate::window;
 
 mod sealed {
     /// Keeps [`Scalar`](super::Scalar) to the types the SDK implements it
@@ -225,10 +227,14 @@ pub(crate) fn check_range(range: &Range<usize>, len: usize) -> Result<Range<usiz
 }
 
 /// `len` cells of `T` in a region of their own: what `Value`, `RawValue`,
-/// `Array` and `RawArray` hold. Indices are checked here, before any host
-/// call; each operation is one host call.
+/// `Array` and `RawArray` hold. Indices are checked here; each operation is
+/// one atomic helper call on the guest's window, or one host call where the
+/// guest has none.
 pub(crate) struct Cells<T> {
     region: Handle<wit::Region>,
+    /// Where the region is in this guest's window: if it is, each access is
+    /// an atomic helper call instead of a host call.
+    window: Option<u32>,
     len: usize,
     /// `fn(T) -> T`: the cells both take and give `T`s, and own none.
     ty: PhantomData<fn(T) -> T>,
@@ -243,6 +249,7 @@ impl<T: Scalar> Cells<T> {
         // A region has at least one byte, even for an empty array.
         let region = wit::create(bytes.max(1) as u64, None)?;
         Ok(Cells {
+            window: region.window(),
             region: Handle::new(region),
             len,
             ty: PhantomData,
@@ -274,52 +281,79 @@ impl<T: Scalar> Cells<T> {
         Ok((i * usize::from(T::WIDTH)) as u64)
     }
 
+    /// The window address of byte `at` of the region, if it has one (`at`
+    /// is inside the region, which is below 4 GiB).
+    fn windowed(&self, at: u64) -> Option<u32> {
+        self.window.map(|base| base + at as u32)
+    }
+
     pub(crate) fn load(&self, i: usize) -> Result<T> {
-        let bits = self.region.load(self.offset(i)?, T::WIDTH)?;
+        let at = self.offset(i)?;
+        let bits = match self.windowed(at) {
+            Some(w) => window::load(w, T::WIDTH),
+            None => self.region.load(at, T::WIDTH)?,
+        };
         Ok(T::from_bits(bits))
     }
 
     pub(crate) fn store(&self, i: usize, value: T) -> Result<()> {
-        Ok(self
-            .region
-            .store(self.offset(i)?, T::WIDTH, value.to_bits())?)
+        let at = self.offset(i)?;
+        match self.windowed(at) {
+            Some(w) => window::store(w, T::WIDTH, value.to_bits()),
+            None => self.region.store(at, T::WIDTH, value.to_bits())?,
+        }
+        Ok(())
     }
 
     /// Adds `delta` bits (wrapping); the previous value.
     pub(crate) fn fetch_add(&self, i: usize, delta: i64) -> Result<T> {
-        let bits = self.region.fetch_add(self.offset(i)?, T::WIDTH, delta)?;
+        let at = self.offset(i)?;
+        let bits = match self.windowed(at) {
+            Some(w) => window::fetch_add(w, T::WIDTH, delta),
+            None => self.region.fetch_add(at, T::WIDTH, delta)?,
+        };
         Ok(T::from_bits(bits))
     }
 
     pub(crate) fn swap(&self, i: usize, value: T) -> Result<T> {
-        let bits = self
-            .region
-            .swap(self.offset(i)?, T::WIDTH, value.to_bits())?;
+        let at = self.offset(i)?;
+        let bits = match self.windowed(at) {
+            Some(w) => window::swap(w, T::WIDTH, value.to_bits()),
+            None => self.region.swap(at, T::WIDTH, value.to_bits())?,
+        };
         Ok(T::from_bits(bits))
     }
 
     pub(crate) fn compare_exchange(&self, i: usize, current: T, new: T) -> Result<Result<T, T>> {
         let at = self.offset(i)?;
-        let swapped =
-            self.region
-                .compare_exchange(at, T::WIDTH, current.to_bits(), new.to_bits())?;
+        let (current, new) = (current.to_bits(), new.to_bits());
+        let swapped = match self.windowed(at) {
+            Some(w) => window::compare_exchange(w, T::WIDTH, current, new),
+            None => self.region.compare_exchange(at, T::WIDTH, current, new)?,
+        };
         Ok(swapped.map(T::from_bits).map_err(T::from_bits))
     }
 
-    /// Copies the cells of `range` out, in one host call.
+    /// Copies the cells of `range` out, in one copy.
     pub(crate) fn read(&self, range: Range<usize>) -> Result<Vec<T>> {
         let range = check_range(&range, self.len)?;
         if range.is_empty() {
             return Ok(Vec::new());
         }
         let width = usize::from(T::WIDTH);
-        let bytes = self
-            .region
-            .read((range.start * width) as u64, (range.len() * width) as u64)?;
+        let (at, len) = ((range.start * width) as u64, range.len() * width);
+        let bytes = match self.windowed(at) {
+            Some(w) => {
+                let mut bytes = vec![0; len];
+                window::read(w, &mut bytes);
+                bytes
+            }
+            None => self.region.read(at, len as u64)?,
+        };
         Ok(decode(&bytes))
     }
 
-    /// Copies `values` into the cells from `offset` on, in one host call.
+    /// Copies `values` into the cells from `offset` on, in one copy.
     pub(crate) fn write(&self, offset: usize, values: &[T]) -> Result<()> {
         let range = offset..offset.saturating_add(values.len());
         check_range(&range, self.len)?;
@@ -327,7 +361,11 @@ impl<T: Scalar> Cells<T> {
             return Ok(());
         }
         let at = (offset * usize::from(T::WIDTH)) as u64;
-        Ok(self.region.write(at, &encode(values))?)
+        match self.windowed(at) {
+            Some(w) => window::write(w, &encode(values)),
+            None => self.region.write(at, &encode(values))?,
+        }
+        Ok(())
     }
 }
 
@@ -335,6 +373,7 @@ impl<T> Clone for Cells<T> {
     fn clone(&self) -> Self {
         Cells {
             region: self.region.clone(),
+            window: self.window,
             len: self.len,
             ty: PhantomData,
         }
@@ -367,6 +406,7 @@ impl<'de, T: Scalar> Deserialize<'de> for Cells<T> {
             de::Error::custom(format_args!("{len} shared values do not fit their region"))
         })?;
         Ok(Cells {
+            window: region.window(),
             region,
             len,
             ty: PhantomData,

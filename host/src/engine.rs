@@ -7,33 +7,48 @@
 
 use wasmtime::{Config, Engine};
 
-/// Builds the engine shared by compilation and worker processes; `metering`
-/// enables fuel.
+/// Builds the engine shared by compilation and worker processes: `metering`
+/// enables fuel; `window` makes the engine of guests with a window
+/// ([`crate::load::window`]): atomics validated (wasmtime's `threads`, no
+/// shared memories), memories from [`crate::sys::window::Creator`] that
+/// never move, and no copy-on-write memory images (which a custom creator
+/// cannot have: bytecodealliance/wasmtime#10740). Each combination is a
+/// separate artifact.
 ///
 /// # Errors
 ///
 /// Fails only if wasmtime rejects the configuration (a build problem).
-pub(crate) fn engine(metering: bool) -> wasmtime::Result<Engine> {
-    Engine::new(&config(metering))
+pub(crate) fn engine(metering: bool, window: bool) -> wasmtime::Result<Engine> {
+    Engine::new(&config(metering, window))
 }
 
 /// The engine of a worker process or zygote: [`engine`]'s configuration
-/// with the compiler switched off. Workers only map precompiled artifacts,
-/// which such an engine loads (their compatibility check compares settings,
-/// not whether a compiler exists); without one, making the engine builds no
-/// Cranelift back end and touches none of its code.
+/// (the same `metering` and `window`) with the compiler switched off.
+/// Workers only map precompiled artifacts, which such an engine loads
+/// (their compatibility check compares settings, not whether a compiler
+/// exists); without one, making the engine builds no Cranelift back end and
+/// touches none of its code.
 ///
 /// # Errors
 ///
 /// As [`engine`].
-pub(crate) fn runtime_engine(metering: bool) -> wasmtime::Result<Engine> {
-    let mut config = config(metering);
+pub(crate) fn runtime_engine(metering: bool, window: bool) -> wasmtime::Result<Engine> {
+    let mut config = config(metering, window);
     config.enable_compiler(false);
     Engine::new(&config)
 }
 
-fn config(metering: bool) -> Config {
+fn config(metering: bool, window: bool) -> Config {
     let mut config = Config::new();
+    // Atomic instructions only in the generated helpers of window guests;
+    // other guests keep the engine (and artifacts) they had.
+    config.wasm_threads(window);
+    config.shared_memory(false);
+    if window {
+        config.with_host_memory(std::sync::Arc::new(crate::sys::window::Creator));
+        config.memory_init_cow(false);
+        config.memory_may_move(false);
+    }
     // Task deadlines: a ticker thread in the worker advances the epoch; a
     // store whose deadline passes traps at the next loop header or call.
     config.epoch_interruption(true);

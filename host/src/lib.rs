@@ -157,4 +157,27 @@ pub mod fuzzing {
         let path = std::path::Path::new("fuzz-input.wasm");
         bytes.starts_with(b"\0asm") && crate::load::componentize(path, bytes).is_ok()
     }
+
+    /// The window rewrite of a valid core module (any module, with or
+    /// without window imports). Returns whether it was given a window.
+    ///
+    /// # Panics
+    ///
+    /// If the rewrite produced an invalid module: a bug the fuzzer is
+    /// looking for.
+    pub fn window_rewrite(bytes: &[u8]) -> bool {
+        let valid = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(bytes)
+            .is_ok();
+        if !valid {
+            return false;
+        }
+        match crate::load::window::rewrite(bytes) {
+            Ok(_) => true,
+            Err(e) if e.to_string().contains("rewritten module is invalid") => {
+                panic!("the window rewrite made an invalid module: {e}")
+            }
+            Err(_) => false,
+        }
+    }
 }

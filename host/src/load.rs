@@ -14,6 +14,7 @@
 
 mod artifact;
 mod source;
+pub(crate) mod window;
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub struct CompiledGuest {
     source: PathBuf,
     artifact: PathBuf,
     compile_time: Option<Duration>,
+    window: bool,
 }
 
 impl CompiledGuest {
@@ -64,6 +66,12 @@ impl CompiledGuest {
     /// How long compiling took, or `None` if the cache already had it.
     pub fn compile_time(&self) -> Option<Duration> {
         self.compile_time
+    }
+
+    /// Whether the guest has a window for shared regions ([`window`]):
+    /// its workers need the window engine.
+    pub(crate) fn has_window(&self) -> bool {
+        self.window
     }
 }
 
@@ -122,9 +130,9 @@ impl Cache {
                 ..guest
             });
         }
-        let engine =
-            crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let source = source::content_hash(&self.dir, path)?;
+        let mut window = source.window;
+        let mut engine = compiling_engine(metering, window)?;
         let mut artifact = self
             .dir
             .join(format!("{}.cwasm", cache_key(&engine, &source.hash)));
@@ -135,6 +143,7 @@ impl Cache {
                     source: path.to_path_buf(),
                     artifact,
                     compile_time: None,
+                    window,
                 });
             }
             Verdict::Missing => {}
@@ -152,8 +161,13 @@ impl Cache {
             Some(bytes) => bytes,
             None => {
                 // The recorded hash named an artifact that is not there:
-                // compile what the file holds now, under its own key.
+                // compile what the file holds now, with its own engine and
+                // under its own key.
                 let bytes = read_guest(path)?;
+                if window::wants_window(&bytes) != window {
+                    window = !window;
+                    engine = compiling_engine(metering, window)?;
+                }
                 let key = cache_key(&engine, &blake3::hash(&bytes));
                 artifact = self.dir.join(format!("{key}.cwasm"));
                 bytes
@@ -171,8 +185,14 @@ impl Cache {
             source: path.to_path_buf(),
             artifact,
             compile_time: Some(compile_time),
+            window,
         })
     }
+}
+
+/// The compiling engine for a guest ([`crate::engine::engine`]).
+fn compiling_engine(metering: bool, window: bool) -> Result<Engine, LoadError> {
+    crate::engine::engine(metering, window).map_err(|e| LoadError::Engine(format!("{e:#}")))
 }
 
 fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -230,6 +250,16 @@ pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadErr
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+    let rewritten;
+    let bytes = if window::wants_window(bytes) {
+        rewritten = window::rewrite(bytes).map_err(|e| LoadError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("cannot give it a window for shared regions: {e}"),
+        })?;
+        &rewritten[..]
+    } else {
+        bytes
+    };
     use wasi_preview1_component_adapter_provider as adapter;
     wit_component::ComponentEncoder::default()
         .module(bytes)

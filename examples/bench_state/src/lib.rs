@@ -8,8 +8,9 @@
 //! - `atomic`: with one atomic `fetch_add(1)` (mpwasm only); also exact;
 //! - `racy`: `v.set(v.get() + 1)` without the lock (Python's
 //!   `v.value += 1`), which loses updates;
-//! - `calls`: no workers; main times `CALLS` uncontended `get`s, the cost of
-//!   one guest→host call (`{"ns_per_call": …}`), which bounds the others.
+//! - `calls`: no workers; main times `CALLS` uncontended `get`s
+//!   (`{"ns_per_call": …}`): one atomic helper call on the guest's window
+//!   (one guest→host call before the window).
 //!
 //! The clock runs from a barrier all three processes pass once the workers
 //! have started to a second barrier they pass when both are done. Prints one
@@ -95,7 +96,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `calls`: nanoseconds per uncontended `get` (one host call each).
+/// `calls`: nanoseconds per uncontended `get`.
 fn calls(counter: &Value<i32>) -> Result<()> {
     let t = Instant::now();
     let mut sum = 0_i64;

@@ -98,6 +98,7 @@ impl Launch {
             parent,
             stdout_to_stderr: self.stdout_to_stderr,
             sandbox: self.sandbox.clone(),
+            window: self.guest.has_window(),
         }
     }
 }

@@ -653,6 +653,11 @@ fn status_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
 /// joined first (Python joins them at exit); then everything it held is let
 /// go.
 pub(crate) fn finish(broker: &Broker, entry: &Entry, join_children: bool) {
+    // It holds no lock any more, however it ended: those it held pass on
+    // as owner-died (what a robust mutex does when its thread exits).
+    if let Some(pid) = entry.pid() {
+        crate::interfaces::sync::repair_locks(&broker.held_by(entry.id), pid);
+    }
     if !join_children {
         // It died (or failed): the barriers it was a party of break rather
         // than wait for it forever.

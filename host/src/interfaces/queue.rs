@@ -45,6 +45,11 @@ use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, Reply};
 use crate::worker::child::WorkerState;
 
+/// The longest a producer sleeps on a full queue before looking again: a
+/// producer woken for a freed slot and killed before taking it leaves the
+/// others asleep until the next `get` — or this long.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The words of a queue's shared page.
 struct Page(SharedMap);
 
@@ -152,12 +157,22 @@ impl QueueHandle {
     }
 
     /// Takes a slot for one item, waiting while the queue is full.
+    ///
+    /// Each freed slot wakes one sleeping producer ([`free_slot`]). A
+    /// producer that was woken and then gives up (its timeout passed, or
+    /// the queue was shut down) passes the wake-up on if a slot is free, so
+    /// that no other sleeper misses it; and no sleep lasts more than
+    /// [`RECHECK`], in case the producer woken for a slot was killed before
+    /// taking it.
+    ///
+    /// [`free_slot`]: Self::free_slot
     fn reserve(&self, deadline: Deadline) -> Result<(), types::Error> {
         let count = self.page.count();
         if self.maxsize == 0 {
             count.fetch_add(1, Ordering::AcqRel);
             return Ok(());
         }
+        let mut slept = false;
         loop {
             let n = count.load(Ordering::Acquire);
             if n < self.maxsize {
@@ -169,22 +184,48 @@ impl QueueHandle {
                 }
                 continue;
             }
-            if self.page.shutdown().load(Ordering::Acquire) != 0 {
-                return Err(types::Error::ShutDown);
-            }
-            if deadline.passed() {
-                return Err(types::Error::Full);
+            let gave_up = if self.page.shutdown().load(Ordering::Acquire) != 0 {
+                Some(types::Error::ShutDown)
+            } else if deadline.passed() {
+                Some(types::Error::Full)
+            } else {
+                None
+            };
+            if let Some(e) = gave_up {
+                if slept {
+                    self.pass_wake_on();
+                }
+                return Err(e);
             }
             let seq = self.page.taken_seq().load(Ordering::Acquire);
             self.page.put_waiters().fetch_add(1, Ordering::AcqRel);
             if count.load(Ordering::Acquire) >= self.maxsize {
-                ipc::futex_wait(self.page.taken_seq(), seq, deadline);
+                let nap = Deadline::after(Some(RECHECK));
+                let until = match (deadline.remaining(), nap.remaining()) {
+                    (Some(left), Some(recheck)) if left < recheck => deadline,
+                    _ => nap,
+                };
+                ipc::futex_wait(self.page.taken_seq(), seq, until);
+                slept = true;
             }
             self.page.put_waiters().fetch_sub(1, Ordering::AcqRel);
         }
     }
 
-    /// Gives back a slot: an item was taken, or a put failed after reserving.
+    /// Wakes one sleeping producer if a slot is free: a wake-up this
+    /// process took and did not use.
+    fn pass_wake_on(&self) {
+        if self.page.count().load(Ordering::Acquire) < self.maxsize
+            && self.page.put_waiters().load(Ordering::Acquire) > 0
+        {
+            ipc::futex_wake(self.page.taken_seq(), 1);
+        }
+    }
+
+    /// Gives back a slot: an item was taken, or a put failed after
+    /// reserving. Wakes one sleeping producer — one slot is room for one
+    /// item (waking them all made every `get` of a full queue wake every
+    /// producer, and all but one go back to sleep).
     fn free_slot(&self) {
         let _ = self
             .page
@@ -193,7 +234,7 @@ impl QueueHandle {
         if self.maxsize > 0 {
             self.page.taken_seq().fetch_add(1, Ordering::AcqRel);
             if self.page.put_waiters().load(Ordering::Acquire) > 0 {
-                ipc::futex_wake_all(self.page.taken_seq());
+                ipc::futex_wake(self.page.taken_seq(), 1);
             }
         }
     }

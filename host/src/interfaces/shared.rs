@@ -35,6 +35,8 @@ pub struct RegionHandle {
     id: u64,
     map: SharedMap,
     name: Option<String>,
+    /// The region in the guest's window, if it has one.
+    window: Option<crate::sys::window::Mapping>,
 }
 
 impl RegionHandle {
@@ -52,6 +54,7 @@ impl RegionHandle {
             id,
             map: SharedMap::map(fd, size.max(1))?,
             name,
+            window: None,
         })
     }
 
@@ -269,6 +272,10 @@ impl shared::HostRegion for WorkerState {
         super::token(self.upcall(Call::Share { id }, &[])?)
     }
 
+    fn window(&mut self, handle: Resource<RegionHandle>) -> wasmtime::Result<Option<u32>> {
+        Ok(self.region(&handle)?.window.as_ref().map(|w| w.offset()))
+    }
+
     fn drop(&mut self, handle: Resource<RegionHandle>) -> wasmtime::Result<()> {
         let r = self.table.delete(handle)?;
         self.upcall(Call::Release { id: r.id }, &[])?.ok();
@@ -280,7 +287,12 @@ impl WorkerState {
     fn region_reply(&mut self, call: Call) -> HostResult<Resource<RegionHandle>> {
         Ok(match self.upcall(call, &[])? {
             Ok((reply @ Reply::Region { .. }, fds)) => {
-                Ok(self.table.push(RegionHandle::from_reply(reply, fds)?)?)
+                let mut region = RegionHandle::from_reply(reply, fds)?;
+                if let Some(window) = &self.window {
+                    // A full window leaves the region to the host calls.
+                    region.window = window.map(region.map.fd(), region.map.len()).ok();
+                }
+                Ok(self.table.push(region)?)
             }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),

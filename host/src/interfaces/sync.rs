@@ -3,14 +3,19 @@
 //!
 //! Hops of `lock.acquire()`:
 //! 1. `Lock::new` → `Call::SyncCreate`: the broker ([`create`]) makes a
-//!    shared page, initializes a robust mutex in it and hands the page over;
-//!    the worker maps it ([`SyncHandle`]);
-//! 2. `acquire` is a host function in the worker: a `pthread_mutex_lock` on
-//!    the shared page ([`RobustMutex`]). No message, no broker;
-//! 3. if the holder died, the kernel hands the lock to the next acquirer
-//!    with `EOWNERDEAD`, which the guest sees as `owner-died` (it holds the
-//!    lock). A party that dies breaks its barriers: the broker sets the
-//!    broken flag when it reaps the process ([`break_barriers`]).
+//!    shared page and hands it over; the worker maps it ([`SyncHandle`]),
+//!    and for a guest with a window also into the window;
+//! 2. a guest with a window takes a free Lock or RLock itself: one
+//!    compare-and-swap of its pid into the lock word ([`OwnerLock`]). Only a
+//!    busy lock is a host function here, which waits on the word's futex;
+//!    no message, no broker either way;
+//! 3. if the holder died, the broker, reaping it, marks the words it owned
+//!    owner-died and wakes the waiters ([`repair_locks`]): the next
+//!    acquirer gets the lock and the `owner-died` error (it holds the lock).
+//!    Condition and Barrier keep a robust pthread mutex, which the kernel
+//!    hands on with `EOWNERDEAD`. A party that dies breaks its barriers: the
+//!    broker sets the broken flag when it reaps the process
+//!    ([`break_barriers`]).
 //!
 //! The page: the mutex in its first [`MUTEX_BYTES`], then the kind's words
 //! (see [`Word`]). Semaphore and Event waits are futex waits on a sequence
@@ -30,6 +35,7 @@ use super::{unexpected, HostResult};
 use crate::bindings::{sync, types};
 use crate::broker::{Answer, Broker, Object};
 use crate::sys::ipc::{self, Deadline, SharedMap};
+use crate::sys::owner_lock::OwnerLock;
 use crate::sys::robust::{Acquired, LockError, RobustMutex, MUTEX_BYTES};
 use crate::sys::waiters::{Waiters, SIGNALED};
 use crate::wire::{Call, CallError, Reply, SyncKind};
@@ -60,10 +66,22 @@ impl Word {
 }
 
 fn uses_mutex(kind: SyncKind) -> bool {
-    matches!(
-        kind,
-        SyncKind::Lock | SyncKind::RLock | SyncKind::Condition | SyncKind::Barrier { .. }
-    )
+    matches!(kind, SyncKind::Condition | SyncKind::Barrier { .. })
+}
+
+/// Lock and RLock: an [`OwnerLock`] in the page's first two words, which
+/// guests with a window take and release in their own code.
+fn is_owner_lock(kind: SyncKind) -> bool {
+    matches!(kind, SyncKind::Lock | SyncKind::RLock)
+}
+
+/// The [`OwnerLock`] of a Lock or RLock page.
+fn owner_lock(kind: SyncKind, page: &SharedMap) -> Option<OwnerLock<'_>> {
+    is_owner_lock(kind).then(|| OwnerLock {
+        word: page.word(0),
+        count: page.word(1),
+        recursive: kind == SyncKind::RLock,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -75,8 +93,10 @@ pub struct SyncHandle {
     kind: SyncKind,
     page: SharedMap,
     mutex: Option<RobustMutex>,
-    /// How many times this process holds the mutex (RLock, Condition).
+    /// How many times this process holds the mutex (Condition).
     depth: u32,
+    /// A Lock or RLock page in the guest's window, if it has one.
+    window: Option<crate::sys::window::Mapping>,
 }
 
 impl SyncHandle {
@@ -97,6 +117,7 @@ impl SyncHandle {
             page,
             mutex,
             depth: 0,
+            window: None,
         })
     }
 
@@ -105,11 +126,12 @@ impl SyncHandle {
     }
 
     fn lock(&mut self, deadline: Deadline) -> Result<(), types::Error> {
-        let mutex = self
-            .mutex
-            .as_ref()
-            .ok_or_else(|| not_for(self.kind, "acquire"))?;
-        match mutex.lock(deadline) {
+        let locked = match (&self.mutex, owner_lock(self.kind, &self.page)) {
+            (_, Some(lock)) => lock.lock(deadline),
+            (Some(mutex), None) => mutex.lock(deadline),
+            (None, None) => return Err(not_for(self.kind, "acquire")),
+        };
+        match locked {
             Ok(acquired) => {
                 self.depth += 1;
                 match acquired {
@@ -128,11 +150,12 @@ impl SyncHandle {
     }
 
     fn unlock(&mut self) -> Result<(), types::Error> {
-        let mutex = self
-            .mutex
-            .as_ref()
-            .ok_or_else(|| not_for(self.kind, "release"))?;
-        match mutex.unlock() {
+        let unlocked = match (&self.mutex, owner_lock(self.kind, &self.page)) {
+            (_, Some(lock)) => lock.unlock().map_err(drop),
+            (Some(mutex), None) => mutex.unlock().map_err(drop),
+            (None, None) => return Err(not_for(self.kind, "release")),
+        };
+        match unlocked {
             Ok(()) => {
                 self.depth = self.depth.saturating_sub(1);
                 Ok(())
@@ -432,11 +455,20 @@ impl sync::HostSyncObject for WorkerState {
         Ok(match s.kind {
             SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
             SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
-            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => {
-                u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked))
+            SyncKind::Lock | SyncKind::RLock => {
+                u32::from(owner_lock(s.kind, &s.page).is_some_and(|l| l.is_locked()))
             }
+            SyncKind::Condition => u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked)),
             _ => 0,
         })
+    }
+
+    fn window(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<Option<u32>> {
+        Ok(self
+            .sync_object(&handle)?
+            .window
+            .as_ref()
+            .map(|w| w.offset()))
     }
 
     fn share(&mut self, handle: Resource<SyncHandle>) -> HostResult<u64> {
@@ -457,7 +489,12 @@ impl WorkerState {
     fn sync_reply(&mut self, call: Call) -> HostResult<Resource<SyncHandle>> {
         Ok(match self.upcall(call, &[])? {
             Ok((reply @ Reply::Sync { .. }, fds)) => {
-                Ok(self.table.push(SyncHandle::from_reply(reply, fds)?)?)
+                let mut object = SyncHandle::from_reply(reply, fds)?;
+                if let (Some(window), true) = (&self.window, is_owner_lock(object.kind)) {
+                    // A full window leaves the lock to the host calls.
+                    object.window = window.map(object.page.fd(), object.page.len()).ok();
+                }
+                Ok(self.table.push(object)?)
             }
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
@@ -555,6 +592,22 @@ pub(crate) fn break_barriers(objects: &[Object]) {
         if let Object::Sync(hub) = o {
             if matches!(hub.kind, SyncKind::Barrier { .. }) {
                 break_page(&hub.page);
+            }
+        }
+    }
+}
+
+/// Hands the Locks and RLocks in `objects` (what the process `pid` held)
+/// that `pid` owns to their next acquirer as owner-died, waking their
+/// waiters. The broker calls it right after reaping `pid`: for `pid` to
+/// name another process of the run by then, the kernel, which hands pids
+/// out in sequence up to `pid_max` (4,194,304), would have had to go round
+/// all of them in between.
+pub(crate) fn repair_locks(objects: &[Object], pid: u32) {
+    for o in objects {
+        if let Object::Sync(hub) = o {
+            if is_owner_lock(hub.kind) {
+                crate::sys::owner_lock::repair(hub.page.word(0), pid);
             }
         }
     }

@@ -132,16 +132,30 @@ impl Stamp {
 
 /// The check file at `path`, or `None` if it is missing or malformed.
 pub(super) fn read_check(path: &Path) -> Option<Check> {
+    read_check_as(path, &[CHECK_MAGIC]).map(|(_, check)| check)
+}
+
+/// A check line at `path` that starts with one of `headers` (each one or
+/// more words) instead of the artifact's magic: which one, and the check.
+/// `None` if the file is missing or malformed.
+pub(super) fn read_check_as(path: &Path, headers: &[&str]) -> Option<(usize, Check)> {
     let mut text = String::new();
     File::open(path)
         .ok()?
         .take(MAX_CHECK_BYTES)
         .read_to_string(&mut text)
         .ok()?;
-    let mut words = text.split_whitespace();
-    if words.next()? != CHECK_MAGIC {
-        return None;
-    }
+    let (which, rest) = headers.iter().enumerate().find_map(|(i, header)| {
+        let mut words = text.split_whitespace();
+        header
+            .split_whitespace()
+            .all(|w| words.next() == Some(w))
+            .then_some((i, words))
+    })?;
+    parse_check(rest).map(|check| (which, check))
+}
+
+fn parse_check<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<Check> {
     let hash = blake3::Hash::from_hex(words.next()?).ok()?;
     let mut stamp = [0i128; 7];
     for field in &mut stamp {
@@ -159,8 +173,14 @@ fn write_check(artifact: &Path, check: &Check) -> io::Result<()> {
 }
 
 /// Writes `check` as the check file `path` (atomically, synced).
-pub(super) fn write_check_at(path: &Path, check: &Check) -> io::Result<()> {
-    let mut line = format!("{CHECK_MAGIC} {}", check.hash.to_hex());
+fn write_check_at(path: &Path, check: &Check) -> io::Result<()> {
+    write_check_as(path, CHECK_MAGIC, check)
+}
+
+/// Writes `check` as a check line at `path` that starts with `header`
+/// instead of the artifact's magic ([`read_check_as`]), atomically, synced.
+pub(super) fn write_check_as(path: &Path, header: &str, check: &Check) -> io::Result<()> {
+    let mut line = format!("{header} {}", check.hash.to_hex());
     for field in check.stamp.0 {
         line.push_str(&format!(" {field}"));
     }

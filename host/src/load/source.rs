@@ -3,9 +3,11 @@
 //!
 //! The cache key starts with the blake3 hash of the guest file's bytes.
 //! Hashing costs about 1 ms per MiB, so the cache keeps, under
-//! `sources/`, one record per guest path: the hash and the status the file
-//! had when it was hashed (size, device, inode, modification and change
-//! times — the artifact's check-file format, [`super::artifact`]). A run
+//! `sources/`, one record per guest path: the hash, whether the guest
+//! imports a window (which picks its engine, and so its cache key:
+//! [`super::window::wants_window`]), and the status the file had when it
+//! was hashed (size, device, inode, modification and change times — the
+//! artifact's check-file format, [`super::artifact`]). A run
 //! whose guest has that status uses the recorded hash and reads nothing
 //! else; any other status (a rebuilt, copied, touched, replaced or edited
 //! file) reads and hashes the file again and records the new status.
@@ -33,17 +35,24 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::artifact::{read_check, write_check_at, Check, Stamp};
+use super::artifact::{read_check_as, write_check_as, Check, Stamp};
 use crate::error::LoadError;
 
 /// How much older than the moment of hashing a file's change time must be
 /// for its status to be recorded (see the module docs).
 pub(super) const RACY_MARGIN: Duration = Duration::from_secs(1);
 
+/// The first words of a record: its format, and whether the guest wants a
+/// window (index 1) or not (index 0). Records of an mpwasm before windows
+/// have another first word and are not used.
+const HEADERS: [&str; 2] = ["mpwasm-source-1 window=0", "mpwasm-source-1 window=1"];
+
 /// A guest file's content hash, and its bytes if they had to be read.
 pub(super) struct Source {
     /// blake3 of the file's bytes.
     pub(super) hash: blake3::Hash,
+    /// Whether the guest imports a window ([`super::window::wants_window`]).
+    pub(super) window: bool,
     /// The bytes, when the recorded hash could not be used.
     pub(super) bytes: Option<Vec<u8>>,
 }
@@ -58,11 +67,12 @@ pub(super) struct Source {
 pub(super) fn content_hash(cache_dir: &Path, path: &Path) -> Result<Source, LoadError> {
     let record = record_path(cache_dir, path);
     let before = stat(path)?;
-    if let Some(check) = record.as_deref().and_then(read_check) {
+    if let Some((window, check)) = record.as_deref().and_then(|r| read_check_as(r, &HEADERS)) {
         if check.stamp == before {
             tracing::debug!(guest = %path.display(), "guest unchanged: its hash is not recomputed");
             return Ok(Source {
                 hash: check.hash,
+                window: window == 1,
                 bytes: None,
             });
         }
@@ -70,6 +80,7 @@ pub(super) fn content_hash(cache_dir: &Path, path: &Path) -> Result<Source, Load
     let read_at = SystemTime::now();
     let bytes = super::read_guest(path)?;
     let hash = blake3::hash(&bytes);
+    let window = super::window::wants_window(&bytes);
     let after = stat(path)?;
     if let Some(record) = record {
         if after == before && settled(&after, read_at) {
@@ -77,11 +88,15 @@ pub(super) fn content_hash(cache_dir: &Path, path: &Path) -> Result<Source, Load
             let _ = record
                 .parent()
                 .map_or(Ok(()), fs::create_dir_all)
-                .and_then(|()| write_check_at(&record, &Check { hash, stamp: after }));
+                .and_then(|()| {
+                    let check = Check { hash, stamp: after };
+                    write_check_as(&record, HEADERS[usize::from(window)], &check)
+                });
         }
     }
     Ok(Source {
         hash,
+        window,
         bytes: Some(bytes),
     })
 }
@@ -181,6 +196,41 @@ mod test {
             let next = content_hash(&cache, path).unwrap();
             assert!(next.bytes.is_some(), "{}: still fresh", path.display());
         }
+    }
+
+    #[test]
+    fn the_record_keeps_whether_the_guest_wants_a_window() {
+        use crate::load::window::test::{guest_module, one_page, ALL};
+        let dir = tempfile::tempdir().unwrap();
+        let windowed = guest(dir.path(), "w.wasm", &guest_module(&[one_page()], ALL));
+        let plain = guest(dir.path(), "g.wasm", WASM);
+        std::thread::sleep(RACY_MARGIN + Duration::from_millis(100));
+        for (path, wants) in [(&windowed, true), (&plain, false)] {
+            let read = content_hash(dir.path(), path).unwrap();
+            assert!(read.bytes.is_some(), "{}: read", path.display());
+            assert_eq!(read.window, wants, "{}: read", path.display());
+            let recorded = content_hash(dir.path(), path).unwrap();
+            assert!(recorded.bytes.is_none(), "{}: recorded", path.display());
+            assert_eq!(recorded.window, wants, "{}: recorded", path.display());
+        }
+    }
+
+    #[test]
+    fn a_record_without_the_window_flag_is_not_used() {
+        use crate::load::window::test::{guest_module, one_page, ALL};
+        let dir = tempfile::tempdir().unwrap();
+        let path = guest(dir.path(), "w.wasm", &guest_module(&[one_page()], ALL));
+        std::thread::sleep(RACY_MARGIN + Duration::from_millis(100));
+        assert!(!read_again(dir.path(), &path), "recorded");
+        // What an mpwasm before windows recorded: the artifact's format.
+        let record = record_path(dir.path(), &path).unwrap();
+        let text = fs::read_to_string(&record).unwrap();
+        let old = text.replace(HEADERS[1], "mpwasm-check-1");
+        assert_ne!(old, text);
+        fs::write(&record, old).unwrap();
+        let got = content_hash(dir.path(), &path).unwrap();
+        assert!(got.bytes.is_some(), "an old record is not used");
+        assert!(got.window);
     }
 
     #[test]

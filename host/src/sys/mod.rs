@@ -4,8 +4,10 @@
 
 pub(crate) mod fork;
 pub(crate) mod ipc;
+pub(crate) mod owner_lock;
 pub(crate) mod robust;
 pub(crate) mod waiters;
+pub(crate) mod window;
 
 use rustix::process::{getppid, set_parent_process_death_signal, Signal};
 

@@ -74,6 +74,9 @@ pub struct Init {
     pub stdout_to_stderr: bool,
     /// Limits and grants.
     pub sandbox: Sandbox,
+    /// The guest has a window for shared regions: load it with the window
+    /// engine ([`crate::load::CompiledGuest::has_window`]).
+    pub window: bool,
 }
 
 /// What a worker's guest may use: limits, and capabilities granted.

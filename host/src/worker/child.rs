@@ -106,17 +106,22 @@ pub(crate) struct Prepared {
     /// The artifact it was mapped from.
     artifact: std::path::PathBuf,
     metering: bool,
+    window: bool,
 }
 
 impl Prepared {
-    /// Maps `artifact` (compiled with fuel metering if `metering`) and
-    /// links it.
+    /// Maps `artifact` (compiled with fuel metering if `metering`, for the
+    /// window engine if `window`: [`crate::engine::engine`]) and links it.
     ///
     /// # Errors
     ///
     /// The artifact cannot be mapped or linked.
-    pub(crate) fn load(artifact: &std::path::Path, metering: bool) -> wasmtime::Result<Self> {
-        let engine = crate::engine::runtime_engine(metering)?;
+    pub(crate) fn load(
+        artifact: &std::path::Path,
+        metering: bool,
+        window: bool,
+    ) -> wasmtime::Result<Self> {
+        let engine = crate::engine::runtime_engine(metering, window)?;
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
         // user's own cache directory, and its checksum was verified by the
@@ -131,12 +136,15 @@ impl Prepared {
             filters: crate::sys::WorkerFilters::new(),
             artifact: artifact.to_path_buf(),
             metering,
+            window,
         })
     }
 
     /// Whether it serves a worker told `init`.
     fn serves(&self, init: &Init) -> bool {
-        self.artifact == init.artifact && self.metering == init.sandbox.fuel.is_some()
+        self.artifact == init.artifact
+            && self.metering == init.sandbox.fuel.is_some()
+            && self.window == init.window
     }
 }
 
@@ -210,6 +218,9 @@ pub(crate) struct WorkerState {
     pub(crate) unstarted_args: u64,
     /// When the running call must stop (checked at each epoch tick).
     deadline: Option<std::time::Instant>,
+    /// The guest's window, where the regions it holds are mapped (guests
+    /// built with the SDK's window helpers).
+    pub(crate) window: Option<Arc<crate::sys::window::Window>>,
 }
 
 impl WasiView for WorkerState {
@@ -248,7 +259,7 @@ impl GuestInstance {
                 )))
             }
             None => {
-                owned = Prepared::load(&init.artifact, init.sandbox.fuel.is_some())?;
+                owned = Prepared::load(&init.artifact, init.sandbox.fuel.is_some(), init.window)?;
                 &owned
             }
         };
@@ -452,7 +463,7 @@ fn instantiate(
             name: init.name.clone(),
         },
         panic: None,
-        memory: MemoryCap::new(init.sandbox.memory),
+        memory: MemoryCap::new(init.sandbox.memory, init.window),
         upcalls: upcalls.clone(),
         max_message: init.sandbox.max_message_bytes(),
         children_named: 0,
@@ -461,6 +472,7 @@ fn instantiate(
             .sandbox
             .timeout
             .and_then(|t| sandbox::deadline_after(t, 1)),
+        window: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);
@@ -474,7 +486,10 @@ fn instantiate(
         // Start-up code (static constructors) runs on this allowance.
         store.set_fuel(u64::MAX)?;
     }
+    // The window this instantiation creates, not one left by another.
+    drop(crate::sys::window::take_created());
     let guest = pre.instantiate(&mut store)?;
+    store.data_mut().window = crate::sys::window::take_created();
     Ok((store, guest))
 }
 

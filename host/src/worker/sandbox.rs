@@ -54,14 +54,18 @@ pub(crate) fn wasi_ctx(sandbox: &Sandbox, stdout_to_stderr: bool) -> wasmtime::R
 #[derive(Debug, Default)]
 pub(crate) struct MemoryCap {
     max: Option<usize>,
+    /// The guest's window is still to be created: its fixed size is not
+    /// the guest's memory (its pages are regions the run pays for).
+    window_pending: bool,
     /// Whether a growth was refused since the last [`MemoryCap::take_hit`].
     hit: bool,
 }
 
 impl MemoryCap {
-    pub(crate) fn new(max: Option<u64>) -> Self {
+    pub(crate) fn new(max: Option<u64>, window: bool) -> Self {
         MemoryCap {
             max: max.map(|m| usize::try_from(m).unwrap_or(usize::MAX)),
+            window_pending: window,
             hit: false,
         }
     }
@@ -75,10 +79,18 @@ impl MemoryCap {
 impl wasmtime::ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        use crate::sys::window::WINDOW_BYTES;
+        let window = (current, desired, maximum) == (0, WINDOW_BYTES, Some(WINDOW_BYTES));
+        if self.window_pending && window {
+            // Once: the loader refuses guests whose own memory has the
+            // window's type.
+            self.window_pending = false;
+            return Ok(true);
+        }
         match self.max {
             Some(max) if desired > max => {
                 self.hit = true;

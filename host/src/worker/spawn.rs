@@ -110,7 +110,8 @@ impl WorkerProcess {
         zygote: &crate::zygote::Lease,
     ) -> io::Result<Self> {
         let metering = init.sandbox.fuel.is_some();
-        let (child, pid, ours) = match zygote.fork_worker(program, &init.artifact, metering) {
+        let forked = zygote.fork_worker(program, &init.artifact, metering, init.window);
+        let (child, pid, ours) = match forked {
             Some(forked) => (
                 Proc::Forked {
                     pidfd: forked.pidfd,

@@ -29,8 +29,8 @@ pub(crate) enum ForkFailure {
 pub(crate) struct Zygote {
     child: Child,
     channel: Channel,
-    /// What it was started for: program, artifact, metering.
-    serves: (std::path::PathBuf, std::path::PathBuf, bool),
+    /// What it was started for: program, artifact, metering, window.
+    serves: (std::path::PathBuf, std::path::PathBuf, bool, bool),
 }
 
 impl Zygote {
@@ -41,7 +41,12 @@ impl Zygote {
     ///
     /// It could not be started, or did not report ready (its own reason,
     /// or that it ended: a program that is not mpwasm-aware).
-    pub(crate) fn start(program: &Path, artifact: &Path, metering: bool) -> io::Result<Self> {
+    pub(crate) fn start(
+        program: &Path,
+        artifact: &Path,
+        metering: bool,
+        window: bool,
+    ) -> io::Result<Self> {
         let (ours, theirs) = UnixStream::pair()?;
         let mut command = Command::new(program);
         command
@@ -56,11 +61,17 @@ impl Zygote {
         let mut zygote = Zygote {
             child,
             channel: Channel::new(ours)?,
-            serves: (program.to_path_buf(), artifact.to_path_buf(), metering),
+            serves: (
+                program.to_path_buf(),
+                artifact.to_path_buf(),
+                metering,
+                window,
+            ),
         };
         let load = ToZygote::Load {
             artifact: artifact.to_path_buf(),
             metering,
+            window,
         };
         zygote.channel.send(&load, &[])?;
         match zygote.receive(READY_TIMEOUT)? {
@@ -93,8 +104,15 @@ impl Zygote {
     }
 
     /// Whether it was started for these.
-    pub(crate) fn serves(&self, program: &Path, artifact: &Path, metering: bool) -> bool {
-        self.serves.0 == program && self.serves.1 == artifact && self.serves.2 == metering
+    pub(crate) fn serves(
+        &self,
+        program: &Path,
+        artifact: &Path,
+        metering: bool,
+        window: bool,
+    ) -> bool {
+        let (p, a, m, w) = &self.serves;
+        p == program && a == artifact && *m == metering && *w == window
     }
 
     /// One answer, within `limit`.

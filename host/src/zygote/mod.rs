@@ -3,7 +3,8 @@
 //! Starting a worker with `exec` costs a new program image, an engine, the
 //! component mapped and linked — about 1.5 ms on a small VM, paid by every
 //! `Process::start`, every pool worker and every replacement. A *zygote*
-//! pays it once per guest and engine variant (fuel metering on or off) in a
+//! pays it once per guest and engine variant (fuel metering on or off, a
+//! window or not: [`crate::engine`]) in a
 //! run: it is the worker program exec'd with [`ZYGOTE_ENV`] set, it makes
 //! the engine (compiler off), maps and links the component, locks itself
 //! down, and then forks a worker each time the broker asks. A forked worker
@@ -73,8 +74,12 @@ const NO_ZYGOTE_ENV: &str = "MPWASM_NO_ZYGOTE";
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToZygote {
     /// The first frame: map and link this artifact (compiled with fuel
-    /// metering if `metering`).
-    Load { artifact: PathBuf, metering: bool },
+    /// metering if `metering`, for the window engine if `window`).
+    Load {
+        artifact: PathBuf,
+        metering: bool,
+        window: bool,
+    },
     /// Fork a worker whose channel is the one socket sent with the frame.
     Fork,
 }
@@ -123,8 +128,8 @@ impl Lease {
         Lease::default()
     }
 
-    /// Forks a worker for `artifact` (with fuel metering if `metering`)
-    /// from this run's zygote of `program`, starting that zygote first if
+    /// Forks a worker for `artifact` (with fuel metering if `metering`, the
+    /// window engine if `window`) from this run's zygote of `program`, starting that zygote first if
     /// there is none or the last one died. `None` means: start this worker
     /// with `exec`.
     pub(crate) fn fork_worker(
@@ -132,6 +137,7 @@ impl Lease {
         program: &Path,
         artifact: &Path,
         metering: bool,
+        window: bool,
     ) -> Option<ForkedWorker> {
         if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
             return None;
@@ -144,8 +150,8 @@ impl Lease {
         // again at once is not tried further.
         for _ in 0..2 {
             let zygote = match &mut slot.zygote {
-                Some(zygote) if zygote.serves(program, artifact, metering) => zygote,
-                _ => match Zygote::start(program, artifact, metering) {
+                Some(zygote) if zygote.serves(program, artifact, metering, window) => zygote,
+                _ => match Zygote::start(program, artifact, metering, window) {
                     Ok(zygote) => slot.zygote.insert(zygote),
                     Err(e) => {
                         slot.disabled = true;

@@ -50,10 +50,18 @@ fn serve(parent: u32) -> std::io::Result<()> {
     }
     drop(null);
     let mut control = Channel::new(UnixStream::from(control))?;
-    let Some((ToZygote::Load { artifact, metering }, _)) = control.recv()? else {
+    let Some((
+        ToZygote::Load {
+            artifact,
+            metering,
+            window,
+        },
+        _,
+    )) = control.recv()?
+    else {
         return Err(std::io::Error::other("expected a Load frame first"));
     };
-    let inheritance = match prepare(&artifact, metering, parent) {
+    let inheritance = match prepare(&artifact, metering, window, parent) {
         Ok(inheritance) => inheritance,
         Err(why) => {
             control.send(&FromZygote::Failed(why.clone()), &[])?;
@@ -86,7 +94,12 @@ fn serve(parent: u32) -> std::io::Result<()> {
 
 /// Makes the engine, maps and links the artifact, and finds what a child
 /// must keep.
-fn prepare(artifact: &Path, metering: bool, parent: u32) -> Result<Inheritance, String> {
+fn prepare(
+    artifact: &Path,
+    metering: bool,
+    window: bool,
+    parent: u32,
+) -> Result<Inheritance, String> {
     let me = ThreadRecord::current().map_err(|e| format!("cannot fork workers here: {e}"))?;
     // A program that started a thread before `mpwasm::init()` can never
     // fork safely: say so now, not at the first fork.
@@ -99,7 +112,7 @@ fn prepare(artifact: &Path, metering: bool, parent: u32) -> Result<Inheritance, 
         }
         Err(e) => return Err(format!("cannot count the zygote's threads: {e}")),
     }
-    let prepared = Prepared::load(artifact, metering).map_err(|e| format!("{e:#}"))?;
+    let prepared = Prepared::load(artifact, metering, window).map_err(|e| format!("{e:#}"))?;
     let keep = descriptors_of(artifact);
     Ok(Inheritance {
         prepared,

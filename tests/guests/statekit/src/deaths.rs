@@ -193,7 +193,8 @@ pub fn manager_kill() -> Result<()> {
     let mut filler = Process::new("fill_dict", &dict);
     filler.start()?;
     let t = Instant::now();
-    while dict.len()? < 500 && t.elapsed() < PATIENCE {
+    // 500 filled, besides main's own entry.
+    while dict.len()? < 501 && t.elapsed() < PATIENCE {
         std::thread::sleep(Duration::from_millis(1));
     }
     filler.kill()?;

@@ -11,6 +11,7 @@ mod api;
 mod bounds;
 mod counters;
 mod deaths;
+mod kill_steps;
 mod waits;
 
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ fn main() -> Result<()> {
         "locked" => counters::locked(rest),
         "atomics" => counters::atomics(rest),
         "owner_died" => deaths::owner_died(),
+        "lock_kill_steps" => kill_steps::lock_kill_steps(rest),
         "barrier_kill" => deaths::barrier_kill(),
         "manager_kill" => deaths::manager_kill(),
         "condition_kill" => deaths::condition_kill(),
