@@ -20,6 +20,11 @@ struct Child {
     /// (exec'd).
     comm: String,
     zombie: bool,
+    /// Started with `exec` as a worker (its environment names the worker's
+    /// parent; a forked worker's and a zygote's name the zygote's parent).
+    /// A zygote is also named `mpwasm` until it renames itself, so the
+    /// name alone does not tell an exec'd worker.
+    execd_worker: bool,
 }
 
 fn children() -> Vec<Child> {
@@ -42,10 +47,15 @@ fn children() -> Vec<Child> {
             continue;
         }
         let comm = head.split_once('(').map_or("", |(_, c)| c).to_string();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let execd_worker = environ
+            .split(|&b| b == 0)
+            .any(|var| var.starts_with(b"MPWASM_WORKER_PARENT="));
         out.push(Child {
             pid,
             comm,
             zombie: state == Some("Z"),
+            execd_worker,
         });
     }
     out
@@ -201,7 +211,8 @@ fn a_window_guests_processes_are_forked() {
                 let now = children();
                 let live = |name| now.iter().filter(|c| c.comm == name && !c.zombie).count();
                 forked = live("mpwasm-worker").max(forked);
-                execd = live("mpwasm").max(execd);
+                let execd_now = now.iter().filter(|c| c.execd_worker && !c.zombie).count();
+                execd = execd_now.max(execd);
                 std::thread::sleep(Duration::from_millis(2));
             }
             (forked, execd)

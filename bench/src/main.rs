@@ -6,8 +6,8 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
-mod cluster;
 mod channels;
+mod cluster;
 mod messaging;
 mod python;
 mod reliability;
