@@ -478,3 +478,149 @@ fn a_chunk_over_the_servers_max_payload_fails_its_inputs_not_the_pool() {
     );
     assert_eq!(out[2].as_deref().unwrap(), "after");
 }
+
+/// `mpwasm ARGS…` with `stdin` and the shared cache: its exit status,
+/// stdout and stderr; killed (and the test failed) after 120 s.
+fn mpwasm_bounded(args: &[&str], stdin: &str) -> (std::process::ExitStatus, String, String) {
+    use std::io::{Read, Write};
+    let mut child = std::process::Command::new(common::mpwasm_bin())
+        .args(args)
+        .env("MPWASM_CACHE_DIR", common::shared_cache())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mpwasm");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mpwasm {args:?} hung: {}", err.join().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// `mpwasm run OPTIONS… poolkit.wasm cluster_map`, bounded.
+fn run_cluster_map(options: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let guest = common::guest("poolkit");
+    let mut args = vec!["run"];
+    args.extend_from_slice(options);
+    args.extend([guest.to_str().unwrap(), "cluster_map"]);
+    mpwasm_bounded(&args, "")
+}
+
+#[test]
+fn run_with_cluster_sends_the_guests_pools_to_the_hosts() {
+    let server = NatsServer::start();
+    let cache = common::cache_dir();
+    let _a = WorkerHost::start(
+        &server.url(),
+        1,
+        cache.path(),
+        &["--env", "MPWASM_TEST_HOST=a"],
+    );
+    let _b = WorkerHost::start(
+        &server.url(),
+        1,
+        cache.path(),
+        &["--env", "MPWASM_TEST_HOST=b"],
+    );
+    let (status, local, stderr) = run_cluster_map(&[]);
+    assert!(status.success(), "local run: {stderr}");
+    let (status, remote, stderr) = run_cluster_map(&["--cluster", &server.url()]);
+    assert!(status.success(), "cluster run: {stderr}");
+    // Main runs here; the pool's chunks ran on the hosts, which alone set
+    // MPWASM_TEST_HOST; everything else is the local run's output.
+    let (local_rest, local_hosts) = local.rsplit_once("hosts ").expect("local hosts line");
+    let (remote_rest, remote_hosts) = remote.rsplit_once("hosts ").expect("remote hosts line");
+    assert_eq!(local_hosts.trim(), "local");
+    let remote_hosts: Vec<&str> = remote_hosts.split_whitespace().collect();
+    assert!(
+        !remote_hosts.is_empty() && remote_hosts.iter().all(|h| ["a", "b"].contains(h)),
+        "the tasks ran on {remote_hosts:?}"
+    );
+    assert_eq!(remote_rest, local_rest);
+    let n: u64 = 20_000;
+    assert!(
+        local_rest.contains(&format!("sum {}\n", (0..n).map(|x| x * x).sum::<u64>())),
+        "{local_rest}"
+    );
+    assert!(
+        local_rest.contains("even_only 0 failed 2 failed 4 failed\n"),
+        "{local_rest}"
+    );
+}
+
+#[test]
+fn a_python_programs_pool_runs_on_the_hosts() {
+    let tasks =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python/tasks.py");
+    let tasks = tasks.to_str().unwrap();
+    // The hosts build the Python component like any `mpwasm pool prog.py`:
+    // build it once into the cache they share with this test.
+    let (status, _, stderr) = mpwasm_bounded(&["compile", tasks], "");
+    assert!(status.success(), "mpwasm compile {tasks}: {stderr}");
+    let cache = common::shared_cache();
+    // A program a host kept from an earlier run would hide how it keeps a
+    // fetched one: only this test leaves `.py` guests there.
+    if let Ok(kept) = std::fs::read_dir(cache.join("cluster-guests")) {
+        for e in kept.flatten() {
+            if e.path().extension().is_some_and(|x| x == "py") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let server = NatsServer::start();
+    let _a = WorkerHost::start(&server.url(), 1, &cache, &["--env", "MPWASM_TEST_HOST=a"]);
+    let _b = WorkerHost::start(&server.url(), 1, &cache, &["--env", "MPWASM_TEST_HOST=b"]);
+    let url = server.url();
+    let pool = |task: &str, input: &str, cluster: bool| {
+        let mut args = vec!["pool", tasks, "--task", task, "--chunksize", "2", "-j", "2"];
+        if cluster {
+            args.extend(["--cluster", url.as_str()]);
+        }
+        let (status, out, err) = mpwasm_bounded(&args, input);
+        (status.code(), out, err)
+    };
+    let input: String = (0..30).map(|i| format!("{i}\n")).collect();
+    let local = pool("fails_on_three", &input, false);
+    let remote = pool("fails_on_three", &input, true);
+    assert_eq!(local.0, Some(1), "{}", local.2);
+    assert_eq!((remote.0, &remote.1), (local.0, &local.1), "{}", remote.2);
+    assert!(remote.1.contains("ValueError: bad input 3"), "{}", remote.1);
+    // The tasks ran on the hosts, which alone set MPWASM_TEST_HOST.
+    let env: String = (0..20)
+        .map(|_| "\"MPWASM_TEST_HOST\"\n".to_string())
+        .collect();
+    let (code, out, err) = pool("env", &env, true);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.lines().all(|l| l == "\"a\"" || l == "\"b\"") && out.lines().count() == 20,
+        "{out}"
+    );
+}

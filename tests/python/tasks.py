@@ -38,3 +38,7 @@ def late_import(x):
 
 def pid(_):
     return os.getpid()
+
+
+def env(name):
+    return os.environ.get(name, "local")

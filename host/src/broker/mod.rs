@@ -71,19 +71,22 @@ pub(crate) struct Launch {
     /// Guests' stdout goes to stderr.
     pub(crate) stdout_to_stderr: bool,
     /// Pool options of the run, which the pools its guests create inherit
-    /// (`--retries`, `--maxtasksperchild`).
+    /// (`--retries`, `--maxtasksperchild`, `--cluster`).
     pub(crate) pools: PoolDefaults,
     /// The run's zygote, which forks its worker processes.
     pub(crate) zygote: crate::zygote::Lease,
 }
 
 /// The options of a run that its guests' pools inherit.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct PoolDefaults {
     /// Re-runs of an input whose worker died.
     pub(crate) retries: u32,
     /// Inputs a worker runs before it is replaced.
     pub(crate) maxtasksperchild: Option<u64>,
+    /// The cluster the guests' pools send their chunks to, if any
+    /// (`mpwasm run --cluster URL`).
+    pub(crate) cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Launch {

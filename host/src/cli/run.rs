@@ -15,6 +15,11 @@ use clap::Args;
 /// and a wasm backtrace are printed), 1 if its worker process is stopped past
 /// --task-timeout or dies, 2 if the guest has no main or cannot be loaded.
 ///
+/// With --cluster URL, the pools the guest creates send their chunks to the
+/// worker hosts of that NATS cluster (mpwasm serve --cluster URL), as mpwasm
+/// pool --cluster does; main, the processes it starts, its queues and pipes
+/// stay on this machine.
+///
 /// Example:
 ///
 ///   mpwasm run --env NAME=world hello.wasm --shout
@@ -22,6 +27,11 @@ use clap::Args;
 pub(crate) struct RunCommand {
     #[command(flatten)]
     sandbox: super::sandbox::SandboxArgs,
+
+    // The pools the guest creates run on the cluster's worker hosts; main,
+    // its processes, queues and pipes stay on this machine.
+    #[command(flatten)]
+    cluster: super::cluster::ClusterArgs,
 
     /// The guest: a .wasm core module or component
     guest: PathBuf,
@@ -38,10 +48,13 @@ pub(crate) struct RunCommand {
 impl RunCommand {
     pub(crate) fn execute(self, cache: &mpwasm::Cache) -> anyhow::Result<ExitCode> {
         let program = self.guest.display().to_string();
-        let builder = mpwasm::Pool::builder(&self.guest)
+        let mut builder = mpwasm::Pool::builder(&self.guest)
             .processes(1)
             .cache(cache.clone())
             .args(std::iter::once(program).chain(self.args.iter().cloned()));
+        if let Some(cluster) = self.cluster.options()? {
+            builder = builder.guest_pools_cluster(cluster);
+        }
         let pool = self.sandbox.apply(builder)?.build()?;
         match pool.run_main() {
             Ok(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),

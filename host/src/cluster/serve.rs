@@ -368,9 +368,11 @@ impl Host {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("a guest hash that is not BLAKE3 hex: {hash:.80}"));
         }
-        let path = self.guest_dir.join(format!("{hash}.wasm"));
-        if path.is_file() {
-            return Ok(path);
+        for kept in [GuestKind::Wasm, GuestKind::Python] {
+            let path = self.guest_dir.join(kept.file_name(hash));
+            if path.is_file() {
+                return Ok(path);
+            }
         }
         let mut object = self
             .guests
@@ -389,6 +391,7 @@ impl Host {
                 "the guest fetched as {hash} hashes to {actual}: not run"
             ));
         }
+        let path = self.guest_dir.join(GuestKind::of(&bytes).file_name(hash));
         let tmp = self
             .guest_dir
             .join(format!("{hash}.{}.tmp", std::process::id()));
@@ -447,6 +450,37 @@ impl Host {
         if let Ok(stream) = self.js.get_stream_no_info(super::RESULTS).await {
             let _ = stream.purge().filter(super::result_subject(run)).await;
             let _ = stream.delete_consumer(&super::results_consumer(run)).await;
+        }
+    }
+}
+
+/// What a fetched guest is, which names the file it is kept in: the host
+/// loads a Python program (`.py`) with its own Python component and the
+/// source in the guest's environment, as `mpwasm pool prog.py` does.
+#[derive(Clone, Copy)]
+enum GuestKind {
+    /// A wasm module or component.
+    Wasm,
+    /// A Python program's source.
+    Python,
+}
+
+impl GuestKind {
+    /// Wasm starts with the magic `\0asm`; a Python source, UTF-8 text,
+    /// never starts with a NUL (the host's loader rejects whatever else
+    /// it is).
+    fn of(bytes: &[u8]) -> Self {
+        if bytes.starts_with(b"\0asm") {
+            GuestKind::Wasm
+        } else {
+            GuestKind::Python
+        }
+    }
+
+    fn file_name(self, hash: &str) -> String {
+        match self {
+            GuestKind::Wasm => format!("{hash}.wasm"),
+            GuestKind::Python => format!("{hash}.py"),
         }
     }
 }

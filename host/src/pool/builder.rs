@@ -35,6 +35,9 @@ pub struct PoolBuilder {
     broker: Option<(Arc<Broker>, Arc<Places>)>,
     /// Send the chunks to this cluster instead of local workers.
     cluster: Option<crate::cluster::ClusterOptions>,
+    /// Send the chunks of the pools the run's guests create to this
+    /// cluster.
+    guest_pools_cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Pool {
@@ -53,6 +56,7 @@ impl Pool {
         builder.sandbox = launch.sandbox;
         builder.retries = launch.pools.retries;
         builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
+        builder.cluster = launch.pools.cluster;
         builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
         let places = broker
             .process_count()
@@ -79,6 +83,7 @@ impl PoolBuilder {
             initializer: None,
             broker: None,
             cluster: None,
+            guest_pools_cluster: None,
         }
     }
 
@@ -112,6 +117,29 @@ impl PoolBuilder {
         self
     }
 
+    /// Sends the chunks of the pools this run's guests create (a guest's
+    /// `Pool::new` or `Pool::builder`) to the worker hosts of a NATS
+    /// JetStream cluster, as [`cluster_options`](Self::cluster_options)
+    /// does for this pool; this pool's own workers, the guest's `Process`es,
+    /// queues and pipes stay local. `mpwasm run --cluster URL` sets it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> mpwasm::Result<()> {
+    /// let cluster = mpwasm::ClusterOptions::new("nats://127.0.0.1:4222");
+    /// let code = mpwasm::Pool::builder("poolkit.wasm")
+    ///     .processes(1)
+    ///     .guest_pools_cluster(cluster)
+    ///     .build()?
+    ///     .run_main()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn guest_pools_cluster(mut self, options: crate::cluster::ClusterOptions) -> Self {
+        self.guest_pools_cluster = Some(options);
+        self
+    }
+
     /// A worker host's pool for a cluster caller's chunks: this builder's
     /// sandbox, lowered to what the caller asked (never raised), for the
     /// guest at `guest`.
@@ -140,6 +168,7 @@ impl PoolBuilder {
         self.chunksize = None;
         self.initializer = None;
         self.cluster = None;
+        self.guest_pools_cluster = None;
         self
     }
 
@@ -416,6 +445,7 @@ impl PoolBuilder {
                     pools: PoolDefaults {
                         retries: self.retries,
                         maxtasksperchild: self.maxtasksperchild,
+                        cluster: self.guest_pools_cluster,
                     },
                     zygote: crate::zygote::Lease::new(),
                 });

@@ -82,6 +82,13 @@ fn init_value(x: u64) -> u64 {
     INIT.with(|i| i.get())
 }
 
+/// The worker's `MPWASM_TEST_HOST` (set by a test's worker host with
+/// `--env`), or `local`.
+#[mpwasm_guest::task]
+fn host_env(_x: u64) -> String {
+    std::env::var("MPWASM_TEST_HOST").unwrap_or_else(|_| "local".into())
+}
+
 #[mpwasm_guest::main]
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -108,6 +115,7 @@ fn main() -> Result<()> {
         "first_failure" => options::first_failure(),
         "scope" => options::scope(),
         "call_errors" => options::call_errors(),
+        "cluster_map" => options::cluster_map(rest),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }

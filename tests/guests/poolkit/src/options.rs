@@ -237,3 +237,27 @@ pub(crate) fn call_errors() -> Result<()> {
     println!("poll_read_end {:?}", reader.poll(Some(Duration::ZERO)));
     Ok(())
 }
+
+/// A map, per-input errors and where the chunks ran, for `mpwasm run
+/// --cluster` (issue 14): the sum of `n` squares (default 20,000), the
+/// kinds of `even_only`'s outcomes over 0..6, and the distinct values of
+/// `MPWASM_TEST_HOST` the pool's tasks saw (`local` where it is unset).
+pub(crate) fn cluster_map(args: &[String]) -> Result<()> {
+    let n: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let pool = Pool::new(2)?;
+    let squares: Vec<u64> = pool.map("square", 0..n)?;
+    println!("sum {}", squares.iter().sum::<u64>());
+    println!("count {}", squares.len());
+    let outcomes: Vec<String> = pool
+        .imap::<_, u64>("even_only", 0..6_u64)?
+        .map(|r| match r {
+            Ok(v) => v.to_string(),
+            Err(Error::Task { kind, .. }) => kind,
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    println!("even_only {}", outcomes.join(" "));
+    let hosts: BTreeSet<String> = pool.chunked(1).map("host_env", 0..40_u64)?.into_iter().collect();
+    println!("hosts {}", hosts.into_iter().collect::<Vec<_>>().join(" "));
+    Ok(())
+}
