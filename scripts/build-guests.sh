@@ -29,3 +29,26 @@ for wasm in "$built"/*.wasm; do
     count=$((count + 1))
 done
 echo "guests: $count modules in target/guests/ ($toolchain toolchain)"
+
+# JavaScript guests, when scripts/setup.sh installed componentize-js. The
+# component is rebuilt only when its source is newer.
+componentize_js=$root/target/js-tools/node_modules/.bin/componentize-js
+if [ -x "$componentize_js" ]; then
+    for js in examples/js/*.js; do
+        name=$(basename "$js" .js)_js
+        if [ ! -f "$out/$name.wasm" ] || [ "$js" -nt "$out/$name.wasm" ] || [ wit/mpwasm.wit -nt "$out/$name.wasm" ]; then
+            "$componentize_js" "$js" --wit wit --world-name worker -d http fetch-event -o "$out/$name.wasm" >/dev/null
+            echo "guests: $name.wasm (componentize-js)"
+        fi
+    done
+fi
+
+# C guests, when clang-19 and wasi-libc are installed (scripts/setup.sh).
+if command -v clang-19 >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ]; then
+    for c in examples/c/*.c; do
+        name=$(basename "$c" .c)_c
+        clang-19 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Werror \
+            -o "$out/$name.wasm" "$c" examples/c/gen/worker.c examples/c/gen/worker_component_type.o
+        echo "guests: $name.wasm (clang-19)"
+    done
+fi

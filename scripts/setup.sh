@@ -50,3 +50,40 @@ case "${MPWASM_TOOLCHAIN:-rustup}" in
         ;;
     *) echo "setup: MPWASM_TOOLCHAIN must be 'rustup' or 'debian'" >&2; exit 2 ;;
 esac
+
+# The cluster tests (tests/cluster.rs) start their own JetStream servers.
+command -v nats-server >/dev/null || need_apt nats-server
+# Python guests (`mpwasm run prog.py`): componentize-py, pinned, in a venv
+# under target/ where the mpwasm binary finds it (or set
+# MPWASM_COMPONENTIZE_PY). A venv needs python3-venv on Debian.
+COMPONENTIZE_PY_VERSION=0.25.1
+PY_TOOLS="$(cd "$(dirname "$0")/.." && pwd)/target/python-tools"
+if [ "$("$PY_TOOLS/bin/componentize-py" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]; then
+    python3 -m venv "$PY_TOOLS" 2>/dev/null || { need_apt python3-venv; rm -rf "$PY_TOOLS"; python3 -m venv "$PY_TOOLS"; }
+    "$PY_TOOLS/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+    echo "setup: Python guests: componentize-py $COMPONENTIZE_PY_VERSION in $PY_TOOLS"
+else
+    echo "setup: Python guests: componentize-py $COMPONENTIZE_PY_VERSION (already installed)"
+fi
+
+# JavaScript guests (examples/js): componentize-js from npm, pinned, under
+# target/js-tools, when npm is there (`make guests` builds them with it).
+COMPONENTIZE_JS_VERSION=0.23.0
+JS_TOOLS="$(cd "$(dirname "$0")/.." && pwd)/target/js-tools"
+if command -v npm >/dev/null; then
+    if [ ! -x "$JS_TOOLS/node_modules/.bin/componentize-js" ] \
+        || ! grep -q "\"version\": \"$COMPONENTIZE_JS_VERSION\"" "$JS_TOOLS/node_modules/@bytecodealliance/componentize-js/package.json" 2>/dev/null; then
+        mkdir -p "$JS_TOOLS"
+        (cd "$JS_TOOLS" && npm install --silent --no-audit --no-fund "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null)
+        echo "setup: JavaScript guests: componentize-js $COMPONENTIZE_JS_VERSION in $JS_TOOLS"
+    else
+        echo "setup: JavaScript guests: componentize-js $COMPONENTIZE_JS_VERSION (already installed)"
+    fi
+else
+    echo "setup: npm not found: JavaScript guests (examples/js) will not be built"
+fi
+
+# C guests (examples/c): clang and wasi-libc from Debian; the bindings are
+# committed (examples/c/gen), so no wit-bindgen is needed.
+need_apt clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32
+echo "setup: C guests: clang-19 + wasi-libc"

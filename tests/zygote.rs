@@ -84,6 +84,11 @@ fn a_killed_zygote_is_replaced() {
     let pool = pool("testkit", 2);
     let squares: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, i))).unwrap();
     assert_eq!(squares, (0..20).map(|i| 2 * i).collect::<Vec<i64>>());
+    // The first worker may have answered everything while the second was
+    // still starting (a just-forked child is named after the zygote until
+    // it renames itself): wait until both are up.
+    let settled = || named("mpwasm-zygote").len() == 1 && named("mpwasm-worker").len() == 2;
+    assert!(eventually(settled), "{:?}", children());
     let zygotes = named("mpwasm-zygote");
     assert_eq!(zygotes.len(), 1, "one zygote: {:?}", children());
     let workers = named("mpwasm-worker");
@@ -95,9 +100,15 @@ fn a_killed_zygote_is_replaced() {
         libc::kill(workers[0] as i32, libc::SIGKILL);
     }
     assert!(eventually(|| !named("mpwasm-worker").contains(&workers[0])));
-    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
-    assert_eq!(sums, (1..21).collect::<Vec<i64>>());
-
+    // The pool notices the dead worker when its driver next takes an
+    // input; the live worker may take a whole map first. Map until the
+    // replacement is up (bounded by `eventually`'s 5 s).
+    let replaced = eventually(|| {
+        let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+        assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+        settled()
+    });
+    assert!(replaced, "no replacement: {:?}", children());
     let now = children();
     let zygotes_now = named("mpwasm-zygote");
     assert_eq!(zygotes_now.len(), 1, "a zygote again: {now:?}");
@@ -200,6 +211,8 @@ fn a_refused_fork_path_falls_back_to_exec() {
         .unwrap();
     let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
     assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+    // The second worker may still be starting if the first answered all.
+    assert!(eventually(|| children().len() == 2), "{:?}", children());
     let now = children();
     assert_eq!(now.len(), 2, "{now:?}");
     assert!(

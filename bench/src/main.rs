@@ -1,4 +1,4 @@
-//! Benchmarks W1–W8 of `shared/BENCH.md`: each runs mpwasm and
+//! Benchmarks W1–W9 of `shared/BENCH.md`: each runs mpwasm and
 //! CPython's `multiprocessing` (and, where a target is relative to it, native
 //! Rust) in the same run, and prints both and their ratio. Medians of a few
 //! repetitions; the machine is shared and noisy, so only the ratios taken
@@ -6,7 +6,9 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod cluster;
 mod messaging;
+mod python;
 mod reliability;
 mod shared_state;
 
@@ -75,6 +77,12 @@ fn main() {
     }
     if wanted("w8") {
         messaging::w8(&msg, &py);
+    }
+    if only.iter().any(|a| a == "cluster") {
+        cluster::run(&mpwasm, &square, &primes, &testkit);
+    }
+    if wanted("w9") {
+        python::w9(&mpwasm, &root);
     }
     if wanted("reliability") {
         let kit = guests.join("testkit.wasm");

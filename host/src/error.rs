@@ -59,6 +59,16 @@ pub enum LoadError {
     /// wasmtime itself failed (not the guest's fault).
     #[error("wasmtime: {0}")]
     Engine(String),
+    /// A Python program could not be made into a guest: its source is
+    /// unreadable, too large or not UTF-8, or componentize-py is missing or
+    /// failed.
+    #[error("{}: {reason}", path.display())]
+    Python {
+        /// The Python file (or the output, for `mpwasm build`).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// What kind of failure a [`TaskError`] is.
@@ -211,6 +221,11 @@ pub enum Error {
     /// (`--max-processes`, `--host-memory`).
     #[error("{0}")]
     Limit(String),
+    /// The NATS cluster could not be reached or refused a request (a pool
+    /// built with [`PoolBuilder::cluster`](crate::PoolBuilder::cluster), or
+    /// [`serve`](crate::serve)).
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// `Result` with mpwasm's [`Error`].

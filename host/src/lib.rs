@@ -76,20 +76,24 @@
 mod batch;
 mod bindings;
 mod broker;
+mod cluster;
 mod engine;
 mod error;
 mod interfaces;
 pub mod limits;
 mod load;
 mod pool;
+mod python;
 mod sys;
 mod wire;
 mod worker;
 mod zygote;
 
+pub use cluster::{serve, ClusterOptions, ServeOptions, Storage};
 pub use error::{Error, LoadError, Result, TaskError, TaskErrorKind};
 pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
+pub use python::{build_python, COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_VERSION};
 pub use wire::Codec;
 /// The build id the runtime-only worker (`host/worker/`) reports, and the
 /// argument that asks for it; not a stable API.

@@ -98,3 +98,7 @@ pub const UNSTARTED_ARGS_FACTOR: u64 = 2;
 
 /// Longest process name, in bytes.
 pub const MAX_NAME_BYTES: usize = 4096;
+
+/// Largest Python program source `mpwasm` accepts (it travels to every
+/// worker process of the run).
+pub const MAX_PYTHON_SOURCE_BYTES: u64 = 4 << 20;

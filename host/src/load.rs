@@ -113,6 +113,16 @@ impl Cache {
     /// separate artifact each).
     #[cfg(feature = "compiler")]
     pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
+        if crate::python::is_program(path) {
+            // Every Python program runs in one component; its source
+            // travels at run time (see `crate::python`).
+            let component = crate::python::generic_component(&self.dir, path)?;
+            let guest = self.load_for(&component, metering)?;
+            return Ok(CompiledGuest {
+                source: path.to_path_buf(),
+                ..guest
+            });
+        }
         let engine =
             crate::engine::engine(metering).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let source = source::content_hash(&self.dir, path)?;

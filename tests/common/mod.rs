@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod nats;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 

@@ -1,11 +1,14 @@
 //! Argument parsing and dispatch; one file per subcommand.
 
+mod build;
+mod cluster;
 mod compile;
 mod inspect;
 mod json_lines;
 mod pool;
 mod run;
 mod sandbox;
+mod serve;
 mod units;
 
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ enum Command {
     Run(Box<run::RunCommand>),
     Compile(compile::CompileCommand),
     Inspect(inspect::InspectCommand),
+    Serve(Box<serve::ServeCommand>),
+    Build(build::BuildCommand),
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit code.
@@ -55,6 +60,8 @@ pub(crate) fn main() -> ExitCode {
         Command::Run(cmd) => cmd.execute(&cache),
         Command::Compile(cmd) => cmd.execute(&cache),
         Command::Inspect(cmd) => cmd.execute(&cache),
+        Command::Serve(cmd) => cmd.execute(&cache),
+        Command::Build(cmd) => cmd.execute(&cache),
     };
     match outcome {
         Ok(code) => code,

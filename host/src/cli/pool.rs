@@ -72,6 +72,9 @@ pub(crate) struct PoolCommand {
 
     #[command(flatten)]
     sandbox: super::sandbox::SandboxArgs,
+
+    #[command(flatten)]
+    cluster: super::cluster::ClusterArgs,
 }
 
 impl PoolCommand {
@@ -93,6 +96,9 @@ impl PoolCommand {
         }
         if let Some(n) = self.chunksize {
             builder = builder.chunksize(n);
+        }
+        if let Some(cluster) = self.cluster.options()? {
+            builder = builder.cluster_options(cluster);
         }
         let pool = self.sandbox.apply(builder)?.build()?;
         let task = self.pick_task(&pool)?;

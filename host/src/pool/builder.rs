@@ -33,6 +33,8 @@ pub struct PoolBuilder {
     /// compiled already), and the places its workers take among the run's
     /// processes.
     broker: Option<(Arc<Broker>, Arc<Places>)>,
+    /// Send the chunks to this cluster instead of local workers.
+    cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 impl Pool {
@@ -76,7 +78,69 @@ impl PoolBuilder {
             maxtasksperchild: None,
             initializer: None,
             broker: None,
+            cluster: None,
         }
+    }
+
+    /// Runs the pool's tasks on the worker hosts of a NATS JetStream
+    /// cluster (`mpwasm serve --cluster URL`) instead of local worker
+    /// processes: every method gives the same results and errors as a
+    /// local pool. `processes` then counts the chunks kept in flight
+    /// (CPython's default chunk size is cut for it). The guest is published
+    /// to the cluster under its hash; the hosts' sandbox options are a
+    /// ceiling for this pool's memory cap, deadline and fuel, and only the
+    /// hosts grant directories or environment.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> mpwasm::Result<()> {
+    /// let pool = mpwasm::Pool::builder("pool_square.wasm")
+    ///     .cluster("nats://127.0.0.1:4222")
+    ///     .processes(8)
+    ///     .build()?;
+    /// let squares: Vec<i64> = pool.map("square", 0i64..1000)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster(self, url: impl Into<String>) -> Self {
+        self.cluster_options(crate::cluster::ClusterOptions::new(url))
+    }
+
+    /// [`cluster`](Self::cluster) with credentials, TLS and storage options.
+    pub fn cluster_options(mut self, options: crate::cluster::ClusterOptions) -> Self {
+        self.cluster = Some(options);
+        self
+    }
+
+    /// A worker host's pool for a cluster caller's chunks: this builder's
+    /// sandbox, lowered to what the caller asked (never raised), for the
+    /// guest at `guest`.
+    pub(crate) fn for_cluster_chunk(
+        mut self,
+        guest: PathBuf,
+        processes: usize,
+        asked: &crate::cluster::Limits,
+    ) -> Self {
+        fn lower<T: Ord>(ceiling: Option<T>, asked: Option<T>) -> Option<T> {
+            match (ceiling, asked) {
+                (Some(c), Some(a)) => Some(c.min(a)),
+                (c, a) => c.or(a),
+            }
+        }
+        self.guest = guest;
+        self.processes = Some(processes);
+        self.sandbox.memory = lower(self.sandbox.memory, asked.memory);
+        self.sandbox.timeout = lower(
+            self.sandbox.timeout,
+            asked.timeout_ms.map(std::time::Duration::from_millis),
+        );
+        self.sandbox.fuel = lower(self.sandbox.fuel, asked.fuel);
+        self.retries = asked.retries.min(crate::cluster::MAX_RETRIES);
+        // The host's chunk is one unit: its deadline and fuel scale with it.
+        self.chunksize = None;
+        self.initializer = None;
+        self.cluster = None;
+        self
     }
 
     /// Number of worker processes. Default: the machine's available
@@ -343,6 +407,10 @@ impl PoolBuilder {
                 true,
             ),
         };
+        let cache = self.cache.clone();
+        if self.broker.is_none() && crate::python::is_program(&self.guest) {
+            sandbox.env.extend(crate::python::program_env(&self.guest)?);
+        }
         let (broker, places) = match self.broker {
             Some(run) => run,
             None => {
@@ -378,7 +446,18 @@ impl PoolBuilder {
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
         let (terminate_tx, terminated) = crossbeam_channel::bounded(0);
         let mut drivers = Vec::with_capacity(processes);
-        for id in 0..processes {
+        let local_workers = if self.cluster.is_some() { 0 } else { processes };
+        if let Some(options) = self.cluster {
+            let cache = cache.unwrap_or_else(Cache::default_location);
+            drivers.push(crate::cluster::start_caller(
+                options,
+                shared.clone(),
+                cache,
+                jobs_rx.clone(),
+                terminated.clone(),
+            )?);
+        }
+        for id in 0..local_workers {
             let driver = Driver::new(id as u32, shared.clone());
             let jobs = jobs_rx.clone();
             let stop = terminated.clone();

@@ -30,8 +30,9 @@ use crate::broker::Launch;
 use crate::error::{Error, Result, TaskError, TaskErrorKind};
 use crate::load::CompiledGuest;
 use crate::wire::{Codec, Sandbox};
-use driver::Job;
+use driver::Chunk;
 pub(crate) use driver::WATCHDOG_GRACE;
+pub(crate) use driver::{ChunkDone, Job};
 use stream::Chunking;
 
 /// What the driver threads share.
@@ -54,13 +55,18 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// How the pool's workers are started.
-    fn launch(&self) -> &Launch {
+    pub(crate) fn launch(&self) -> &Launch {
         self.broker.launch()
     }
 
     /// The pool's limits and grants.
-    fn sandbox(&self) -> &Sandbox {
+    pub(crate) fn sandbox(&self) -> &Sandbox {
         &self.launch().sandbox
+    }
+
+    /// How many times a task whose worker died is re-run.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries
     }
 
     fn is_terminated(&self) -> bool {
@@ -125,6 +131,17 @@ impl Inner {
         Stream::new(self.clone(), task, codec, inputs, chunking, ordered)
     }
 
+    /// How typed inputs and results are encoded: JSON for a Python guest
+    /// (a module-level function reads and returns JSON values), bincode
+    /// otherwise.
+    fn typed_codec(&self) -> Codec {
+        if crate::python::is_program(self.shared.launch().guest.source()) {
+            Codec::Json
+        } else {
+            Codec::Bincode
+        }
+    }
+
     /// The largest input or message the pool accepts.
     fn max_message(&self) -> u64 {
         self.shared.sandbox().max_message_bytes()
@@ -149,8 +166,8 @@ impl Inner {
         let mut stream = self
             .stream(
                 task,
-                Codec::Bincode,
-                Typed(inputs.into_iter()),
+                self.typed_codec(),
+                Typed(inputs.into_iter(), self.typed_codec()),
                 chunking,
                 false, // collect() puts them in order
             )
@@ -215,11 +232,12 @@ type MapStream<A> = Stream<Typed<std::vec::IntoIter<A>>>;
 /// without waiting for the rest.
 fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Vec<R>> {
     let len = stream.len_hint();
+    let codec = stream.codec();
     let mut slots: Vec<Option<R>> = Vec::new();
     slots.resize_with(len, || None);
     for item in stream {
         let (index, bytes) = item?;
-        let value = decode(index, &bytes)?;
+        let value = decode(codec, index, &bytes)?;
         match slots.get_mut(index as usize) {
             Some(slot @ None) => *slot = Some(value),
             _ => return Err(bad_output(index, "a result for no pending input".into())),
@@ -233,7 +251,11 @@ fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Ve
 }
 
 /// Decodes one result from the guest (untrusted bytes).
-fn decode<R: DeserializeOwned>(index: u64, bytes: &[u8]) -> Result<R> {
+fn decode<R: DeserializeOwned>(codec: Codec, index: u64, bytes: &[u8]) -> Result<R> {
+    if codec == Codec::Json {
+        return serde_json::from_slice(bytes)
+            .map_err(|e| bad_output(index, format!("cannot decode the result: {e}")));
+    }
     match bincode::serde::decode_from_slice(bytes, bincode::config::standard()) {
         Ok((value, used)) if used == bytes.len() => Ok(value),
         Ok(_) => Err(bad_output(index, "trailing bytes after the result".into())),
@@ -484,8 +506,8 @@ impl Pool {
         Imap {
             stream: self.inner.stream(
                 task,
-                Codec::Bincode,
-                Typed(inputs.into_iter()),
+                self.inner.typed_codec(),
+                Typed(inputs.into_iter(), self.inner.typed_codec()),
                 chunking,
                 ordered,
             ),
@@ -542,6 +564,34 @@ impl Pool {
         );
         stream.accepted()?;
         Ok(stream)
+    }
+
+    /// Runs one chunk of encoded inputs on the pool's workers and returns
+    /// its outcome, indexed from 0 (what a cluster worker host does with a
+    /// chunk it took).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`]/[`Error::Terminated`]: the pool takes no new work,
+    /// or was terminated while the chunk ran.
+    pub(crate) fn run_chunk(
+        &self,
+        task: &str,
+        codec: Codec,
+        inputs: crate::batch::Batch,
+    ) -> Result<ChunkDone> {
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        self.inner.submit(Job::Run(Chunk {
+            task: task.into(),
+            codec,
+            first_index: 0,
+            inputs,
+            reply,
+        }))?;
+        crossbeam_channel::select! {
+            recv(rx) -> r => r.map_err(|_| Error::Terminated),
+            recv(self.inner.terminated) -> _ => Err(Error::Terminated),
+        }
     }
 
     /// Stops taking work; every job submitted before still runs to its end
@@ -605,10 +655,11 @@ impl<A: Serialize, R: DeserializeOwned, I: Iterator<Item = A>> Iterator for Imap
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
+        let codec = self.stream.codec();
         Some(
             self.stream
                 .next()?
-                .and_then(|(index, bytes)| decode(index, &bytes)),
+                .and_then(|(index, bytes)| decode(codec, index, &bytes)),
         )
     }
 }

@@ -66,17 +66,28 @@ impl Source for Payloads {
     }
 }
 
-/// Serde values, encoded with bincode straight into the batch.
-pub(crate) struct Typed<I>(pub(crate) I);
+/// Serde values, encoded straight into the batch: bincode, or JSON for a
+/// Python guest.
+pub(crate) struct Typed<I>(pub(crate) I, pub(crate) Codec);
 
 impl<A: serde::Serialize, I: Iterator<Item = A>> Source for Typed<I> {
     fn next_into(&mut self, batch: &mut Batch) -> Option<Result<(), Error>> {
         let arg = self.0.next()?;
+        let codec = self.1;
         Some(batch.push_with(
             |out| {
-                bincode::serde::encode_into_std_write(&arg, out, bincode::config::standard())
+                match codec {
+                    Codec::Bincode => bincode::serde::encode_into_std_write(
+                        &arg,
+                        out,
+                        bincode::config::standard(),
+                    )
                     .map(|_| ())
-                    .map_err(|e| Error::Encode(e.to_string()))
+                    .map_err(|e| Error::Encode(e.to_string())),
+                    Codec::Json => {
+                        serde_json::to_writer(out, &arg).map_err(|e| Error::Encode(e.to_string()))
+                    }
+                }
             },
             || Error::Encode("input larger than 4 GiB".into()),
         ))
@@ -180,6 +191,11 @@ pub struct Stream<S> {
 }
 
 impl<S: Source> Stream<S> {
+    /// How this stream's payloads are encoded.
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
     pub(crate) fn new(
         inner: Arc<Inner>,
         task: &str,
