@@ -4,7 +4,7 @@ CARGO ?= cargo
 MPWASM := target/release/mpwasm
 SQUARE := target/guests/pool_square.wasm
 
-.PHONY: setup guests build demo test bench fmt clean
+.PHONY: setup guests build worker demo test bench fmt clean
 
 ## Install the guest toolchain (rustup target, or Debian's with MPWASM_TOOLCHAIN=debian).
 setup:
@@ -14,9 +14,13 @@ setup:
 guests: setup
 	scripts/build-guests.sh
 
-## Build the mpwasm binary.
-build:
+## Build the mpwasm binary, and the runtime-only worker beside it.
+build: worker
 	$(CARGO) build --release --workspace --all-targets
+
+## Build target/release/mpwasm-worker (no compiler; its own Cargo invocation).
+worker:
+	scripts/build-worker.sh
 
 ## Install, build, and run a real pool job (plus the host-embedding example).
 demo: guests build
@@ -26,7 +30,7 @@ demo: guests build
 	@$(CARGO) run --release -q --example host_map -- $(SQUARE)
 
 ## Run the whole test suite (unit, integration, doc tests) against real guests.
-test: guests
+test: guests worker
 	$(CARGO) test --release --workspace
 
 ## Benchmarks W1–W8: mpwasm and CPython side by side.

@@ -266,3 +266,78 @@ fn a_refused_fork_path_falls_back_to_exec() {
     drop(pool);
     assert!(eventually(|| children().is_empty()), "{:?}", children());
 }
+
+/// The executables of this process's live children (zygotes and workers).
+fn children_exes() -> Vec<std::path::PathBuf> {
+    children()
+        .into_iter()
+        .filter(|c| !c.zombie)
+        .filter_map(|c| std::fs::read_link(format!("/proc/{}/exe", c.pid)).ok())
+        .collect()
+}
+
+/// With `mpwasm-worker` of this build beside the `mpwasm` binary (what
+/// `make build` and `make test` leave in target/release), a pool given
+/// `mpwasm` runs its zygote and every worker from the runtime-only worker.
+#[test]
+fn the_runtime_only_worker_beside_mpwasm_is_used() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = mpwasm_bin().with_file_name("mpwasm-worker");
+    assert!(
+        runtime.is_file(),
+        "{} is missing: build it with scripts/build-worker.sh (make test does)",
+        runtime.display()
+    );
+    let runtime = runtime.canonicalize().unwrap();
+    let pool = pool("testkit", 2);
+    let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+    assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+    let exes = children_exes();
+    assert_eq!(exes.len(), 3, "a zygote and two workers: {:?}", children());
+    assert!(
+        exes.iter().all(|exe| *exe == runtime),
+        "all run {}: {exes:?}",
+        runtime.display()
+    );
+    drop(pool);
+    assert!(eventually(|| children().is_empty()), "{:?}", children());
+}
+
+/// Without a runtime-only worker beside `mpwasm` (a directory holding only
+/// a link to it), or with one of another build (here a script answering
+/// another build id), the run's zygote and workers are `mpwasm` itself, as
+/// before the runtime-only worker existed.
+#[test]
+fn without_a_runtime_only_worker_of_this_build_mpwasm_is_the_worker() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let whole = mpwasm_bin().canonicalize().unwrap();
+    let absent = tempfile::tempdir().unwrap();
+    let stale = tempfile::tempdir().unwrap();
+    let script = stale.path().join("mpwasm-worker");
+    std::fs::write(&script, "#!/bin/sh\necho 0123456789abcdef\n").unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+
+    for dir in [absent.path(), stale.path()] {
+        let link = dir.join("mpwasm");
+        std::os::unix::fs::symlink(&whole, &link).unwrap();
+        let pool = pool_builder("testkit")
+            .worker_program(&link)
+            .processes(2)
+            .build()
+            .unwrap();
+        let sums: Vec<i64> = pool.starmap("add", (0..20i64).map(|i| (i, 1))).unwrap();
+        assert_eq!(sums, (1..21).collect::<Vec<i64>>());
+        let exes = children_exes();
+        assert_eq!(exes.len(), 3, "a zygote and two workers: {:?}", children());
+        assert!(
+            exes.iter().all(|exe| *exe == whole),
+            "all run {} ({}): {exes:?}",
+            whole.display(),
+            dir.display()
+        );
+        drop(pool);
+        assert!(eventually(|| children().is_empty()), "{:?}", children());
+    }
+}

@@ -293,13 +293,18 @@ fn w7(square: &PathBuf, py: &Path) {
     let pid = pool.worker_pids()[0];
     let rss = proc_mib(pid, "status", "VmRSS:").unwrap_or(f64::NAN);
     let pss = proc_mib(pid, "smaps_rollup", "Pss:").unwrap_or(f64::NAN);
+    // `mpwasm-worker` when the runtime-only worker lies beside this program.
+    let program = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "?".into());
     let theirs = cpython(py, "w7");
     let (trss, tpss) = (
         theirs["rss_mib"].as_f64().unwrap_or(f64::NAN),
         theirs["pss_mib"].as_f64().unwrap_or(f64::NAN),
     );
     println!(
-        "| W7 | idle worker memory | {rss:.1} MiB VmRSS ({pss:.1} MiB Pss) | {trss:.1} MiB VmRSS ({tpss:.1} MiB Pss) | {:.1}× smaller | – | ≤ 8 MiB VmRSS |",
+        "| W7 | idle worker memory (`{program}`) | {rss:.1} MiB VmRSS ({pss:.1} MiB Pss) | {trss:.1} MiB VmRSS ({tpss:.1} MiB Pss) | {:.1}× smaller | – | ≤ 8 MiB VmRSS |",
         trss / rss
     );
 }

@@ -33,7 +33,9 @@ pub(crate) fn engine(metering: bool, window: bool) -> wasmtime::Result<Engine> {
 ///
 /// As [`engine`].
 pub(crate) fn runtime_engine(metering: bool, window: bool) -> wasmtime::Result<Engine> {
+    #[allow(unused_mut)] // a build without the `compiler` feature has none to switch off
     let mut config = config(metering, window);
+    #[cfg(feature = "compiler")]
     config.enable_compiler(false);
     Engine::new(&config)
 }

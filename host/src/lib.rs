@@ -68,6 +68,11 @@
 //! | `pool.close(); pool.join()` | `pool.close(); pool.join()?` |
 //! | `pool.terminate()` / leaving `with` | `pool.terminate()` / dropping the pool |
 
+// The runtime-only worker (host/worker/) builds this crate without its
+// `compiler` feature; the loading helpers and imports only the compiling side
+// uses are then unused.
+#![cfg_attr(not(feature = "compiler"), allow(dead_code, unused_imports))]
+
 mod batch;
 mod bindings;
 mod broker;
@@ -90,6 +95,10 @@ pub use load::{Cache, CompiledGuest};
 pub use pool::{AsyncResult, Imap, Payload, Pool, PoolBuilder, RawStream};
 pub use python::{build_python, COMPONENTIZE_PY_ENV, COMPONENTIZE_PY_VERSION};
 pub use wire::Codec;
+/// The build id the runtime-only worker (`host/worker/`) reports, and the
+/// argument that asks for it; not a stable API.
+#[doc(hidden)]
+pub use worker::program::{BUILD_ID, BUILD_ID_ARG};
 
 /// Runs this process as an mpwasm worker if it was started as one, and
 /// exits; returns at once otherwise.
@@ -153,6 +162,7 @@ pub mod fuzzing {
 
     /// The loading path up to (not including) compilation: magic check,
     /// validation, componentization.
+    #[cfg(feature = "compiler")]
     pub fn componentize(bytes: &[u8]) -> bool {
         let path = std::path::Path::new("fuzz-input.wasm");
         bytes.starts_with(b"\0asm") && crate::load::componentize(path, bytes).is_ok()

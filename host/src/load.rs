@@ -119,6 +119,7 @@ impl Cache {
 
     /// [`Cache::load`] for an engine with fuel metering on or off (a
     /// separate artifact each).
+    #[cfg(feature = "compiler")]
     pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
         if crate::python::is_program(path) {
             // Every Python program runs in one component; its source
@@ -191,8 +192,26 @@ impl Cache {
 }
 
 /// The compiling engine for a guest ([`crate::engine::engine`]).
+#[cfg(feature = "compiler")]
 fn compiling_engine(metering: bool, window: bool) -> Result<Engine, LoadError> {
     crate::engine::engine(metering, window).map_err(|e| LoadError::Engine(format!("{e:#}")))
+}
+
+/// [`Cache::load`] in a build without the `compiler` feature (the
+/// runtime-only worker's): it maps artifacts a compiling build made and
+/// never loads a guest itself, so this only says so.
+#[cfg(not(feature = "compiler"))]
+impl Cache {
+    pub(crate) fn load_for(
+        &self,
+        path: &Path,
+        _metering: bool,
+    ) -> Result<CompiledGuest, LoadError> {
+        Err(LoadError::Engine(format!(
+            "{}: this build of mpwasm has no compiler (its `compiler` feature is off)",
+            path.display()
+        )))
+    }
 }
 
 fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -217,6 +236,7 @@ fn read_guest(path: &Path) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
+#[cfg(feature = "compiler")]
 /// The guest's content hash + everything the compiled artifact depends on.
 fn cache_key(engine: &Engine, content: &blake3::Hash) -> String {
     let mut compat = std::collections::hash_map::DefaultHasher::new();
@@ -229,11 +249,13 @@ fn cache_key(engine: &Engine, content: &blake3::Hash) -> String {
     h.finalize().to_hex()[..32].to_string()
 }
 
+#[cfg(feature = "compiler")]
 /// The wasmtime release this binary links (part of the cache key).
 fn wasmtime_version() -> &'static str {
     "wasmtime 48.0.8"
 }
 
+#[cfg(feature = "compiler")]
 /// A core module becomes a component (with the preview1 adapter); a
 /// component passes through.
 pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
@@ -276,6 +298,7 @@ pub(crate) fn componentize(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, LoadErr
         })
 }
 
+#[cfg(feature = "compiler")]
 /// Checks that the component exports the task dispatcher, imports only what
 /// this host provides, and links with a worker's linker.
 fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), LoadError> {
@@ -317,6 +340,7 @@ fn check_world(path: &Path, engine: &Engine, compiled: &[u8]) -> Result<(), Load
         })
 }
 
+#[cfg(feature = "compiler")]
 fn invalid(path: &Path, e: wasmtime::Error) -> LoadError {
     LoadError::Invalid {
         path: path.to_path_buf(),
@@ -324,6 +348,7 @@ fn invalid(path: &Path, e: wasmtime::Error) -> LoadError {
     }
 }
 
+#[cfg(feature = "compiler")]
 /// Folds a multi-line error chain into one line.
 fn one_line(s: &str) -> String {
     s.split('\n')

@@ -189,7 +189,11 @@ impl PoolBuilder {
 
     /// The program to start as a worker process. Default: the current
     /// executable, which must call [`crate::init`] first thing in `main`.
-    /// Point it at the `mpwasm` binary to embed without that.
+    /// Point it at the `mpwasm` binary to embed without that, or at the
+    /// runtime-only `mpwasm-worker` (`scripts/build-worker.sh`) for workers
+    /// that carry no compiler. For the default and for a program named
+    /// `mpwasm`, an `mpwasm-worker` of the same build in the same directory
+    /// is started instead when there is one.
     pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
         self
@@ -424,9 +428,13 @@ impl PoolBuilder {
             other => other,
         };
         let program = match self.program {
-            Some(p) => p,
-            None => std::env::current_exe()
-                .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
+            Some(p) => crate::worker::program::resolve(&p, false),
+            None => crate::worker::program::resolve(
+                &std::env::current_exe().map_err(|e| {
+                    Error::Spawn(format!("cannot find the current executable: {e}"))
+                })?,
+                true,
+            ),
         };
         let cache = self.cache.clone();
         if self.broker.is_none() && crate::python::is_program(&self.guest) {

@@ -9,6 +9,7 @@
 //!   parent closes the socket (or dies: the worker is SIGKILLed with it).
 
 pub(crate) mod child;
+pub(crate) mod program;
 mod sandbox;
 pub(crate) mod spawn;
 
