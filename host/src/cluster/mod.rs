@@ -154,9 +154,7 @@ async fn ensure_streams(js: &jetstream::Context, storage: Storage, replicas: usi
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
-    js.get_or_create_stream(chunks)
-        .await
-        .map_err(|e| nats_error("cannot make the chunk stream", e))?;
+    get_or_create(js, chunks, "cannot make the chunk stream").await?;
     let results = stream::Config {
         name: RESULTS.into(),
         subjects: vec!["mpwasm.result.*".into()],
@@ -167,10 +165,28 @@ async fn ensure_streams(js: &jetstream::Context, storage: Storage, replicas: usi
         max_age: RESULT_MAX_AGE,
         ..Default::default()
     };
-    js.get_or_create_stream(results)
-        .await
-        .map_err(|e| nats_error("cannot make the result stream", e))?;
+    get_or_create(js, results, "cannot make the result stream").await?;
     Ok(())
+}
+
+/// `get_or_create_stream`, tolerating a creator that raced us: when hosts
+/// and a caller start together, the server can refuse the loser's create
+/// ("subjects overlap with an existing stream") while the winner's stream
+/// is being made. Then the stream is looked up again (a few times, briefly
+/// apart) before the error is reported.
+async fn get_or_create(js: &jetstream::Context, config: stream::Config, what: &str) -> Result<()> {
+    let name = config.name.clone();
+    let created = match js.get_or_create_stream(config).await {
+        Ok(_) => return Ok(()),
+        Err(e) => e,
+    };
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if js.get_stream(&name).await.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(nats_error(what, created))
 }
 
 /// The hosts' shared consumer of chunks.
