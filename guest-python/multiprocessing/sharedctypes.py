@@ -232,10 +232,6 @@ class _Synchronized:
     def __reduce__(self):
         return (type(self), (self._obj, self._lock))
 
-
-class Synchronized(_Synchronized):
-    """`Value(…)` with a lock: `.value`, `get_lock()`."""
-
     @property
     def value(self):
         return self._obj.value
@@ -243,6 +239,10 @@ class Synchronized(_Synchronized):
     @value.setter
     def value(self, v):
         self._obj.value = v
+
+
+class Synchronized(_Synchronized):
+    """`Value(…)` with a lock: `.value`, `get_lock()`."""
 
     def __repr__(self):
         return f"<Synchronized wrapper for {self._obj!r}>"
@@ -264,14 +264,6 @@ class SynchronizedArray(_Synchronized):
 
     def __iter__(self):
         return iter(self._obj)
-
-    @property
-    def value(self):
-        return self._obj.value
-
-    @value.setter
-    def value(self, v):
-        self._obj.value = v
 
     @property
     def raw(self):

@@ -46,6 +46,19 @@ pub struct NatsServer {
     _store: Option<tempfile::TempDir>,
 }
 
+/// A JetStream server's arguments: loopback only, on `port`, storing in `store`.
+fn jetstream_args(port: u16, store: &Path) -> Vec<String> {
+    vec![
+        "-js".into(),
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-sd".into(),
+        store.display().to_string(),
+    ]
+}
+
 impl NatsServer {
     /// A single server with file storage in a fresh temporary directory.
     pub fn start() -> NatsServer {
@@ -56,19 +69,8 @@ impl NatsServer {
     pub fn start_with(extra: &[&str]) -> NatsServer {
         let store = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let args = vec![
-            "-js".into(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-sd".into(),
-            store.path().display().to_string(),
-        ];
-        let args = args
-            .into_iter()
-            .chain(extra.iter().map(|a| a.to_string()))
-            .collect();
+        let mut args = jetstream_args(port, store.path());
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut server = NatsServer {
             port,
             args,
@@ -87,14 +89,8 @@ impl NatsServer {
             .iter()
             .map(|p| format!("nats://127.0.0.1:{p}"))
             .collect();
-        let args = vec![
-            "-js".into(),
-            "-a".into(),
-            "127.0.0.1".into(),
-            "-p".into(),
-            port.to_string(),
-            "-sd".into(),
-            store.display().to_string(),
+        let mut args = jetstream_args(port, store);
+        args.extend([
             "-n".into(),
             format!("mpw{i}"),
             "--cluster_name".into(),
@@ -103,7 +99,7 @@ impl NatsServer {
             format!("nats://127.0.0.1:{}", routes[i]),
             "--routes".into(),
             all.join(","),
-        ];
+        ]);
         let mut server = NatsServer {
             port,
             args,
