@@ -114,7 +114,7 @@ fn a_trap_that_is_not_a_panic_fails_only_its_input() {
         ],
         "3\n2\n1\n0\n-1\n-2\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[..3], ["3", "2", "1"]);
@@ -129,7 +129,7 @@ fn task_errors_and_bad_input_are_reported_per_line() {
         &["pool", kit.to_str().unwrap(), "--task", "checked_sqrt"],
         "4\n-1\nnot json\n\"x\"\n9\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -162,7 +162,7 @@ fn several_arguments_come_as_a_json_array() {
 fn unknown_task_is_one_line_and_exit_2() {
     let kit = guest("testkit");
     let out = run_mpwasm(&["pool", kit.to_str().unwrap(), "--task", "nope"], "1\n");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -175,7 +175,7 @@ fn unknown_task_is_one_line_and_exit_2() {
 fn several_tasks_need_a_choice() {
     let kit = guest("testkit");
     let out = run_mpwasm(&["pool", kit.to_str().unwrap()], "1\n");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("choose one with --task"),
         "{}",
@@ -220,7 +220,7 @@ fn the_sandbox_has_no_files_and_no_environment() {
         &["pool", kit.to_str().unwrap(), "-t", "read_file"],
         "\"/etc/passwd\"\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("\"kind\":\"failed\""),
         "{}",
@@ -267,7 +267,7 @@ fn an_input_over_max_message_is_refused_in_one_line() {
         ],
         &long,
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

@@ -125,7 +125,7 @@ fn a_trap_says_why() {
 fn run_without_main_names_the_file() {
     let primes = guest("primes");
     let out = run_mpwasm(&["run", primes.to_str().unwrap()], "");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains(&primes.display().to_string()), "{err}");
     assert!(err.contains("no #[mpwasm_guest::main]"), "{err}");

@@ -41,7 +41,7 @@ fn javascript_guest_runs_tasks_and_main() {
     assert_eq!(stdout(&out), "3\n", "{}", stderr(&out));
     // A throwing task fails only its input.
     let out = run_mpwasm(&["pool", js, "--task", "boom"], "7\n");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("Error: bad input 7"),
         "{}",
@@ -68,7 +68,7 @@ fn c_guest_runs_tasks_and_main() {
     assert_eq!(stdout(&out), "1\n4\n9\n");
     // A bad input and a trap each fail only their input.
     let out = run_mpwasm(&["pool", c, "--task", "square"], "4\nx\n5\n");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let got = stdout(&out);
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines[0], "16");

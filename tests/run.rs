@@ -47,7 +47,7 @@ fn the_exit_status_is_mains() {
 #[test]
 fn a_guest_without_main_exits_2() {
     let out = run_mpwasm(&["run", guest("primes").to_str().unwrap()], "");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("no #[mpwasm_guest::main]"),
         "{}",
@@ -64,6 +64,6 @@ fn run_takes_the_sandbox_options_and_bad_files_exit_2() {
     let bad = dir.path().join("bad.wasm");
     std::fs::write(&bad, "nope").unwrap();
     let out = run_mpwasm(&["run", bad.to_str().unwrap()], "");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }

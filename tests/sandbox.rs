@@ -199,7 +199,7 @@ fn cli_sandbox_flags() {
         &["pool", kit, "-t", "spin", "--task-timeout", "150ms"],
         "1\n",
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("\"kind\":\"timeout\""),
         "{}",
@@ -224,7 +224,7 @@ fn cli_sandbox_flags() {
     assert_eq!(stdout(&out).lines().next(), Some("0"));
     assert!(stdout(&out).contains("resource_limit"));
     let out = run_mpwasm(&["pool", kit, "-t", "spin", "--memory", "lots"], "1\n");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--memory"), "{}", stderr(&out));
 }
 
@@ -342,7 +342,7 @@ fn cli_grants_and_worker_policies() {
     assert_eq!(pids.len(), 2);
     assert_ne!(pids[0], pids[1], "a fresh worker per task");
     let out = run_mpwasm(&["pool", kit, "-t", "read_file", "--dir", "::/x"], "1\n");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("HOST[::GUEST][:ro]"),
         "{}",

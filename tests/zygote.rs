@@ -341,3 +341,43 @@ fn without_a_runtime_only_worker_of_this_build_mpwasm_is_the_worker() {
         assert!(eventually(|| children().is_empty()), "{:?}", children());
     }
 }
+
+/// Several `mpwasm pool` processes compiling one guest into one fresh cache
+/// at once, as CI's first tests do: each publishes the artifact by renaming
+/// its copy over the path, possibly while another's zygote is loading it.
+/// A zygote once found the descriptors to keep by that path, and a rename
+/// in between left its children without the mapped artifact ("cannot start
+/// worker process: Bad file descriptor"). A race: this run may miss it,
+/// but must never see it.
+#[test]
+fn pools_compiling_one_guest_into_a_fresh_cache_at_once_all_start() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let kit = guest("testkit");
+    for _round in 0..3 {
+        let cache = cache_dir();
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                let (kit, cache) = (kit.clone(), cache.path().to_path_buf());
+                std::thread::spawn(move || {
+                    run_mpwasm_in(
+                        &cache,
+                        &[
+                            "pool",
+                            kit.to_str().unwrap(),
+                            "--task",
+                            "unlucky",
+                            "-j",
+                            "2",
+                        ],
+                        "1\n2\n3\n4\n",
+                    )
+                })
+            })
+            .collect();
+        for run in runs {
+            let out = run.join().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert_eq!(stdout(&out), "2\n4\n6\n8\n");
+        }
+    }
+}

@@ -35,9 +35,6 @@ pub struct PoolBuilder {
     broker: Option<(Arc<Broker>, Arc<Places>)>,
     /// Send the chunks to this cluster instead of local workers.
     cluster: Option<crate::cluster::ClusterOptions>,
-    /// Start every worker with `exec`, never from a zygote (a cluster
-    /// host's pools; see [`PoolBuilder::for_cluster_chunk`]).
-    exec_workers: bool,
     /// Send the chunks of the pools the run's guests create to this
     /// cluster.
     guest_pools_cluster: Option<crate::cluster::ClusterOptions>,
@@ -87,7 +84,6 @@ impl PoolBuilder {
             broker: None,
             cluster: None,
             guest_pools_cluster: None,
-            exec_workers: false,
         }
     }
 
@@ -173,12 +169,6 @@ impl PoolBuilder {
         self.initializer = None;
         self.cluster = None;
         self.guest_pools_cluster = None;
-        // Known bug, not yet found: in a host process running several
-        // pools at once on a tokio runtime, a forked worker's channel was
-        // seen closed before the broker used it (EBADF at start, in about
-        // one of three runs of tests/cluster.rs; none in four runs with
-        // exec'd workers). Until it is found, a host execs its workers.
-        self.exec_workers = true;
         self
     }
 
@@ -465,11 +455,7 @@ impl PoolBuilder {
                         maxtasksperchild: self.maxtasksperchild,
                         cluster: self.guest_pools_cluster,
                     },
-                    zygote: if self.exec_workers {
-                        crate::zygote::Lease::exec_only()
-                    } else {
-                        crate::zygote::Lease::new()
-                    },
+                    zygote: crate::zygote::Lease::new(),
                 });
                 let places = broker
                     .process_count()

@@ -39,18 +39,14 @@ pub(crate) fn close_inherited_fds() {
 }
 
 /// Closes every file descriptor above stderr but those in `keep`: a forked
-/// worker keeps only its channel (on stdin) and the descriptors of the
-/// mapped artifact, which wasmtime maps again at each instantiation.
+/// worker keeps only its channel (on stdin) and the descriptors its
+/// zygote's engine opened to map the artifact, which wasmtime maps again at
+/// each instantiation.
 pub(crate) fn close_fds_except(keep: &[i32]) {
-    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(dir) => dir
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .filter(|&fd| fd > 2 && !keep.contains(&fd))
-            .collect(),
-        Err(_) => return,
-    };
-    for fd in fds {
+    for fd in open_fds()
+        .into_iter()
+        .filter(|fd| *fd > 2 && !keep.contains(fd))
+    {
         // SAFETY: called first thing in a new worker process (or a forked
         // one, whose inherited objects are never dropped: it exits without
         // returning to them), before any Rust object it uses owns a
@@ -60,6 +56,25 @@ pub(crate) fn close_fds_except(keep: &[i32]) {
             libc::close(fd);
         }
     }
+}
+
+/// The descriptors open in this process, in ascending order (empty if
+/// `/proc` cannot be read). The one used to list them is closed before this
+/// returns, and is not in the list when its number is free again.
+pub(crate) fn open_fds() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut listed: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // The directory's own descriptor was listed too; it is closed now.
+    // SAFETY: F_GETFD only reads the descriptor's flags; a closed number
+    // answers EBADF.
+    listed.retain(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0);
+    listed.sort_unstable();
+    listed
 }
 
 /// What [`lock_down`] managed to enforce on this kernel.
@@ -335,5 +350,31 @@ mod test {
         println!("probe io_uring_setup {}", errno(ring));
         let thread = std::thread::spawn(|| 7).join().expect("thread");
         println!("probe thread {thread}");
+    }
+}
+
+#[cfg(test)]
+mod fd_test {
+    use super::open_fds;
+
+    /// A held descriptor is listed, a closed one is not (a zygote compares
+    /// two listings to find what loading opened: the number the first
+    /// listing's directory used is often the one loading opens next).
+    #[test]
+    fn open_fds_lists_what_is_open_and_not_its_own_descriptor() {
+        // Other tests of this binary open and close files concurrently, so
+        // the check is on one descriptor held across both listings.
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let listed = open_fds();
+        assert!(listed.contains(&fd), "{fd} missing from {listed:?}");
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
+        drop(file);
+        assert!(!open_fds().contains(&fd) || fd_reused(fd));
+    }
+
+    fn fd_reused(fd: i32) -> bool {
+        // SAFETY: F_GETFD only reads flags.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
     }
 }

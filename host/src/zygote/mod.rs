@@ -128,14 +128,6 @@ impl Lease {
         Lease::default()
     }
 
-    /// A lease that never starts a zygote: every worker is exec'd.
-    pub(crate) fn exec_only() -> Self {
-        Lease(Arc::new(Mutex::new(Slot {
-            zygote: None,
-            disabled: true,
-        })))
-    }
-
     /// Forks a worker for `artifact` (with fuel metering if `metering`, the
     /// window engine if `window`) from this run's zygote of `program`, starting that zygote first if
     /// there is none or the last one died. `None` means: start this worker

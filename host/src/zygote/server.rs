@@ -1,7 +1,6 @@
 //! The zygote process: map and link the guest once, then fork workers.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::ExitCode;
@@ -112,8 +111,14 @@ fn prepare(
         }
         Err(e) => return Err(format!("cannot count the zygote's threads: {e}")),
     }
+    // What loading opens (the artifact, which wasmtime maps again at each
+    // instantiation) the children keep. Found by what is new, not by the
+    // path: another process sharing the cache may rename a fresh copy over
+    // the path at any time, and a child that lost its engine's descriptor
+    // could start no instance.
+    let before = crate::sys::open_fds();
     let prepared = Prepared::load(artifact, metering, window).map_err(|e| format!("{e:#}"))?;
-    let keep = descriptors_of(artifact);
+    let keep = opened_since(&before, &crate::sys::open_fds());
     Ok(Inheritance {
         prepared,
         keep,
@@ -122,21 +127,11 @@ fn prepare(
     })
 }
 
-/// The open descriptors of this process that are the file at `path` (the
-/// artifact wasmtime keeps open to map it at each instantiation).
-fn descriptors_of(path: &Path) -> Vec<i32> {
-    let Ok(want) = std::fs::metadata(path) else {
-        return Vec::new();
-    };
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|fd| {
-            std::fs::metadata(format!("/proc/self/fd/{fd}"))
-                .is_ok_and(|m| m.dev() == want.dev() && m.ino() == want.ino())
-        })
+/// The descriptors in `now` that were not open in `before`.
+fn opened_since(before: &[i32], now: &[i32]) -> Vec<i32> {
+    now.iter()
+        .copied()
+        .filter(|fd| !before.contains(fd))
         .collect()
 }
 
