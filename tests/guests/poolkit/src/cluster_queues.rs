@@ -86,6 +86,15 @@ pub(crate) fn to_main(args: &[String]) -> Result<()> {
     let mut sent = pool
         .chunked(1)
         .map_async::<_, u64>("produce", (0..producers).map(|p| (q.clone(), p, per)))?;
+    if maxsize > 0 {
+        // The producers fill the queue up to its bound, and no further.
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while (q.qsize() as u64) < maxsize && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        println!("full at {} of {maxsize}", q.qsize());
+    }
     let mut got = Vec::new();
     for _ in 0..producers * per {
         got.push(q.get_timeout(PATIENCE)?);
