@@ -102,7 +102,7 @@ fn maxsize_bounds_a_queue_shared_across_hosts() {
 /// producer: see `ITEMS`.
 #[test]
 fn four_producers_and_four_consumers_over_three_hosts_take_every_item_once() {
-    const ITEMS: u64 = 2_000;
+    const ITEMS: u64 = 20_000;
     let server = NatsServer::start();
     let cache = common::cache_dir();
     let _hosts = hosts(&server.url(), 3, 3, cache.path());
