@@ -89,6 +89,8 @@ const MAX_NAP: Duration = Duration::from_millis(100);
 /// Queue streams nobody deleted (their caller died) drop their items after
 /// this.
 const QUEUE_MAX_AGE: Duration = Duration::from_secs(3600);
+/// The most a caller waits for the server to delete a queue's stream.
+const DELETE_PATIENCE: Duration = Duration::from_secs(2);
 /// The durable consumer every getter of a queue pulls from.
 const GETTERS: &str = "get";
 
@@ -307,6 +309,9 @@ pub(crate) struct RemoteQueue {
     /// first.
     held: Arc<Mutex<VecDeque<jetstream::Message>>>,
     progress: Option<tokio::task::JoinHandle<()>>,
+    /// The caller's (which made the stream, and deletes it when the queue
+    /// is gone).
+    owner: bool,
 }
 
 impl Drop for RemoteQueue {
@@ -314,6 +319,15 @@ impl Drop for RemoteQueue {
         // Items still held go back to the stream after `QUEUE_ACK_WAIT`.
         if let Some(progress) = self.progress.take() {
             progress.abort();
+        }
+        // The caller's queue is gone: nobody can reach the stream any more.
+        // (Never from inside the runtime, where waiting is not allowed; a
+        // stream left behind drops its items after `QUEUE_MAX_AGE`.)
+        if self.owner && Handle::try_current().is_err() {
+            let (js, name) = (self.queues.js.clone(), self.stream.cached_info().config.name.clone());
+            self.queues.block_on(async move {
+                let _ = tokio::time::timeout(DELETE_PATIENCE, js.delete_stream(&name)).await;
+            });
         }
     }
 }
@@ -382,6 +396,7 @@ impl RemoteQueue {
             order: Arc::default(),
             held,
             progress,
+            owner: create,
         })
     }
 
