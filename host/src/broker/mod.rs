@@ -277,8 +277,8 @@ impl Broker {
         let hub = queue::remote_hub(self, queues.open(token)?)?;
         let id = self.register(Object::Queue(hub.clone()), Some(caller))?;
         let mut state = self.state();
-        if !state.tokens.contains_key(&token) {
-            state.tokens.insert(token, Grant::Object(id));
+        if let std::collections::hash_map::Entry::Vacant(e) = state.tokens.entry(token) {
+            e.insert(Grant::Object(id));
             state.token_of.insert(id, token);
         }
         drop(state);

@@ -324,7 +324,10 @@ impl Drop for RemoteQueue {
         // (Never from inside the runtime, where waiting is not allowed; a
         // stream left behind drops its items after `QUEUE_MAX_AGE`.)
         if self.owner && Handle::try_current().is_err() {
-            let (js, name) = (self.queues.js.clone(), self.stream.cached_info().config.name.clone());
+            let (js, name) = (
+                self.queues.js.clone(),
+                self.stream.cached_info().config.name.clone(),
+            );
             self.queues.block_on(async move {
                 let _ = tokio::time::timeout(DELETE_PATIENCE, js.delete_stream(&name)).await;
             });

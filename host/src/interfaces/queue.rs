@@ -991,6 +991,18 @@ pub(crate) fn remote(broker: &Broker, caller: u64, id: u64, op: RemoteOp) -> Ans
         }
         RemoteOp::Get { timeout_ms } => {
             let item = queue.block_on(queue.get(ms(timeout_ms)))?;
+            // From another machine: bounded before it goes into a frame.
+            let max = broker
+                .launch()
+                .sandbox
+                .max_message_bytes()
+                .min(MAX_ITEM_BYTES);
+            if let Some(item) = item.as_ref().filter(|i| i.len() as u64 > max) {
+                return Err(CallError::Limit(format!(
+                    "an item of {} bytes from another host exceeds the message limit of {max}",
+                    item.len()
+                )));
+            }
             Reply::Value(item.map(serde_bytes::ByteBuf::from))
         }
         RemoteOp::Qsize => Reply::Len(queue.block_on(queue.qsize())),
