@@ -164,6 +164,9 @@ if __name__ == "__main__":
         except ZeroDivisionError as e:
             print("raised", e, got[-1])
         print(pool.starmap(pow, [(2, 3), (3, 2)]))
+        # Ranges, lists and tuples are cut into chunks without a copy.
+        print(pool.map(abs, range(-7, 8, 3), chunksize=2), sum(pool.map(abs, range(-50_000, 50_000))))
+        print(pool.map(abs, (-1, -2, -3)), pool.map(abs, [-4, -5], 1), pool.starmap(pow, ((2, 5), (5, 2))))
     pool = mp.Pool(1)
     pool.close()
     pool.join()
