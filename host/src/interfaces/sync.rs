@@ -471,6 +471,18 @@ impl sync::HostSyncObject for WorkerState {
             .map(|w| w.offset()))
     }
 
+    fn acquire_status(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<u8> {
+        Ok(match self.sync_object(&handle)?.acquire(Deadline::after_ms(None)) {
+            Ok(()) => 0,
+            Err(types::Error::OwnerDied) => 1,
+            Err(_) => 2,
+        })
+    }
+
+    fn release_status(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<bool> {
+        Ok(self.sync_object(&handle)?.release().is_ok())
+    }
+
     fn share(&mut self, handle: Resource<SyncHandle>) -> HostResult<u64> {
         let id = self.sync_object(&handle)?.id;
         super::token(self.upcall(Call::Share { id }, &[])?)
