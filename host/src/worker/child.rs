@@ -140,6 +140,12 @@ impl Prepared {
         })
     }
 
+    /// The seccomp filters its workers install (a zygote installs the
+    /// shared part itself: [`crate::sys::lock_down_zygote`]).
+    pub(crate) fn filters_mut(&mut self) -> &mut crate::sys::WorkerFilters {
+        &mut self.filters
+    }
+
     /// Whether it serves a worker told `init`.
     fn serves(&self, init: &Init) -> bool {
         self.artifact == init.artifact
