@@ -32,7 +32,8 @@
 //! artifact's descriptor (wasmtime maps the artifact again at every
 //! instantiation), then locks itself down as an exec'd worker does
 //! (Landlock with its own grants; seccomp denying new processes other
-//! than threads, `clone3` answered `ENOSYS`), starts its deadline ticker,
+//! than threads, `clone3` answered `ENOSYS`, installed on top of the
+//! zygote's filter it inherited), starts its deadline ticker,
 //! instantiates and reports ready.
 //!
 //! # What forking changes for the threat model
