@@ -168,9 +168,9 @@ fn end(worker: ForkedWorker) {
 #[derive(Default)]
 struct Shared {
     slot: Mutex<Slot>,
-    /// Requests in [`Lease::fork_worker`] now, served or waiting for the
-    /// slot: the one served asks the zygote for that many workers at once.
-    asking: AtomicUsize,
+    /// Requests in [`Lease::fork_worker`] waiting for the slot: the one
+    /// holding it asks the zygote for a worker for each of them too.
+    waiting: AtomicUsize,
 }
 
 /// A run's zygote: made when its first worker is asked for, replaced if it
@@ -180,8 +180,8 @@ struct Shared {
 ///
 /// Requests that come together (a pool's drivers each starting its
 /// worker) are served by one batch: the request that holds the slot asks
-/// the zygote for as many workers as there are requests waiting, and
-/// keeps the others' in a stock they take from.
+/// the zygote for a worker for itself and one for each request waiting
+/// for the slot, and keeps the others' in a stock they take from.
 #[derive(Clone, Default)]
 pub(crate) struct Lease(Arc<Shared>);
 
@@ -205,21 +205,24 @@ impl Lease {
         if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
             return None;
         }
-        self.0.asking.fetch_add(1, Ordering::SeqCst);
         let serves = (
             program.to_path_buf(),
             artifact.to_path_buf(),
             metering,
             window,
         );
-        let forked = self.fork_locked(&serves);
-        self.0.asking.fetch_sub(1, Ordering::SeqCst);
-        forked
+        self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        let slot = self.0.slot.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.fork_locked(slot, &serves)
     }
 
-    /// [`Lease::fork_worker`] once this request counts among those asking.
-    fn fork_locked(&self, serves: &Serves) -> Option<ForkedWorker> {
-        let mut slot = self.0.slot.lock().unwrap_or_else(|e| e.into_inner());
+    /// [`Lease::fork_worker`] once this request holds the slot.
+    fn fork_locked(
+        &self,
+        mut slot: std::sync::MutexGuard<'_, Slot>,
+        serves: &Serves,
+    ) -> Option<ForkedWorker> {
         if let Some(worker) = slot.take(serves) {
             return Some(worker);
         }
@@ -244,9 +247,12 @@ impl Lease {
                     }
                 }
             };
-            // This request and every one waiting behind it (counted after
-            // the zygote's start, which is when most have come).
-            let batch = self.0.asking.load(Ordering::SeqCst).clamp(1, MAX_BATCH);
+            // This request and every one waiting for the slot (counted
+            // after the zygote's start, which is when most have come). Each
+            // of those takes one worker, from the stock or forked itself, so
+            // none is forked for nobody.
+            let waiting = self.0.waiting.load(Ordering::SeqCst);
+            let batch = (1 + waiting).min(MAX_BATCH);
             let (mut forked, failure) = zygote.fork_many(batch);
             let mine = (!forked.is_empty()).then(|| forked.swap_remove(0));
             slot.stock
