@@ -268,9 +268,7 @@ impl Lease {
                     // thread does not go away): exec for the rest of the run.
                     slot.disabled = true;
                     say_once(&format!("the zygote did not fork: {why}"));
-                    if mine.is_none() {
-                        return None;
-                    }
+                    return mine;
                 }
             }
             if mine.is_some() {
