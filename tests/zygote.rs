@@ -139,6 +139,39 @@ fn a_killed_zygote_is_replaced() {
     );
 }
 
+/// A pool's drivers ask for their workers together: the zygote forks them
+/// in one batch and each driver takes one. All eight are forked from one
+/// zygote, and none (nor any forked and not taken) outlives the pool, as a
+/// process or a zombie; no descriptor is left behind.
+#[test]
+fn workers_asked_for_together_are_all_forked_and_none_outlives_the_pool() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Counted after the first round, which makes what lives as long as
+    // this process (the spawner thread).
+    let mut fds = usize::MAX;
+    for round in 0..3 {
+        let pool = pool("testkit", 8);
+        let sums: Vec<i64> = pool.starmap("add", (0..64i64).map(|i| (i, i))).unwrap();
+        assert_eq!(sums, (0..64).map(|i| 2 * i).collect::<Vec<i64>>());
+        let settled = || named("mpwasm-zygote").len() == 1 && named("mpwasm-worker").len() == 8;
+        assert!(eventually(settled), "round {round}: {:?}", children());
+        drop(pool);
+        assert!(
+            eventually(|| children().is_empty()),
+            "round {round}: the pool's workers and zygote are gone with it: {:?}",
+            children()
+        );
+        if round == 0 {
+            fds = open_fds();
+        }
+    }
+    assert!(
+        eventually(|| open_fds() <= fds),
+        "{} descriptors open after the pools, {fds} before",
+        open_fds()
+    );
+}
+
 /// 1,000 `Process` starts and joins in a loop (a guest's main run in this
 /// process): every one forked, none left as a zombie, no descriptor left
 /// behind once the run is over.

@@ -23,6 +23,7 @@ fn main() {
     // Native references and workers are this program started again.
     messaging::native_helper();
     mpwasm::init();
+    pool16_exec_helper();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let guests = root.join("target/guests");
     let square = guests.join("pool_square.wasm");
@@ -74,7 +75,7 @@ fn main() {
         w6(&msg, &square, &py);
     }
     if wanted("pool16") {
-        pool16(&testkit);
+        pool16(&testkit, &py);
     }
     if wanted("w7") {
         w7(&square, &py);
@@ -253,12 +254,51 @@ fn w6(msg: &messaging::Guest, square: &PathBuf, py: &Path) {
 }
 
 /// A `Pool(16)` from `build()` until all 16 workers are ready: each of 16
-/// single-input chunks sleeps [`SLEEP_MS`] in the guest (so no worker takes
-/// two), and the sleep is subtracted. Median of [`REPS`]. Workers start
-/// when their first chunk comes (CPython's `Pool` starts them in its
-/// constructor), so this is `build()` plus the map.
-fn pool16(testkit: &PathBuf) {
-    const SLEEP_MS: u64 = 50;
+/// single-input chunks sleeps [`POOL16_SLEEP_MS`] in the guest (so no worker
+/// takes two), and the sleep is subtracted. Median of [`REPS`]. Workers start
+/// when the pool is built, as CPython's `Pool` starts them in its
+/// constructor (CPython's figure is the same measure, with `time.sleep`).
+/// Beside it, the same with every worker exec'd (`MPWASM_NO_ZYGOTE=1`, in a
+/// run of this program of its own).
+fn pool16(testkit: &Path, py: &Path) {
+    let (ours, started) = pool16_ms(testkit);
+    let exec = Command::new(std::env::current_exe().expect("this program"))
+        .arg(POOL16_EXEC_ARG)
+        .arg(testkit)
+        .env("MPWASM_NO_ZYGOTE", "1")
+        .output()
+        .expect("run the exec'd pool16");
+    let exec: f64 = String::from_utf8_lossy(&exec.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN);
+    let theirs = cpython(py, "pool16")["ms"].as_f64().unwrap();
+    println!(
+        "| – | `Pool(16)`: `build()` to all 16 workers ready ({started} started; each answered a {POOL16_SLEEP_MS} ms sleep, subtracted; exec'd: {exec:.2} ms) | {ours:.2} ms | {theirs:.2} ms | {:.1}× | – | ≤ 15 ms |",
+        theirs / ours
+    );
+}
+
+/// How long each of `pool16`'s inputs sleeps.
+const POOL16_SLEEP_MS: u64 = 50;
+
+/// This program's argument for [`pool16_exec_helper`].
+const POOL16_EXEC_ARG: &str = "--pool16-ms";
+
+/// With [`POOL16_EXEC_ARG`] and a guest: prints `pool16`'s median for that
+/// guest and exits (run with `MPWASM_NO_ZYGOTE=1` for the exec'd figure).
+fn pool16_exec_helper() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some(POOL16_EXEC_ARG) {
+        return;
+    }
+    let guest = PathBuf::from(args.next().expect("a guest"));
+    println!("{:.3}", pool16_ms(&guest).0);
+    std::process::exit(0);
+}
+
+/// `pool16`'s median in ms, and the fewest workers any run started.
+fn pool16_ms(testkit: &Path) -> (f64, usize) {
     let mut times = Vec::new();
     let mut started = usize::MAX;
     for _ in 0..REPS {
@@ -268,14 +308,11 @@ fn pool16(testkit: &PathBuf) {
             .chunksize(1)
             .build()
             .unwrap();
-        let _: Vec<u64> = pool.map("sleep_ms", [SLEEP_MS; 16]).unwrap();
-        times.push(t.elapsed().as_secs_f64() * 1000.0 - SLEEP_MS as f64);
+        let _: Vec<u64> = pool.map("sleep_ms", [POOL16_SLEEP_MS; 16]).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0 - POOL16_SLEEP_MS as f64);
         started = started.min(pool.worker_pids().len());
     }
-    println!(
-        "| – | `Pool(16)`: `build()` to all 16 workers ready ({started} started; each answered a {SLEEP_MS} ms sleep, subtracted) | {:.2} ms | – | – | – | ≤ 15 ms |",
-        median(times)
-    );
+    (median(times), started)
 }
 
 fn proc_mib(pid: u32, file: &str, key: &str) -> Option<f64> {

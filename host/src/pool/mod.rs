@@ -240,14 +240,14 @@ fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Ve
     let codec = stream.codec();
     let mut slots: Vec<Option<R>> = Vec::new();
     slots.resize_with(len, || None);
-    for item in stream {
-        let (index, bytes) = item?;
-        let value = decode(codec, index, &bytes)?;
+    stream.for_each_result(|index, bytes| {
+        let value = decode(codec, index, bytes)?;
         match slots.get_mut(index as usize) {
             Some(slot @ None) => *slot = Some(value),
             _ => return Err(bad_output(index, "a result for no pending input".into())),
         }
-    }
+        Ok(())
+    })?;
     slots
         .into_iter()
         .enumerate()

@@ -371,6 +371,43 @@ impl<S: Source> Stream<S> {
     }
 }
 
+impl<S: Source> Stream<S> {
+    /// Hands every result to `each` in turn (its index and encoded bytes),
+    /// as iterating would, but a whole received chunk at a time, borrowed
+    /// from it: no handle per result (a `map` of tiny tasks spends more on
+    /// the handles than on decoding). The first failure, of an input or of
+    /// the job, ends it.
+    pub(crate) fn for_each_result(
+        mut self,
+        mut each: impl FnMut(u64, &[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        loop {
+            while let Some(mut chunk) = self.ready.pop_front() {
+                for i in chunk.next..chunk.results.len() {
+                    let index = chunk.first_index + i as u64;
+                    match chunk.failures.front() {
+                        Some((at, _)) if *at as usize == i => {
+                            let (_, f) = chunk.failures.pop_front().expect("just seen");
+                            return Err(Error::Task(TaskError {
+                                index,
+                                kind: f.kind,
+                                message: f.message,
+                                backtrace: f.backtrace,
+                            }));
+                        }
+                        _ => each(index, chunk.results.get(i))?,
+                    }
+                }
+            }
+            self.fill()?;
+            if self.in_flight == 0 {
+                return Ok(());
+            }
+            self.receive()?;
+        }
+    }
+}
+
 impl From<ChunkDone> for Ready {
     fn from(done: ChunkDone) -> Self {
         Ready {

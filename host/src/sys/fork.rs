@@ -100,13 +100,36 @@ pub(crate) enum ForkError {
     Clone(io::Error),
 }
 
+/// `/proc/self/task`, opened at the first count and read again from its
+/// start at each: a zygote counts before every fork, and one read costs
+/// less than an open, a read and a close.
+static TASKS: std::sync::Mutex<Option<rustix::fs::Dir>> = std::sync::Mutex::new(None);
+
 /// How many threads this process has (`/proc/self/task`).
 ///
 /// # Errors
 ///
 /// `/proc` cannot be read.
 pub(crate) fn thread_count() -> io::Result<usize> {
-    Ok(std::fs::read_dir("/proc/self/task")?.count())
+    use rustix::fs::{Dir, Mode, OFlags};
+    let mut tasks = TASKS.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = match &mut *tasks {
+        Some(dir) => dir,
+        None => {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = rustix::fs::open("/proc/self/task", flags, Mode::empty())?;
+            tasks.insert(Dir::new(fd)?)
+        }
+    };
+    dir.rewind();
+    let mut threads = 0;
+    while let Some(entry) = dir.read() {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            threads += 1;
+        }
+    }
+    Ok(threads)
 }
 
 /// `struct clone_args` of `clone3` (Linux 5.5; this layout is its size 88

@@ -43,6 +43,34 @@ pub(crate) fn close_inherited_fds() {
 /// zygote's engine opened to map the artifact, which wasmtime maps again at
 /// each instantiation.
 pub(crate) fn close_fds_except(keep: &[i32]) {
+    let mut kept: Vec<u32> = keep
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    kept.sort_unstable();
+    kept.dedup();
+    // The gaps between the kept descriptors, each closed by one call.
+    let mut first = 3u32;
+    let mut ranges = Vec::with_capacity(kept.len() + 1);
+    for &fd in &kept {
+        if fd > first {
+            ranges.push((first, fd - 1));
+        }
+        first = fd + 1;
+    }
+    ranges.push((first, u32::MAX));
+    // SAFETY: called first thing in a new worker process (or a forked one,
+    // whose inherited objects are never dropped), before any Rust object it
+    // uses owns a descriptor above 2 but `keep` (see the loop below);
+    // `close_range` closes the open numbers in each range and no other.
+    let closed = ranges
+        .iter()
+        .all(|&(a, b)| unsafe { libc::syscall(libc::SYS_close_range, a, b, 0) } == 0);
+    if closed {
+        return;
+    }
+    // Before Linux 5.9: one by one, as /proc lists them.
     for fd in open_fds()
         .into_iter()
         .filter(|fd| *fd > 2 && !keep.contains(fd))
@@ -51,7 +79,8 @@ pub(crate) fn close_fds_except(keep: &[i32]) {
         // one, whose inherited objects are never dropped: it exits without
         // returning to them), before any Rust object it uses owns a
         // descriptor above 2 but `keep`; the one `read_dir` used is closed
-        // already (EBADF is ignored).
+        // already (EBADF is ignored). A failed `close_range` above closed
+        // nothing it should not have either.
         unsafe {
             libc::close(fd);
         }
@@ -98,37 +127,79 @@ pub(crate) struct Lockdown {
 ///   module, BPF, keyring and `io_uring` calls fail.
 ///
 /// The seccomp filters are `filters`, compiled beforehand (a zygote
-/// compiles them once; each worker it forks only installs them).
+/// compiles them once; each worker it forks only installs them, and only
+/// those its zygote did not install already: see [`lock_down_zygote`]).
 pub(crate) fn lock_down(grants: &[crate::wire::DirGrant], filters: &WorkerFilters) -> Lockdown {
     let landlock = landlock(grants);
-    let seccomp = filters.0.as_ref().is_ok_and(|programs| {
-        programs
-            .iter()
-            .all(|p| seccompiler::apply_filter(p).is_ok())
-    });
+    let seccomp = install_seccomp(filters);
     Lockdown { landlock, seccomp }
 }
 
-/// A worker's seccomp filters, compiled to BPF (see [`lock_down`]).
-pub(crate) struct WorkerFilters(Result<Vec<seccompiler::BpfProgram>, String>);
+/// Installs what `filters` this process does not have yet; whether all
+/// are installed.
+fn install_seccomp(filters: &WorkerFilters) -> bool {
+    filters.programs.as_ref().is_ok_and(|(base, process)| {
+        let base = (!filters.base_installed).then_some(base);
+        base.into_iter()
+            .chain(process)
+            .all(|p| seccompiler::apply_filter(p).is_ok())
+    })
+}
+
+/// A worker's seccomp filters, compiled to BPF (see [`lock_down`]): the
+/// zygote's (every denied call but those that start processes) and, on
+/// top, the process rules. Filters stack: every one installed runs on
+/// each call and the strictest answer wins, so a worker forked from a
+/// zygote that installed the first needs only the second.
+pub(crate) struct WorkerFilters {
+    /// The zygote's filter, and the process rules.
+    programs: Result<(seccompiler::BpfProgram, Vec<seccompiler::BpfProgram>), String>,
+    /// This process installed the zygote's filter: its forked children
+    /// inherit it.
+    base_installed: bool,
+}
 
 impl WorkerFilters {
     /// Compiles them.
     pub(crate) fn new() -> Self {
-        WorkerFilters(compile(Role::Worker))
+        let programs = compile(Role::Zygote).and_then(|mut base| {
+            let base = base.pop().ok_or("no zygote filter")?;
+            Ok((base, compile(Role::Worker)?))
+        });
+        WorkerFilters {
+            programs,
+            base_installed: false,
+        }
     }
 }
 
 /// The zygote's lockdown: [`lock_down`]'s seccomp filter, except that
 /// `fork`, `clone` and `clone3` stay allowed (the zygote forks workers);
 /// no Landlock, since each forked worker restricts itself to its own grants
-/// (Landlock only ever narrows). Returns whether the filter is installed.
-pub(crate) fn lock_down_zygote() -> bool {
-    compile(Role::Zygote).is_ok_and(|programs| {
-        programs
-            .iter()
-            .all(|p| seccompiler::apply_filter(p).is_ok())
-    })
+/// (Landlock only ever narrows). The workers it forks inherit the filter
+/// and add the process rules of `filters` on top. Returns whether the
+/// filter is installed.
+pub(crate) fn lock_down_zygote(filters: &mut WorkerFilters) -> bool {
+    let installed = filters
+        .programs
+        .as_ref()
+        .is_ok_and(|(base, _)| seccompiler::apply_filter(base).is_ok());
+    filters.base_installed = installed;
+    installed
+}
+
+/// Makes every thread of this process allocate from the one malloc arena
+/// of its main thread. A worker's threads (the deadline ticker, the
+/// runtime WASI starts for a guest's first sleep or I/O) allocate little,
+/// and each arena of its own costs a 64 MiB reservation and page faults
+/// as it grows, in every worker that starts one. Call it before starting
+/// a thread.
+pub(crate) fn one_malloc_arena() {
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; no
+    // other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 /// Names the calling thread (and a single-threaded process) in `ps`, `top`
@@ -207,15 +278,17 @@ const DENIED_SYSCALLS: &[i64] = &[
     libc::SYS_io_uring_register,
 ];
 
-/// Installs the worker's seccomp filters (see [`lock_down`]):
+/// Compiles a role's seccomp filters (see [`lock_down`]):
 ///
-/// - the calls in [`DENIED_SYSCALLS`] fail with `EPERM`;
-/// - `clone` fails with `EPERM` unless it starts a thread (`CLONE_THREAD`):
-///   wasmtime and WASI start threads (the deadline ticker), a worker never
-///   starts a process;
-/// - `clone3` fails with `ENOSYS`: its flags are behind a pointer the filter
-///   cannot read, and `ENOSYS` makes glibc's `pthread_create` fall back to
-///   `clone`, which the filter can check.
+/// - the zygote's: the calls in [`DENIED_SYSCALLS`] but `fork` and `vfork`
+///   fail with `EPERM`;
+/// - a worker's process rules, installed on top of it: `fork` and `vfork`
+///   fail with `EPERM`, and so does `clone` unless it starts a thread
+///   (`CLONE_THREAD`): wasmtime and WASI start threads (the deadline
+///   ticker), a worker never starts a process; `clone3` fails with
+///   `ENOSYS`: its flags are behind a pointer the filter cannot read, and
+///   `ENOSYS` makes glibc's `pthread_create` fall back to `clone`, which
+///   the filter can check.
 fn compile(role: Role) -> Result<Vec<seccompiler::BpfProgram>, String> {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -237,17 +310,27 @@ fn compile(role: Role) -> Result<Vec<seccompiler::BpfProgram>, String> {
     )
     .and_then(|c| SeccompRule::new(vec![c]))
     .map_err(|e| e.to_string())?;
-    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED_SYSCALLS.iter().map(|&nr| (nr, Vec::new())).collect();
     if role == Role::Zygote {
-        rules.remove(&libc::SYS_fork);
-        rules.remove(&libc::SYS_vfork);
+        let rules = DENIED_SYSCALLS
+            .iter()
+            .filter(|&&nr| nr != libc::SYS_fork && nr != libc::SYS_vfork)
+            .map(|&nr| (nr, Vec::new()))
+            .collect();
         let filter = SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch);
         return Ok(vec![to_bpf(filter)?]);
     }
-    rules.insert(libc::SYS_clone, vec![not_a_thread]);
+    let process = [
+        (libc::SYS_fork, Vec::new()),
+        (libc::SYS_vfork, Vec::new()),
+        (libc::SYS_clone, vec![not_a_thread]),
+    ];
     let filters = [
-        SeccompFilter::new(rules, SeccompAction::Allow, errno(libc::EPERM), arch),
+        SeccompFilter::new(
+            process.into_iter().collect(),
+            SeccompAction::Allow,
+            errno(libc::EPERM),
+            arch,
+        ),
         SeccompFilter::new(
             [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
             SeccompAction::Allow,
@@ -281,26 +364,34 @@ mod test {
     /// The name of the test, to run it again in the probe process.
     const NAME: &str = "sys::test::seccomp_denies_new_processes_and_io_uring_not_threads";
 
+    /// Both ways a worker gets its filters: all at once (an exec'd
+    /// worker), or the zygote's first and the process rules on top (a
+    /// worker forked from a zygote, which inherits the zygote's).
     #[test]
     fn seccomp_denies_new_processes_and_io_uring_not_threads() {
-        if std::env::var_os(PROBE_ENV).is_some() {
-            return probe();
+        if let Some(how) = std::env::var_os(PROBE_ENV) {
+            return probe(how == "forked");
         }
-        let out = Command::new(std::env::current_exe().expect("test binary"))
-            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-            .env(PROBE_ENV, "1")
-            .output()
-            .expect("run the probe");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "probe failed: {text}");
-        for line in [
-            "fork EPERM",
-            "clone EPERM",
-            "clone3 ENOSYS",
-            "io_uring_setup EPERM",
-            "thread 7",
-        ] {
-            assert!(text.contains(&format!("probe {line}\n")), "{line}: {text}");
+        for how in ["exec", "forked"] {
+            let out = Command::new(std::env::current_exe().expect("test binary"))
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env(PROBE_ENV, how)
+                .output()
+                .expect("run the probe");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{how} probe failed: {text}");
+            for line in [
+                "fork EPERM",
+                "clone EPERM",
+                "clone3 ENOSYS",
+                "io_uring_setup EPERM",
+                "thread 7",
+            ] {
+                assert!(
+                    text.contains(&format!("probe {line}\n")),
+                    "{how}: {line}: {text}"
+                );
+            }
         }
     }
 
@@ -322,11 +413,12 @@ mod test {
         }
     }
 
-    fn probe() {
-        let programs = super::compile(super::Role::Worker).expect("compile the filters");
-        for program in &programs {
-            seccompiler::apply_filter(program).expect("install the filter");
+    fn probe(forked: bool) {
+        let mut filters = super::WorkerFilters::new();
+        if forked {
+            assert!(super::lock_down_zygote(&mut filters), "the zygote's filter");
         }
+        assert!(super::install_seccomp(&filters), "the worker's filters");
         let sigchld = libc::SIGCHLD as libc::c_ulong;
         // SAFETY: each call is expected to fail; one that starts a process
         // is ended in that process by `errno`.

@@ -57,6 +57,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
 /// forked worker's inheritance from its zygote, when it matches `Init`),
 /// reports ready, and answers requests.
 pub(crate) fn serve_stdin(prepared: Option<&Prepared>) -> std::io::Result<()> {
+    crate::sys::one_malloc_arena();
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let upcalls = Arc::new(Upcalls {
         channel: Mutex::new(Channel::new(socket)?),
@@ -138,6 +139,12 @@ impl Prepared {
             metering,
             window,
         })
+    }
+
+    /// The seccomp filters its workers install (a zygote installs the
+    /// shared part itself: [`crate::sys::lock_down_zygote`]).
+    pub(crate) fn filters_mut(&mut self) -> &mut crate::sys::WorkerFilters {
+        &mut self.filters
     }
 
     /// Whether it serves a worker told `init`.

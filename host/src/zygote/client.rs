@@ -81,22 +81,50 @@ impl Zygote {
         }
     }
 
-    /// Asks the zygote for a worker process.
-    ///
-    /// # Errors
-    ///
-    /// See [`ForkFailure`].
-    pub(crate) fn fork(&mut self) -> Result<ForkedWorker, ForkFailure> {
-        let (ours, theirs) = UnixStream::pair().map_err(ForkFailure::Gone)?;
-        self.channel
-            .send(&ToZygote::Fork, &[theirs.as_fd()])
-            .map_err(ForkFailure::Gone)?;
-        drop(theirs);
+    /// Asks the zygote for `n` workers at once: the `n` requests go out
+    /// together and the zygote forks them back to back, with no round trip
+    /// to the broker between two forks (a pool starting all its workers
+    /// waits for one answer time, not `n`). Returns the workers forked, in
+    /// order, and the failure that stopped the rest, if any: after
+    /// [`ForkFailure::Refused`] every other request is still answered (and
+    /// what was forked kept); after [`ForkFailure::Gone`] nothing more is
+    /// read.
+    pub(crate) fn fork_many(&mut self, n: usize) -> (Vec<ForkedWorker>, Option<ForkFailure>) {
+        let mut ours = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sent = UnixStream::pair().and_then(|(mine, theirs)| {
+                self.channel.send(&ToZygote::Fork, &[theirs.as_fd()])?;
+                Ok(mine)
+            });
+            match sent {
+                Ok(mine) => ours.push(mine),
+                Err(e) if ours.is_empty() => return (Vec::new(), Some(ForkFailure::Gone(e))),
+                // Those sent are answered; the rest are not asked for.
+                Err(_) => break,
+            }
+        }
+        let mut forked = Vec::with_capacity(ours.len());
+        let mut failure = None;
+        for socket in ours {
+            match self.answer(socket) {
+                Ok(worker) => forked.push(worker),
+                Err(ForkFailure::Gone(e)) => return (forked, Some(ForkFailure::Gone(e))),
+                Err(refused) => {
+                    failure.get_or_insert(refused);
+                }
+            }
+        }
+        (forked, failure)
+    }
+
+    /// The zygote's answer to one fork request whose channel's other end is
+    /// `socket`.
+    fn answer(&mut self, socket: UnixStream) -> Result<ForkedWorker, ForkFailure> {
         match self.receive(FORK_TIMEOUT).map_err(ForkFailure::Gone)? {
             (FromZygote::Forked { pid }, mut fds) if fds.len() == 1 => Ok(ForkedWorker {
                 pid,
                 pidfd: fds.remove(0),
-                socket: ours,
+                socket,
             }),
             (FromZygote::Refused(why), fds) if fds.is_empty() => Err(ForkFailure::Refused(why)),
             (other, _) => Err(ForkFailure::Gone(protocol(&other))),

@@ -32,7 +32,8 @@
 //! descriptors loading opened (the artifact, which wasmtime maps again at
 //! every instantiation), then locks itself down as an exec'd worker does
 //! (Landlock with its own grants; seccomp denying new processes other
-//! than threads, `clone3` answered `ENOSYS`), starts its deadline ticker,
+//! than threads, `clone3` answered `ENOSYS`, installed on top of the
+//! zygote's filter it inherited), starts its deadline ticker,
 //! instantiates and reports ready.
 //!
 //! # What forking changes for the threat model
@@ -57,6 +58,7 @@ pub(crate) mod server;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -107,20 +109,81 @@ pub(crate) struct ForkedWorker {
     pub(crate) socket: UnixStream,
 }
 
+/// The most workers asked of a zygote in one go ([`client::Zygote::fork_many`]):
+/// each answer carries a pidfd, and a channel holds at most
+/// `4 * MAX_FDS_PER_MESSAGE` descriptors ahead of their frames.
+const MAX_BATCH: usize = 2 * crate::sys::ipc::MAX_FDS_PER_MESSAGE;
+
+/// What a zygote serves: program, artifact, fuel metering, window engine.
+type Serves = (PathBuf, PathBuf, bool, bool);
+
 /// The zygote of one run, if it runs.
 #[derive(Default)]
 struct Slot {
     zygote: Option<Zygote>,
     /// The fork path failed for good for this run: exec instead.
     disabled: bool,
+    /// Workers forked for requests that were waiting while another was
+    /// served ([`Lease::fork_worker`]), and what they were forked for.
+    stock: Vec<(Serves, ForkedWorker)>,
+}
+
+impl Slot {
+    /// A stocked worker forked for `serves`.
+    fn take(&mut self, serves: &Serves) -> Option<ForkedWorker> {
+        let at = self.stock.iter().position(|(s, _)| s == serves)?;
+        Some(self.stock.swap_remove(at).1)
+    }
+
+    /// Ends and reaps the stocked workers that were not forked for
+    /// `serves` (all of them if `None`).
+    fn discard_stock(&mut self, serves: Option<&Serves>) {
+        let (keep, gone) = std::mem::take(&mut self.stock)
+            .into_iter()
+            .partition(|(s, _)| Some(s) == serves);
+        self.stock = keep;
+        for (_, worker) in gone {
+            end(worker);
+        }
+    }
+}
+
+impl Drop for Slot {
+    /// No forked worker nobody took outlives its run (they are this
+    /// process's children: reaped here, never left as zombies).
+    fn drop(&mut self) {
+        self.discard_stock(None);
+    }
+}
+
+/// Ends a forked worker that was never given its `Init` (closing its
+/// channel ends it too; the kill makes it prompt) and reaps it.
+fn end(worker: ForkedWorker) {
+    drop(worker.socket);
+    let _ = crate::sys::fork::pidfd_kill(&worker.pidfd);
+    let _ = crate::sys::fork::pidfd_wait(&worker.pidfd, true);
+}
+
+/// What a lease's clones share.
+#[derive(Default)]
+struct Shared {
+    slot: Mutex<Slot>,
+    /// Requests in [`Lease::fork_worker`] waiting for the slot: the one
+    /// holding it asks the zygote for a worker for each of them too.
+    waiting: AtomicUsize,
 }
 
 /// A run's zygote: made when its first worker is asked for, replaced if it
 /// dies, ended (killed and reaped) when the last clone of the lease goes —
 /// with the run's broker, i.e. with the pool or `mpwasm run` it served.
 /// Guest-made pools share their run's.
+///
+/// Requests that come together (a pool's drivers each starting its
+/// worker) are served by one batch: the request that holds the slot asks
+/// the zygote for a worker for itself and one for each request waiting
+/// for the slot, and keeps the others' in a stock they take from.
 #[derive(Clone, Default)]
-pub(crate) struct Lease(Arc<Mutex<Slot>>);
+pub(crate) struct Lease(Arc<Shared>);
 
 impl Lease {
     /// A lease with no zygote yet.
@@ -142,37 +205,74 @@ impl Lease {
         if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
             return None;
         }
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let serves = (
+            program.to_path_buf(),
+            artifact.to_path_buf(),
+            metering,
+            window,
+        );
+        self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        let slot = self.0.slot.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.fork_locked(slot, &serves)
+    }
+
+    /// [`Lease::fork_worker`] once this request holds the slot.
+    fn fork_locked(
+        &self,
+        mut slot: std::sync::MutexGuard<'_, Slot>,
+        serves: &Serves,
+    ) -> Option<ForkedWorker> {
+        if let Some(worker) = slot.take(serves) {
+            return Some(worker);
+        }
         if slot.disabled {
             return None;
         }
+        let (program, artifact, metering, window) = serves;
         // A zygote that died is replaced once per request; one that dies
         // again at once is not tried further.
         for _ in 0..2 {
             let zygote = match &mut slot.zygote {
-                Some(zygote) if zygote.serves(program, artifact, metering, window) => zygote,
-                _ => match Zygote::start(program, artifact, metering, window) {
-                    Ok(zygote) => slot.zygote.insert(zygote),
-                    Err(e) => {
-                        slot.disabled = true;
-                        say_once(&format!("cannot start a zygote: {e}"));
-                        return None;
+                Some(zygote) if zygote.serves(program, artifact, *metering, *window) => zygote,
+                _ => {
+                    slot.discard_stock(Some(serves));
+                    match Zygote::start(program, artifact, *metering, *window) {
+                        Ok(zygote) => slot.zygote.insert(zygote),
+                        Err(e) => {
+                            slot.disabled = true;
+                            say_once(&format!("cannot start a zygote: {e}"));
+                            return None;
+                        }
                     }
-                },
+                }
             };
-            match zygote.fork() {
-                Ok(worker) => return Some(worker),
-                Err(ForkFailure::Gone(e)) => {
+            // This request and every one waiting for the slot (counted
+            // after the zygote's start, which is when most have come). Each
+            // of those takes one worker, from the stock or forked itself, so
+            // none is forked for nobody.
+            let waiting = self.0.waiting.load(Ordering::SeqCst);
+            let batch = (1 + waiting).min(MAX_BATCH);
+            let (mut forked, failure) = zygote.fork_many(batch);
+            let mine = (!forked.is_empty()).then(|| forked.swap_remove(0));
+            slot.stock
+                .extend(forked.into_iter().map(|worker| (serves.clone(), worker)));
+            match failure {
+                None => {}
+                Some(ForkFailure::Gone(e)) => {
                     tracing::debug!(error = %e, "the zygote is gone; starting another");
                     slot.zygote = None;
                 }
-                Err(ForkFailure::Refused(why)) => {
+                Some(ForkFailure::Refused(why)) => {
                     // It will not fork the next one either (a second
                     // thread does not go away): exec for the rest of the run.
                     slot.disabled = true;
                     say_once(&format!("the zygote did not fork: {why}"));
-                    return None;
+                    return mine;
                 }
+            }
+            if mine.is_some() {
+                return mine;
             }
         }
         slot.disabled = true;

@@ -60,14 +60,14 @@ fn serve(parent: u32) -> std::io::Result<()> {
     else {
         return Err(std::io::Error::other("expected a Load frame first"));
     };
-    let inheritance = match prepare(&artifact, metering, window, parent) {
+    let mut inheritance = match prepare(&artifact, metering, window, parent) {
         Ok(inheritance) => inheritance,
         Err(why) => {
             control.send(&FromZygote::Failed(why.clone()), &[])?;
             return Err(std::io::Error::other(why));
         }
     };
-    let seccomp = crate::sys::lock_down_zygote();
+    let seccomp = crate::sys::lock_down_zygote(inheritance.prepared.filters_mut());
     tracing::debug!(seccomp, "zygote locked down");
     control.send(&FromZygote::Ready, &[])?;
     while let Some((request, mut fds)) = control.recv::<ToZygote>()? {
