@@ -157,7 +157,8 @@ struct FastLock {
 
 impl FastLock {
     /// Takes the lock if it is free and clean, or (RLock) held by this
-    /// process.
+    /// process; with spare CPUs, first watches a lock another process holds
+    /// for a while ([`spins`]).
     fn try_acquire(self) -> bool {
         let me = my_pid();
         if self.recursive && window::load(self.at, 4) as u32 & OWNER == me {
@@ -165,27 +166,48 @@ impl FastLock {
             window::store(self.at + 4, 4, count + 1);
             return true;
         }
+        let mut seen = match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
+            Ok(_) => return self.took(),
+            Err(v) => v as u32,
+        };
         // A holder in another process usually leaves within a few hundred
         // nanoseconds (critical sections are short): watching the word that
-        // long is far cheaper than sleeping and being woken. Bounded, so a
-        // process sharing its CPU with the holder soon asks the host to
-        // sleep instead.
-        for _ in 0..SPINS {
-            match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
-                Ok(_) => {
-                    // Only an RLock keeps a count (a Lock's is never read).
-                    if self.recursive {
-                        window::store(self.at + 4, 4, 1);
-                    }
-                    return true;
+        // long is far cheaper than sleeping and being woken, as glibc's
+        // adaptive mutex and parking_lot do. Watching is loads only, so the
+        // holder keeps the word's cache line until it lets go; waiters
+        // asleep in the host do not stop it (one of them is awake and marks
+        // the word again if this process wins). Bounded, and only with a
+        // CPU to spare, so a process sharing its CPU with the holder soon
+        // asks the host to sleep instead.
+        let mut pause = 1;
+        for _ in 0..spins() {
+            if seen == 0 {
+                match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
+                    Ok(_) => return self.took(),
+                    Err(v) => seen = v as u32,
                 }
-                // Waiters, an owner that died, or this very process (a
-                // Lock is not re-entrant): the host decides.
-                Err(v) if v as u32 & !OWNER != 0 || v as u32 == me => return false,
-                Err(_) => std::hint::spin_loop(),
+                continue;
             }
+            // An owner that died, flags without an owner, or this very
+            // process (a Lock is not re-entrant): the host decides.
+            let owner = seen & OWNER;
+            if seen & !(OWNER | WAITERS) != 0 || owner == 0 || owner == me {
+                return false;
+            }
+            backoff(&mut pause);
+            seen = window::load(self.at, 4) as u32;
         }
         false
+    }
+
+    /// Finishes an acquire whose compare-and-swap put this process's pid
+    /// in a free lock word.
+    fn took(self) -> bool {
+        // Only an RLock keeps a count (a Lock's is never read).
+        if self.recursive {
+            window::store(self.at + 4, 4, 1);
+        }
+        true
     }
 
     /// Releases the lock if this process holds it and nobody waits.
@@ -214,10 +236,45 @@ impl FastLock {
 
 /// The pid bits of a lock word.
 const OWNER: u32 = (1 << 30) - 1;
+/// The lock word's flag: a process may be asleep on it (the host's
+/// `WAITERS`).
+const WAITERS: u32 = 1 << 31;
 
 /// Looks at a busy lock word at most this many times before asking the
-/// host to wait (about a microsecond).
+/// host to wait, with spare CPUs: with [`backoff`] between looks, this
+/// is some 10–20 µs, about what sleeping and being woken costs on a busy
+/// machine.
 const SPINS: u32 = 200;
+
+/// Waits `pause` rounds without touching shared memory, and doubles
+/// `pause` up to [`MAX_PAUSE`]. Looking less and less often leaves the
+/// holder its cache line: a holder that takes the lock again right after
+/// releasing it does so without a transfer between CPUs, as a thread does
+/// with a native mutex (parking_lot's `SpinWait`).
+fn backoff(pause: &mut u32) {
+    for i in 0..*pause {
+        // Kept, not optimized away: wasm has no pause instruction.
+        std::hint::black_box(i);
+    }
+    *pause = (*pause * 2).min(MAX_PAUSE);
+}
+
+/// The longest [`backoff`], in rounds of a nanosecond or so.
+const MAX_PAUSE: u32 = 64;
+
+/// How many times to look at a busy word before sleeping: [`SPINS`] with a
+/// CPU to spare, else none (the holder may be waiting for this very CPU).
+/// The host's CPU count is read once per process.
+fn spins() -> u32 {
+    thread_local! {
+        static SPARE: bool = crate::bindings::runtime::cpu_count() > 1;
+    }
+    if SPARE.with(|s| *s) {
+        SPINS
+    } else {
+        0
+    }
+}
 
 /// This process's pid, as lock words hold it.
 fn my_pid() -> u32 {
