@@ -263,11 +263,12 @@ fn a_caller_sigkilled_leaves_nothing_running_on_the_hosts() {
     }
 }
 
-#[test]
-fn a_token_server_refuses_hosts_and_callers_without_the_token() {
-    let server = NatsServer::start_with(&["--auth", "s3cret-token"]);
+/// Against `server` (which asks for credentials or client certificates): a
+/// host without `access` cannot join (it exits with status 2), a caller
+/// without it cannot build a pool, and with `access` (the same `mpwasm`
+/// arguments for both) a host serves a caller's CLI pool.
+fn only_those_with_access_get_in(server: &NatsServer, access: &[&str]) {
     let cache = common::cache_dir();
-    // A host without the token cannot join: it exits with status 2.
     let mut stranger = WorkerHost::start(&server.url(), 1, cache.path(), &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -276,37 +277,93 @@ fn a_token_server_refuses_hosts_and_callers_without_the_token() {
         }
         assert!(
             Instant::now() < deadline,
-            "a host without the token is still running"
+            "a host without access is still running"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(2));
-    // Nor can a caller.
     let err = cluster_pool("pool_square", &server.url(), 2)
         .build()
         .err()
         .expect("refused");
     assert!(matches!(err, mpwasm::Error::Cluster(_)), "{err}");
-    // With the token both work, through the CLI.
-    let _host = WorkerHost::start(
-        &server.url(),
-        1,
-        cache.path(),
-        &["--nats-token", "s3cret-token"],
-    );
-    let out = common::run_mpwasm(
-        &[
-            "pool",
-            "--cluster",
-            &server.url(),
-            "--nats-token",
-            "s3cret-token",
-            common::guest("pool_square").to_str().unwrap(),
-        ],
-        "1\n2\n3\n",
-    );
+    let _host = WorkerHost::start(&server.url(), 1, cache.path(), access);
+    let guest = common::guest("pool_square");
+    let url = server.url();
+    let mut args = vec!["pool", "--cluster", url.as_str()];
+    args.extend_from_slice(access);
+    args.push(guest.to_str().unwrap());
+    let out = common::run_mpwasm(&args, "1\n2\n3\n");
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(common::stdout(&out), "1\n4\n9\n");
+}
+
+#[test]
+fn a_token_server_refuses_hosts_and_callers_without_the_token() {
+    let server = NatsServer::start_with(&["--auth", "s3cret-token"]);
+    only_those_with_access_get_in(&server, &["--nats-token", "s3cret-token"]);
+}
+
+#[test]
+fn a_password_server_refuses_hosts_and_callers_without_the_password() {
+    let server = NatsServer::start_with(&["--user", "mpw", "--pass", "s3cret-pass"]);
+    only_those_with_access_get_in(
+        &server,
+        &["--nats-user", "mpw", "--nats-password", "s3cret-pass"],
+    );
+}
+
+/// A test user's nkey (`tests/fixtures/nkey/user.seed` is its seed).
+const NKEY_USER: &str = "UADSTGLRP2GTGYOZGTKZ6CPV5EW2C3BJF7L4XDPUTQ5YRUG5IS6XYNN7";
+
+#[test]
+fn an_nkey_server_refuses_hosts_and_callers_without_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nkey.conf");
+    std::fs::write(
+        &config,
+        format!("authorization {{ users = [ {{ nkey: \"{NKEY_USER}\" }} ] }}\n"),
+    )
+    .unwrap();
+    let server = NatsServer::start_with(&["-c", config.to_str().unwrap()]);
+    let seed = fixture("nkey/user.seed");
+    only_those_with_access_get_in(&server, &["--nats-nkey", seed.to_str().unwrap()]);
+}
+
+#[test]
+fn a_mutual_tls_server_refuses_hosts_and_callers_without_a_client_certificate() {
+    let (ca, cert, key) = (
+        fixture("tls/ca.pem"),
+        fixture("tls/client.pem"),
+        fixture("tls/client.key"),
+    );
+    let server = NatsServer::start_with(&[
+        "--tlsverify",
+        "--tlscert",
+        fixture("tls/server.pem").to_str().unwrap(),
+        "--tlskey",
+        fixture("tls/server.key").to_str().unwrap(),
+        "--tlscacert",
+        ca.to_str().unwrap(),
+    ]);
+    only_those_with_access_get_in(
+        &server,
+        &[
+            "--tls-ca",
+            ca.to_str().unwrap(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+}
+
+/// A file in `tests/fixtures/` (test-only keys and certificates).
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
 }
 
 #[test]

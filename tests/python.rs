@@ -543,3 +543,24 @@ fn a_missing_toolchain_is_one_line() {
         "{err}"
     );
 }
+
+/// The fast paths of `with lock:` and `.value` (one host call each, no
+/// `result`) still give the errors of the slow ones: a Lock taken twice by
+/// its holder is refused with the reason, a dead holder's Lock is handed on
+/// with a warning, an out-of-range value is refused.
+#[test]
+fn lock_and_value_fast_paths_keep_their_errors() {
+    let path = python_dir().join("locks.py");
+    let out = mpwasm(&["run", path.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        lines(&out),
+        [
+            "refused: acquire: this process already holds the lock (it is not re-entrant: use RLock)",
+            "handed on: ['Lock: the previous holder died holding it']",
+            "out of range: error",
+        ],
+        "{}",
+        stderr(&out)
+    );
+}

@@ -51,6 +51,15 @@ def w2():
     return {"secs": secs}
 
 
+def w2one():
+    """W2's floor: its costliest task alone in one process, no pool (the
+    interpreter's speed, without any of mpwasm's per-task work)."""
+    step = 2_000_000 // 64
+    start = time.perf_counter()
+    count_primes(63 * step, 64 * step)
+    return {"secs": time.perf_counter() - start}
+
+
 def s12():
     start = time.perf_counter()
     counter = Value('i', 0, lock=False)
@@ -66,4 +75,4 @@ def s12():
 
 
 if __name__ == "__main__":
-    print(json.dumps({"w1": w1, "w2": w2, "s12": s12}[sys.argv[1]]()))
+    print(json.dumps({"w1": w1, "w2": w2, "w2one": w2one, "s12": s12}[sys.argv[1]]()))

@@ -64,6 +64,11 @@ pub fn w9(mpwasm: &Path, root: &Path) {
         "| W9 W2 | Python guest: count_primes, 64 chunks of [0, 2M), Pool(2) | {ours:.2} s | {theirs:.2} s | {:.2}× CPython's time | – | ≤ 1.6× CPython |",
         ours / theirs
     );
+    let (ours, theirs) = both(mpwasm, &w9, "w2one", "secs", 3);
+    println!(
+        "| W9 W2 floor | Python guest: W2's costliest task, count_primes on [1.97M, 2M), alone in main (the interpreter) | {ours:.2} s | {theirs:.2} s | {:.2}× CPython's time | – | – |",
+        ours / theirs
+    );
     let (ours, theirs) = both(mpwasm, &w9, "s12", "secs", 5);
     println!(
         "| W9 S12 | Python guest: Value + Lock, 4 × 10 000 increments | {ours:.3} s | {theirs:.3} s | {:.2}× CPython's time | – | faster than CPython |",

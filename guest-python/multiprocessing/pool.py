@@ -260,7 +260,11 @@ class Pool:
             raise ValueError("Pool not running")
 
     def _chunks(self, iterable, chunksize, per_worker=4):
-        items = list(iterable)
+        # A range, list or tuple is sliced as it is: a range's chunks are
+        # ranges (a pickle of a few bytes, not one item per number), and no
+        # copy of the whole input is made first. Anything else is read into
+        # a list, as CPython's `Pool` does.
+        items = iterable if type(iterable) in (range, list, tuple) else list(iterable)
         if chunksize is None:
             chunksize, extra = divmod(len(items), self._processes * per_worker)
             if extra:

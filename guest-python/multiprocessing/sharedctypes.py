@@ -3,6 +3,7 @@ interface: a shared memory region every holder maps, read and written
 through bounds-checked copies. Type codes are `array`/`struct`'s ('i', 'd',
 'c', …; 'l' and 'L' are 8 bytes, as on 64-bit Linux) or ctypes type names."""
 
+import operator
 import struct
 
 from . import _wit
@@ -74,6 +75,16 @@ class RawValue:
     def __init__(self, typecode_or_type, *args, _region=None):
         self._code, self._fmt = _code(typecode_or_type)
         self._size = struct.calcsize(self._fmt)
+        # An integer is one atomic load or store (`*-or-trap`: the offset
+        # and width are always valid here), cheaper than a copy and
+        # `struct`. These bound and fold it to and from the stored word.
+        self._int = self._code in _INTS
+        if self._int:
+            self._mask = _MASK[self._size]
+            signed = self._code in _SIGNED
+            self._half = _HALF[self._size] if signed else self._mask + 1
+            self._lo = -_HALF[self._size] if signed else 0
+            self._hi = self._half - 1 if signed else self._mask
         if _region is None:
             self._r = _region_of(self._size)
             if args:
@@ -83,20 +94,19 @@ class RawValue:
 
     @property
     def value(self):
-        if self._code in _INTS:
-            # One atomic load: cheaper than a copy out and `struct`.
-            v = self._r.load(0, self._size) & _MASK[self._size]
-            if self._code in _SIGNED and v >= _HALF[self._size]:
-                v -= _MASK[self._size] + 1
-            return v
+        if self._int:
+            v = self._r.load_or_trap(0, self._size) & self._mask
+            return v - self._mask - 1 if v >= self._half else v
         return _from_raw(self._code, struct.unpack(self._fmt, self._r.read(0, self._size))[0])
 
     @value.setter
     def value(self, v):
-        if self._code in _INTS:
-            struct.pack(self._fmt, v)  # the range check CPython's ctypes would not do
-            v &= _MASK[self._size]
-            self._r.store(0, self._size, v - (1 << 64) if v >= 1 << 63 else v)
+        if self._int:
+            if type(v) is not int or not self._lo <= v <= self._hi:
+                struct.pack(self._fmt, v)  # the range check CPython's ctypes would not do
+                v = operator.index(v)
+            v &= self._mask
+            self._r.store_or_trap(0, self._size, v - (1 << 64) if v >= 1 << 63 else v)
             return
         self._r.write(0, struct.pack(self._fmt, _to_raw(self._code, v)))
 

@@ -34,12 +34,15 @@ def _adopt(cls, cap, state):
 
 
 class _Lockish(_Sync):
+    # Blocking acquire and release go through `acquire-status` and
+    # `release-status`: componentize-py's bindings spend about a microsecond
+    # lifting a `result`, as much as the rest of the host call.
     def acquire(self, block=True, timeout=None):
         """Takes the lock; False if `timeout` passed (or busy, unblocking)."""
         if not block:
             ms = 0
         elif timeout is None or timeout < 0:
-            ms = None
+            return self.__enter__()
         else:
             ms = _wit.timeout_ms(timeout)
         try:
@@ -53,16 +56,17 @@ class _Lockish(_Sync):
         if k == "timeout":
             return False
         if k == "owner_died":
-            # Acquired: its previous holder died holding it (CPython would hang).
-            warnings.warn(f"{type(self).__name__}: the previous holder died holding it", RuntimeWarning)
-            return True
+            return self._owner_died()
         raise _wit.exception(e, "acquire") from None
 
+    def _owner_died(self):
+        # Acquired: its previous holder died holding it (CPython would hang).
+        warnings.warn(f"{type(self).__name__}: the previous holder died holding it", RuntimeWarning)
+        return True
+
     def release(self):
-        try:
-            self._s.release()
-        except _wit.Err:
-            raise self._release_error() from None
+        if not self._s.release_status():
+            raise self._release_error()
 
     def _release_error(self):
         return ValueError("semaphore or lock released too many times")
@@ -71,17 +75,20 @@ class _Lockish(_Sync):
         pass
 
     def __enter__(self):
-        try:
+        status = self._s.acquire_status()
+        if status == 0:
+            return True
+        if status == 1:
+            return self._owner_died()
+        try:  # refused: the same call with a `result` says why
             self._s.acquire(None)
         except _wit.Err as e:
             return self._acquire_failed(e)
         return True
 
     def __exit__(self, *exc):
-        try:
-            self._s.release()
-        except _wit.Err:
-            raise self._release_error() from None
+        if not self._s.release_status():
+            raise self._release_error()
 
 
 class Lock(_Lockish):

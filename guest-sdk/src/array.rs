@@ -2,9 +2,9 @@
 //!
 //! An array is a fixed number of [`Scalar`] cells in a region of shared
 //! memory every holder maps. Indices are checked in the guest before any
-//! host call ([`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange)); [`Array::get`] and
-//! [`Array::set`] are one atomic load or store, [`Array::read`] and
-//! [`Array::write`] copy a whole range at once — through the guest's
+//! host call ([`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange)); [`RawArray::get`] and
+//! [`RawArray::set`] are one atomic load or store, [`RawArray::read`] and
+//! [`RawArray::write`] copy a whole range at once — through the guest's
 //! window, with no host call, for every guest built with this SDK.
 //!
 //! ```no_run
@@ -39,10 +39,11 @@ use crate::value::{checked, AtomicInt, Cells, Scalar};
 
 /// A fixed-length array of `T` in shared memory, with a lock of its own
 /// (Python's `multiprocessing.Array(typecode, size_or_initializer)` with
-/// the default `lock=True`).
+/// the default `lock=True`): a [`RawArray`] and a [`Lock`].
 ///
-/// Each element operation is atomic on its own; a read-modify-write of an
-/// element is not, except [`fetch_add`](Self::fetch_add). Hold
+/// Every element operation is [`RawArray`]'s (an `Array` dereferences to
+/// one), each atomic on its own; a read-modify-write of an element is not,
+/// except [`fetch_add`](RawArray::fetch_add). Hold
 /// [`get_lock`](Self::get_lock) to make several operations one, as in
 /// Python (the lock is a [`Lock`], not CPython's default `RLock`).
 ///
@@ -63,13 +64,14 @@ use crate::value::{checked, AtomicInt, Cells, Scalar};
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "mpwasm::Array", bound = "")]
 pub struct Array<T: Scalar> {
-    cells: Cells<T>,
+    raw: RawArray<T>,
     lock: Lock,
 }
 
 /// Python's `Array('c', ...)`: an array of bytes, with
-/// [`value`](Array::value) / [`set_value`](Array::set_value) for its
-/// NUL-terminated contents and [`raw`](Array::raw) for all of them.
+/// [`value`](RawArray::value) / [`set_value`](RawArray::set_value) for its
+/// NUL-terminated contents and [`raw`](RawArray::raw) for all of them (a
+/// `RawArray<u8>` has them too: Python's `RawArray('c', ...)`).
 ///
 /// # Examples
 ///
@@ -98,7 +100,7 @@ impl<T: Scalar> Array<T> {
     /// ```
     pub fn new(len: usize) -> Result<Array<T>> {
         Ok(Array {
-            cells: Cells::create(len)?,
+            raw: RawArray::new(len)?,
             lock: Lock::new()?,
         })
     }
@@ -119,6 +121,104 @@ impl<T: Scalar> Array<T> {
     /// ```
     pub fn from_slice(values: &[T]) -> Result<Array<T>> {
         let array = Array::new(values.len())?;
+        array.write(0, values)?;
+        Ok(array)
+    }
+
+    /// The lock that comes with the array (Python's `get_lock()`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let a = mpwasm_guest::Array::from_slice(&[1_u8, 2])?;
+    /// let _guard = a.get_lock().acquire()?;
+    /// a.write(0, &[a.get(1)?, a.get(0)?])?; // swap, with nobody in between
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn get_lock(&self) -> &Lock {
+        &self.lock
+    }
+}
+
+impl<T: Scalar> std::ops::Deref for Array<T> {
+    type Target = RawArray<T>;
+
+    /// The array without its lock: every operation of the array.
+    fn deref(&self) -> &RawArray<T> {
+        &self.raw
+    }
+}
+
+impl<T: Scalar> Clone for Array<T> {
+    /// Another handle to the same array and lock.
+    fn clone(&self) -> Self {
+        Array {
+            raw: self.raw.clone(),
+            lock: self.lock.clone(),
+        }
+    }
+}
+
+impl<T: Scalar> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("typecode", &T::TYPECODE)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fixed-length array of `T` in shared memory without a lock (Python's
+/// `multiprocessing.RawArray`, or `Array(..., lock=False)`), and every
+/// element operation of an [`Array`], which is one of these and a lock.
+///
+/// # Examples
+///
+/// ```no_run
+/// let buf: mpwasm_guest::RawArray<f64> = mpwasm_guest::RawArray::new(1024)?;
+/// buf.write(0, &[0.5; 16])?;
+/// # Ok::<(), mpwasm_guest::Error>(())
+/// ```
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "mpwasm::RawArray", bound = "")]
+pub struct RawArray<T: Scalar> {
+    cells: Cells<T>,
+}
+
+impl<T: Scalar> RawArray<T> {
+    /// An array of `len` zeros (Python's `RawArray(typecode, len)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Limit`](crate::Error::Limit) if the array is larger than the host allows; the
+    /// host's error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let a: mpwasm_guest::RawArray<i32> = mpwasm_guest::RawArray::new(8)?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn new(len: usize) -> Result<RawArray<T>> {
+        Ok(RawArray {
+            cells: Cells::create(len)?,
+        })
+    }
+
+    /// An array holding a copy of `values`.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let a = mpwasm_guest::RawArray::from_slice(&[1_u8, 2])?;
+    /// # Ok::<(), mpwasm_guest::Error>(())
+    /// ```
+    pub fn from_slice(values: &[T]) -> Result<RawArray<T>> {
+        let array = RawArray::new(values.len())?;
         array.write(0, values)?;
         Ok(array)
     }
@@ -184,7 +284,7 @@ impl<T: Scalar> Array<T> {
     }
 
     /// A copy of the elements in `range` (Python's `a[start:end]`), in one
-    /// host call. Not atomic as a whole: hold [`get_lock`](Self::get_lock)
+    /// host call. Not atomic as a whole: hold [`get_lock`](Array::get_lock)
     /// for a consistent snapshot while others write.
     ///
     /// A range that ends before it starts is empty, as a Python slice.
@@ -237,23 +337,9 @@ impl<T: Scalar> Array<T> {
     pub fn to_vec(&self) -> Vec<T> {
         checked(self.cells.read(0..self.len()))
     }
-
-    /// The lock that comes with the array (Python's `get_lock()`).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a = mpwasm_guest::Array::from_slice(&[1_u8, 2])?;
-    /// let _guard = a.get_lock().acquire()?;
-    /// a.write(0, &[a.get(1)?, a.get(0)?])?; // swap, with nobody in between
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn get_lock(&self) -> &Lock {
-        &self.lock
-    }
 }
 
-impl<T: AtomicInt> Array<T> {
+impl<T: AtomicInt> RawArray<T> {
     /// Adds `delta` to element `i` (wrapping) and returns its previous
     /// value, in one atomic operation.
     ///
@@ -274,7 +360,7 @@ impl<T: AtomicInt> Array<T> {
     }
 }
 
-impl Array<u8> {
+impl RawArray<u8> {
     /// The bytes up to the first NUL, or all of them (Python's `.value` of
     /// an `Array('c', ...)`), read in one host call.
     ///
@@ -330,213 +416,6 @@ impl Array<u8> {
     /// ```
     pub fn raw(&self) -> Vec<u8> {
         self.to_vec()
-    }
-}
-
-impl<T: Scalar> Clone for Array<T> {
-    /// Another handle to the same array and lock.
-    fn clone(&self) -> Self {
-        Array {
-            cells: self.cells.clone(),
-            lock: self.lock.clone(),
-        }
-    }
-}
-
-impl<T: Scalar> fmt::Debug for Array<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Array")
-            .field("typecode", &T::TYPECODE)
-            .field("len", &self.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// A fixed-length array of `T` in shared memory without a lock (Python's
-/// `multiprocessing.RawArray`, or `Array(..., lock=False)`).
-///
-/// The same operations as [`Array`] but [`get_lock`](Array::get_lock).
-///
-/// # Examples
-///
-/// ```no_run
-/// let buf: mpwasm_guest::RawArray<f64> = mpwasm_guest::RawArray::new(1024)?;
-/// buf.write(0, &[0.5; 16])?;
-/// # Ok::<(), mpwasm_guest::Error>(())
-/// ```
-#[derive(Serialize, Deserialize)]
-#[serde(rename = "mpwasm::RawArray", bound = "")]
-pub struct RawArray<T: Scalar> {
-    cells: Cells<T>,
-}
-
-impl<T: Scalar> RawArray<T> {
-    /// An array of `len` zeros (Python's `RawArray(typecode, len)`).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Limit`](crate::Error::Limit) if the array is larger than the host allows; the
-    /// host's error.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<i32> = mpwasm_guest::RawArray::new(8)?;
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn new(len: usize) -> Result<RawArray<T>> {
-        Ok(RawArray {
-            cells: Cells::create(len)?,
-        })
-    }
-
-    /// An array holding a copy of `values`.
-    ///
-    /// # Errors
-    ///
-    /// As [`new`](Self::new).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a = mpwasm_guest::RawArray::from_slice(&[1_u8, 2])?;
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn from_slice(values: &[T]) -> Result<RawArray<T>> {
-        let array = RawArray::new(values.len())?;
-        array.write(0, values)?;
-        Ok(array)
-    }
-
-    /// The number of elements.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<u8> = mpwasm_guest::RawArray::new(3)?;
-    /// assert_eq!(a.len(), 3);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn len(&self) -> usize {
-        self.cells.len()
-    }
-
-    /// Whether the array has no elements.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<u8> = mpwasm_guest::RawArray::new(3)?;
-    /// assert!(!a.is_empty());
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Element `i`: one atomic load.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) if `i >= len()`, before any host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a = mpwasm_guest::RawArray::from_slice(&[9_i8])?;
-    /// assert_eq!(a.get(0)?, 9);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn get(&self, i: usize) -> Result<T> {
-        self.cells.load(i)
-    }
-
-    /// Sets element `i`: one atomic store.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) if `i >= len()`, before any host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<i8> = mpwasm_guest::RawArray::new(1)?;
-    /// a.set(0, -1)?;
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn set(&self, i: usize, value: T) -> Result<()> {
-        self.cells.store(i, value)
-    }
-
-    /// A copy of the elements in `range`, in one host call; as
-    /// [`Array::read`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) if the range goes past `len()`, before
-    /// any host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a = mpwasm_guest::RawArray::from_slice(&[1_u64, 2, 3])?;
-    /// assert_eq!(a.read(0..2)?, [1, 2]);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn read(&self, range: Range<usize>) -> Result<Vec<T>> {
-        self.cells.read(range)
-    }
-
-    /// Copies `values` in from index `offset` on, in one host call; as
-    /// [`Array::write`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) if the values would go past `len()`,
-    /// before any host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<u64> = mpwasm_guest::RawArray::new(3)?;
-    /// a.write(1, &[4, 5])?;
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn write(&self, offset: usize, values: &[T]) -> Result<()> {
-        self.cells.write(offset, values)
-    }
-
-    /// A copy of every element, in one host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<f32> = mpwasm_guest::RawArray::new(2)?;
-    /// assert_eq!(a.to_vec(), [0.0, 0.0]);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn to_vec(&self) -> Vec<T> {
-        checked(self.cells.read(0..self.len()))
-    }
-}
-
-impl<T: AtomicInt> RawArray<T> {
-    /// Adds `delta` to element `i` (wrapping) and returns its previous
-    /// value, in one atomic operation.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) if `i >= len()`, before any host call.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let a: mpwasm_guest::RawArray<i32> = mpwasm_guest::RawArray::new(2)?;
-    /// assert_eq!(a.fetch_add(0, 5)?, 0);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn fetch_add(&self, i: usize, delta: T) -> Result<T> {
-        self.cells.fetch_add(i, delta.to_bits())
     }
 }
 

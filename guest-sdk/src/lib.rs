@@ -132,9 +132,9 @@
 //! `counter.set(counter.get() + 1)` is two, and races exactly like CPython's
 //! `counter.value += 1`: two processes can both read 5 and both write 6.
 //! Hold [`Value::get_lock`] around the pair, as in Python, or use
-//! [`Value::fetch_add`], one atomic read-modify-write that never loses an
+//! [`RawValue::fetch_add`], one atomic read-modify-write that never loses an
 //! update. Array indices are checked before any host call
-//! ([`Error::IndexOutOfRange`]), and [`Array::read`] / [`Array::write`] move
+//! ([`Error::IndexOutOfRange`]), and [`RawArray::read`] / [`RawArray::write`] move
 //! a whole range at once.
 //!
 //! ```no_run

@@ -97,7 +97,7 @@ pub trait Scalar: Copy + fmt::Debug + sealed::Sealed + 'static {
 }
 
 /// The integer [`Scalar`]s: those with atomic `fetch_add`, `fetch_sub`,
-/// `swap` and `compare_exchange` ([`Value::fetch_add`], ...). Sealed, as
+/// `swap` and `compare_exchange` ([`RawValue::fetch_add`], ...). Sealed, as
 /// `Scalar`.
 ///
 /// # Examples
@@ -416,14 +416,16 @@ impl<'de, T: Scalar> Deserialize<'de> for Cells<T> {
 
 /// A `T` in shared memory with a lock of its own (Python's
 /// `multiprocessing.Value(typecode, initial)`, with the default
-/// `lock=True`).
+/// `lock=True`): a [`RawValue`] and a [`Lock`].
 ///
-/// [`get`](Self::get) and [`set`](Self::set) are Python's `.value` read and
-/// write: each one atomic, but `counter.set(counter.get() + 1)` is two
-/// operations, and races exactly like CPython's `counter.value += 1` (two
-/// processes read 5, both write 6). Either hold [`get_lock`](Self::get_lock)
-/// around the pair, as in Python, or use [`fetch_add`](Self::fetch_add),
-/// one atomic read-modify-write that never loses an update.
+/// Every operation of the value is [`RawValue`]'s (a `Value` dereferences
+/// to one): [`get`](RawValue::get) and [`set`](RawValue::set) are Python's
+/// `.value` read and write, each one atomic, but
+/// `counter.set(counter.get() + 1)` is two operations, and races exactly
+/// like CPython's `counter.value += 1` (two processes read 5, both write
+/// 6). Either hold [`get_lock`](Self::get_lock) around the pair, as in
+/// Python, or use [`fetch_add`](RawValue::fetch_add), one atomic
+/// read-modify-write that never loses an update.
 ///
 /// Clones are handles to the same value; sending one to another process (in
 /// [`Process`](crate::Process) arguments, a queue item or a pipe message)
@@ -448,7 +450,7 @@ impl<'de, T: Scalar> Deserialize<'de> for Cells<T> {
 #[derive(Serialize, Deserialize)]
 #[serde(rename = "mpwasm::Value", bound = "")]
 pub struct Value<T: Scalar> {
-    cell: Cells<T>,
+    raw: RawValue<T>,
     lock: Lock,
 }
 
@@ -468,38 +470,10 @@ impl<T: Scalar> Value<T> {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn new(initial: T) -> Result<Value<T>> {
-        let cell = Cells::with(initial)?;
         Ok(Value {
-            cell,
+            raw: RawValue::new(initial)?,
             lock: Lock::new()?,
         })
-    }
-
-    /// The current value (Python's `.value`): one atomic load.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let flag = mpwasm_guest::Value::new(true)?;
-    /// assert!(flag.get());
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn get(&self) -> T {
-        checked(self.cell.load(0))
-    }
-
-    /// Replaces the value (Python's `.value = v`): one atomic store.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let level = mpwasm_guest::Value::new(0_u8)?;
-    /// level.set(3);
-    /// assert_eq!(level.get(), 3);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn set(&self, value: T) {
-        checked(self.cell.store(0, value));
     }
 
     /// The lock that comes with the value (Python's `get_lock()`), to make
@@ -518,69 +492,12 @@ impl<T: Scalar> Value<T> {
     }
 }
 
-impl<T: AtomicInt> Value<T> {
-    /// Adds `delta` (wrapping on overflow) and returns the previous value,
-    /// in one atomic operation: mpwasm's answer to `counter.value += 1`
-    /// racing. No lock needed.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let hits = mpwasm_guest::Value::new(0_u64)?;
-    /// assert_eq!(hits.fetch_add(1), 0);
-    /// assert_eq!(hits.get(), 1);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn fetch_add(&self, delta: T) -> T {
-        checked(self.cell.fetch_add(0, delta.to_bits()))
-    }
+impl<T: Scalar> std::ops::Deref for Value<T> {
+    type Target = RawValue<T>;
 
-    /// Subtracts `delta` (wrapping) and returns the previous value, in one
-    /// atomic operation.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let slots = mpwasm_guest::Value::new(3_i32)?;
-    /// assert_eq!(slots.fetch_sub(1), 3);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn fetch_sub(&self, delta: T) -> T {
-        checked(self.cell.fetch_add(0, delta.to_bits().wrapping_neg()))
-    }
-
-    /// Stores `value` and returns the previous one, in one atomic
-    /// operation.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let state = mpwasm_guest::Value::new(1_u8)?;
-    /// assert_eq!(state.swap(2), 1);
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn swap(&self, value: T) -> T {
-        checked(self.cell.swap(0, value))
-    }
-
-    /// Stores `new` if the value is `current`, in one atomic operation:
-    /// `Ok(previous)` if it did, `Err(actual)` if the value was something
-    /// else.
-    ///
-    /// # Errors
-    ///
-    /// `Err(actual)` when the value was not `current` (nothing stored).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// let owner = mpwasm_guest::Value::new(0_u32)?;
-    /// assert_eq!(owner.compare_exchange(0, 7), Ok(0));
-    /// assert_eq!(owner.compare_exchange(0, 9), Err(7));
-    /// # Ok::<(), mpwasm_guest::Error>(())
-    /// ```
-    pub fn compare_exchange(&self, current: T, new: T) -> Result<T, T> {
-        checked(self.cell.compare_exchange(0, current, new))
+    /// The value without its lock: every operation of the value.
+    fn deref(&self) -> &RawValue<T> {
+        &self.raw
     }
 }
 
@@ -588,7 +505,7 @@ impl<T: Scalar> Clone for Value<T> {
     /// Another handle to the same value and lock.
     fn clone(&self) -> Self {
         Value {
-            cell: self.cell.clone(),
+            raw: self.raw.clone(),
             lock: self.lock.clone(),
         }
     }
@@ -601,11 +518,12 @@ impl<T: Scalar> fmt::Debug for Value<T> {
 }
 
 /// A `T` in shared memory without a lock (Python's
-/// `multiprocessing.RawValue(typecode, initial)`, or `Value(..., lock=False)`).
+/// `multiprocessing.RawValue(typecode, initial)`, or `Value(..., lock=False)`),
+/// and every operation of a [`Value`], which is one of these and a lock.
 ///
-/// Each operation is atomic on its own, as [`Value`]'s; a read followed by
-/// a write is not, and nothing here makes it so: use [`fetch_add`](Self::fetch_add)
-/// or a separate [`Lock`].
+/// Each operation is atomic on its own; a read followed by a write is not,
+/// and nothing here makes it so: use [`fetch_add`](Self::fetch_add), a
+/// [`Value`]'s lock, or a separate [`Lock`].
 ///
 /// # Examples
 ///
@@ -640,26 +558,27 @@ impl<T: Scalar> RawValue<T> {
         })
     }
 
-    /// The current value: one atomic load.
+    /// The current value (Python's `.value`): one atomic load.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(-1_i16)?;
-    /// assert_eq!(v.get(), -1);
+    /// let flag = mpwasm_guest::Value::new(true)?;
+    /// assert!(flag.get());
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn get(&self) -> T {
         checked(self.cell.load(0))
     }
 
-    /// Replaces the value: one atomic store.
+    /// Replaces the value (Python's `.value = v`): one atomic store.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(false)?;
-    /// v.set(true);
+    /// let level = mpwasm_guest::RawValue::new(0_u8)?;
+    /// level.set(3);
+    /// assert_eq!(level.get(), 3);
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn set(&self, value: T) {
@@ -668,49 +587,53 @@ impl<T: Scalar> RawValue<T> {
 }
 
 impl<T: AtomicInt> RawValue<T> {
-    /// Adds `delta` (wrapping) and returns the previous value, atomically;
-    /// as [`Value::fetch_add`].
+    /// Adds `delta` (wrapping on overflow) and returns the previous value,
+    /// in one atomic operation: mpwasm's answer to `counter.value += 1`
+    /// racing. No lock needed.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(10_i64)?;
-    /// assert_eq!(v.fetch_add(5), 10);
+    /// let hits = mpwasm_guest::Value::new(0_u64)?;
+    /// assert_eq!(hits.fetch_add(1), 0);
+    /// assert_eq!(hits.get(), 1);
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn fetch_add(&self, delta: T) -> T {
         checked(self.cell.fetch_add(0, delta.to_bits()))
     }
 
-    /// Subtracts `delta` (wrapping) and returns the previous value,
-    /// atomically.
+    /// Subtracts `delta` (wrapping) and returns the previous value, in one
+    /// atomic operation.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(10_i64)?;
-    /// assert_eq!(v.fetch_sub(5), 10);
+    /// let slots = mpwasm_guest::RawValue::new(3_i32)?;
+    /// assert_eq!(slots.fetch_sub(1), 3);
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn fetch_sub(&self, delta: T) -> T {
         checked(self.cell.fetch_add(0, delta.to_bits().wrapping_neg()))
     }
 
-    /// Stores `value` and returns the previous one, atomically.
+    /// Stores `value` and returns the previous one, in one atomic
+    /// operation.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(1_u16)?;
-    /// assert_eq!(v.swap(2), 1);
+    /// let state = mpwasm_guest::RawValue::new(1_u8)?;
+    /// assert_eq!(state.swap(2), 1);
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn swap(&self, value: T) -> T {
         checked(self.cell.swap(0, value))
     }
 
-    /// Stores `new` if the value is `current`, atomically; as
-    /// [`Value::compare_exchange`].
+    /// Stores `new` if the value is `current`, in one atomic operation:
+    /// `Ok(previous)` if it did, `Err(actual)` if the value was something
+    /// else.
     ///
     /// # Errors
     ///
@@ -719,8 +642,9 @@ impl<T: AtomicInt> RawValue<T> {
     /// # Examples
     ///
     /// ```no_run
-    /// let v = mpwasm_guest::RawValue::new(0_i8)?;
-    /// assert_eq!(v.compare_exchange(0, 1), Ok(0));
+    /// let owner = mpwasm_guest::Value::new(0_u32)?;
+    /// assert_eq!(owner.compare_exchange(0, 7), Ok(0));
+    /// assert_eq!(owner.compare_exchange(0, 9), Err(7));
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn compare_exchange(&self, current: T, new: T) -> Result<T, T> {

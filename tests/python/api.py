@@ -81,6 +81,35 @@ if __name__ == "__main__":
     print("value", v.value, mp.RawValue("b", -3).value, mp.RawArray("c", b"hi")[:])
     shm.close()
     shm.unlink()
+    # Integer values at their bounds, and locks taken and given back.
+    for code, lo, hi in [("b", -128, 127), ("B", 0, 255), ("h", -2**15, 2**15 - 1), ("H", 0, 2**16 - 1),
+                         ("i", -2**31, 2**31 - 1), ("I", 0, 2**32 - 1), ("q", -2**63, 2**63 - 1), ("Q", 0, 2**64 - 1)]:
+        v = mp.RawValue(code, lo)
+        got = [v.value]
+        v.value = hi
+        got.append(v.value)
+        v.value = True
+        got.append(v.value)
+        print("bounds", code, got == [lo, hi, 1])
+    lock, rlock, sem = mp.Lock(), mp.RLock(), mp.Semaphore(2)
+    with lock as entered:
+        print("entered", entered)
+    print("acquire", lock.acquire())
+    lock.release()
+    try:
+        lock.release()
+    except ValueError as e:
+        print("released twice", e)
+    print("rlock", rlock.acquire(), rlock.acquire())
+    rlock.release()
+    rlock.release()
+    try:
+        rlock.release()
+    except AssertionError as e:
+        print("rlock released twice", type(e).__name__)
+    with sem:
+        print("semaphore", sem.get_value(), sem.acquire(), sem.acquire(False))
+    sem.release()
 
     # Event, Barrier, Semaphore, JoinableQueue.
     event, barrier, sem, results = mp.Event(), mp.Barrier(2), mp.BoundedSemaphore(1), mp.Queue()
@@ -164,6 +193,9 @@ if __name__ == "__main__":
         except ZeroDivisionError as e:
             print("raised", e, got[-1])
         print(pool.starmap(pow, [(2, 3), (3, 2)]))
+        # Ranges, lists and tuples are cut into chunks without a copy.
+        print(pool.map(abs, range(-7, 8, 3), chunksize=2), sum(pool.map(abs, range(-50_000, 50_000))))
+        print(pool.map(abs, (-1, -2, -3)), pool.map(abs, [-4, -5], 1), pool.starmap(pow, ((2, 5), (5, 2))))
     pool = mp.Pool(1)
     pool.close()
     pool.join()

@@ -53,7 +53,7 @@ use crate::limits::{MAX_CONNECTIONS_IN_TRANSIT, OBJECT_COST, TOKEN_COST};
 use budget::{Budget, Charge, Of, ProcessCount};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::interfaces::{manager, pipe, pool, process, queue, shared, sync};
 use crate::load::CompiledGuest;
@@ -173,6 +173,9 @@ pub(crate) struct Broker {
     objects: Arc<Budget>,
     /// Per caller, the shared memory its enlarged pipe ends are charged.
     pipe_buffers: Mutex<HashMap<u64, Vec<Charge>>>,
+    /// The cluster link for queues shared across hosts: a `--cluster`
+    /// caller's, or a worker host's for its caller's run.
+    queues: OnceLock<Arc<crate::cluster::queue::Queues>>,
 }
 
 /// The reply to a call, with the descriptors it carries.
@@ -196,6 +199,7 @@ impl Broker {
             shared_memory,
             objects,
             pipe_buffers: Mutex::default(),
+            queues: OnceLock::new(),
         })
     }
 
@@ -229,6 +233,56 @@ impl Broker {
     /// How the run's worker processes are started.
     pub(crate) fn launch(&self) -> &Launch {
         &self.launch
+    }
+
+    /// The run's cluster link for queues shared across hosts, if it has
+    /// one.
+    pub(crate) fn queues(&self) -> Option<&Arc<crate::cluster::queue::Queues>> {
+        self.queues.get()
+    }
+
+    /// Gives the run its cluster link for queues, made by `make` unless it
+    /// has one already.
+    ///
+    /// # Errors
+    ///
+    /// What `make` fails with.
+    pub(crate) fn queues_or_init(
+        &self,
+        make: impl FnOnce() -> crate::error::Result<Arc<crate::cluster::queue::Queues>>,
+    ) -> crate::error::Result<()> {
+        if self.queues.get().is_none() {
+            let _ = self.queues.set(make()?);
+        }
+        Ok(())
+    }
+
+    /// The object behind `token`, whoever holds it (a worker host asking
+    /// about one of this run's queues).
+    pub(crate) fn object_of_token(&self, token: u64) -> Option<Object> {
+        let state = self.state();
+        match state.tokens.get(&token) {
+            Some(Grant::Object(id)) => state.objects.get(id).cloned(),
+            _ => None,
+        }
+    }
+
+    /// A worker host's broker redeems a token it never minted: a queue of
+    /// its caller's run, opened in the caller's stream and registered
+    /// under that token (so the run's other tasks adopt the same one).
+    fn adopt_remote(&self, caller: u64, token: u64) -> Answer {
+        let Some(queues) = self.queues.get().filter(|q| q.is_host()) else {
+            return Err(CallError::InvalidHandle);
+        };
+        let hub = queue::remote_hub(self, queues.open(token)?)?;
+        let id = self.register(Object::Queue(hub.clone()), Some(caller))?;
+        let mut state = self.state();
+        if let std::collections::hash_map::Entry::Vacant(e) = state.tokens.entry(token) {
+            e.insert(Grant::Object(id));
+            state.token_of.insert(id, token);
+        }
+        drop(state);
+        hub.hand_out(id)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -395,7 +449,10 @@ impl Broker {
     fn adopt(&self, caller: u64, token: u64) -> Answer {
         let mut state = self.state();
         let object = match state.tokens.get(&token) {
-            None => return Err(CallError::InvalidHandle),
+            None => {
+                drop(state);
+                return self.adopt_remote(caller, token);
+            }
             Some(Grant::Object(id)) => *id,
             Some(Grant::Connection(..)) => {
                 let Some(Grant::Connection(end, sender)) = state.tokens.remove(&token) else {
@@ -558,6 +615,7 @@ impl Broker {
             Call::QueueSpill { id, datagram } => queue::spill(self, caller, id, datagram, fds),
             Call::QueueStore { id, item } => queue::store(self, caller, id, item),
             Call::QueueFetch { id, key } => queue::fetch(self, caller, id, key),
+            Call::QueueRemote { id, op } => queue::remote(self, caller, id, op),
             Call::PoolCreate {
                 processes,
                 initializer,

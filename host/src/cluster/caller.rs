@@ -224,6 +224,12 @@ impl Dispatcher {
                     task: chunk.task.to_string(),
                     codec: chunk.codec,
                     limits: self.limits.clone(),
+                    queues: self
+                        .shared
+                        .broker()
+                        .queues()
+                        .map(|q| q.ns().to_string())
+                        .unwrap_or_default(),
                     inputs: chunk.inputs.encoded(0..len).to_vec(),
                 };
                 self.pending.insert(

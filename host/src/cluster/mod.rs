@@ -44,6 +44,7 @@
 
 mod caller;
 mod options;
+pub(crate) mod queue;
 mod serve;
 mod wire;
 

@@ -351,6 +351,14 @@ impl Host {
             .await
             .map_err(|e| NotRun::Retry(e.to_string()))?
             .map_err(|e| NotRun::Retry(e.to_string()))?;
+        if !chunk.queues.is_empty() && super::run_of(&format!(".{}", chunk.queues)).is_some() {
+            let queues = super::queue::Queues::host(
+                self.client.clone(),
+                tokio::runtime::Handle::current(),
+                chunk.queues.clone(),
+            );
+            let _ = pool.broker().queues_or_init(|| Ok(queues));
+        }
         let pool = Arc::new(pool);
         let mut runs = self.runs();
         match runs.get_mut(run) {

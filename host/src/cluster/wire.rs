@@ -36,6 +36,9 @@ pub(crate) struct ChunkMsg {
     pub(crate) task: String,
     pub(crate) codec: Codec,
     pub(crate) limits: Limits,
+    /// The caller's run whose queues the chunk's tasks may use
+    /// (`crate::cluster::queue`); empty if it shares none.
+    pub(crate) queues: String,
     /// The inputs, in the batch format.
     #[serde(with = "serde_bytes")]
     pub(crate) inputs: Vec<u8>,
@@ -80,6 +83,7 @@ mod test {
             task: "square".into(),
             codec: Codec::Json,
             limits: Limits::default(),
+            queues: String::new(),
             inputs: vec![1, 0, 0, 0, b'3'],
         };
         let bytes = encode(&msg);

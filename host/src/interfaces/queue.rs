@@ -32,7 +32,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::component::Resource;
 
@@ -40,9 +40,10 @@ use super::{io_error, unexpected, HostResult};
 use crate::bindings::{queue, types};
 use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
+use crate::cluster::queue::{Queues, RemoteQueue};
 use crate::limits::{MAX_FRAME_BYTES, QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_SOCKET_BUFFER};
 use crate::sys::ipc::{self, Deadline, SharedMap};
-use crate::wire::{Call, CallError, Reply};
+use crate::wire::{Call, CallError, RemoteOp, Reply};
 use crate::worker::child::WorkerState;
 
 /// The longest a producer sleeps on a full queue before looking again: a
@@ -82,6 +83,16 @@ impl Page {
     fn shutdown(&self) -> &AtomicU32 {
         self.0.word(6)
     }
+    /// Non-zero once the queue lives in a JetStream stream (it was shared
+    /// with a task on another host, `crate::cluster::queue`): every
+    /// operation then goes to the broker.
+    fn remote(&self) -> &AtomicU32 {
+        self.0.word(7)
+    }
+    /// Whether the queue lives in a stream now.
+    fn is_remote(&self) -> bool {
+        self.remote().load(Ordering::Acquire) != 0
+    }
 }
 
 /// `shutdown()`: puts fail; gets fail once the queue is empty.
@@ -108,6 +119,10 @@ const STORED: u8 = 1;
 /// consumers blocked in the receive; each consumer that gets it sends it on
 /// for the next one, so it stays in the socket for good.
 const SHUT_DOWN: u8 = 2;
+/// Not an item: the queue moved into a stream. Sent once by the promotion
+/// to wake consumers blocked in the receive; each one sends it on, as with
+/// [`SHUT_DOWN`], and goes to the broker.
+const PROMOTED: u8 = 3;
 
 // ---------------------------------------------------------------------------
 // The worker's side.
@@ -260,7 +275,7 @@ impl QueueHandle {
         let mut stored = Vec::new();
         while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, false) {
             fds.clear();
-            if got.len == 0 || self.scratch[0] == SHUT_DOWN {
+            if got.len == 0 || self.scratch[0] == SHUT_DOWN || self.scratch[0] == PROMOTED {
                 continue;
             }
             if (self.scratch[0], got.len) == (STORED, 9) {
@@ -320,6 +335,9 @@ impl QueueHandle {
         if (self.scratch[0], fds.len(), got.len) == (SHUT_DOWN, 0, 1) {
             return Ok(Datagram::ShutDown);
         }
+        if (self.scratch[0], fds.len(), got.len) == (PROMOTED, 0, 1) {
+            return Ok(Datagram::Promoted);
+        }
         self.free_slot();
         match (self.scratch[0], fds.len(), got.len) {
             (INLINE, 0, _) => Ok(Datagram::Item(self.scratch[1..got.len].to_vec())),
@@ -342,6 +360,8 @@ enum Datagram {
     Stored(u64),
     /// The shut-down marker.
     ShutDown,
+    /// The promotion marker.
+    Promoted,
 }
 
 impl WorkerState {
@@ -415,6 +435,67 @@ impl WorkerState {
         })
     }
 
+    /// `put` on a queue that lives in a stream.
+    fn remote_put(&self, id: u64, item: Vec<u8>, timeout_ms: Option<u64>) -> HostResult<()> {
+        let item = serde_bytes::ByteBuf::from(item);
+        let call = Call::QueueRemote {
+            id,
+            op: RemoteOp::Put { item, timeout_ms },
+        };
+        Ok(match self.upcall(call, &[])? {
+            Ok((Reply::Bool(true), _)) => Ok(()),
+            Ok((Reply::Bool(false), _)) => Err(types::Error::Full),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// `get` on a queue that lives in a stream: an item a producer of
+    /// this host sent into the socket as the queue was promoted comes
+    /// first, then the stream's.
+    fn remote_get(
+        &mut self,
+        handle: &Resource<QueueHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
+        let q = self.table.get_mut(handle)?;
+        let id = q.id;
+        match q.receive(Deadline::after_ms(Some(0))) {
+            Ok(Datagram::Item(item)) => return Ok(Ok(item)),
+            Ok(Datagram::Stored(key)) => return self.fetch_item(id, key),
+            Ok(Datagram::ShutDown | Datagram::Promoted) => {
+                let marker = if matches!(q.page.shutdown().load(Ordering::Acquire), 0) {
+                    PROMOTED
+                } else {
+                    SHUT_DOWN
+                };
+                let q = self.table.get(handle)?;
+                self.send_item(q, &[&[marker]])?.ok();
+            }
+            Err(_) => {}
+        }
+        let call = Call::QueueRemote {
+            id,
+            op: RemoteOp::Get { timeout_ms },
+        };
+        Ok(match self.upcall(call, &[])? {
+            Ok((Reply::Value(Some(item)), _)) => {
+                if item.len() as u64 > self.max_message {
+                    Err(types::Error::Limit(format!(
+                        "an item of {} bytes exceeds the message limit of {}",
+                        item.len(),
+                        self.max_message
+                    )))
+                } else {
+                    Ok(item.into_vec())
+                }
+            }
+            Ok((Reply::Value(None), _)) => Err(types::Error::Empty),
+            Ok((other, _)) => return Err(unexpected(other)),
+            Err(e) => Err(e),
+        })
+    }
+
     /// Lets go of the items the broker keeps under `keys` (drained by an
     /// immediate shutdown).
     fn discard_items(&self, id: u64, keys: Vec<u64>) -> wasmtime::Result<()> {
@@ -436,6 +517,9 @@ impl queue::HostQueue for WorkerState {
             Ok(q) => q,
             Err(e) => return Ok(Err(e)),
         };
+        if q.page.is_remote() {
+            return self.remote_put(q.id, item, timeout_ms);
+        }
         if q.page.shutdown().load(Ordering::Acquire) != 0 {
             return Ok(Err(types::Error::ShutDown));
         }
@@ -450,6 +534,11 @@ impl queue::HostQueue for WorkerState {
         }
         if let Err(e) = q.reserve(Deadline::after_ms(timeout_ms)) {
             return Ok(Err(e));
+        }
+        if q.page.is_remote() {
+            // Promoted while this put waited for room.
+            q.free_slot();
+            return self.remote_put(q.id, item, timeout_ms);
         }
         if q.joinable {
             q.page.unfinished().fetch_add(1, Ordering::AcqRel);
@@ -489,6 +578,9 @@ impl queue::HostQueue for WorkerState {
                 return Ok(Err(types::Error::Closed));
             }
             let id = q.id;
+            if q.page.is_remote() {
+                return self.remote_get(&handle, timeout_ms);
+            }
             if q.shut_for_gets() {
                 if q.page.shutdown().load(Ordering::Acquire) == SHUT_NOW {
                     // Items the broker fed in after the shutdown's drain.
@@ -509,6 +601,12 @@ impl queue::HostQueue for WorkerState {
                         return Ok(Err(e));
                     }
                 }
+                // The queue moved into a stream: wake the next consumer,
+                // then go to the broker (at the top of the loop).
+                Ok(Datagram::Promoted) => {
+                    let q = self.table.get(&handle)?;
+                    self.send_item(q, &[&[PROMOTED]])?.ok();
+                }
             }
         }
     }
@@ -517,6 +615,11 @@ impl queue::HostQueue for WorkerState {
         let q = self.table.get_mut(&handle)?;
         if q.closed {
             return Ok(Err(types::Error::Closed));
+        }
+        if q.page.is_remote() {
+            return Ok(Err(types::Error::Other(
+                "shutdown() is not supported on a queue shared across hosts".into(),
+            )));
         }
         let level = if immediate { SHUT_NOW } else { SHUT };
         let before = q.page.shutdown().fetch_max(level, Ordering::AcqRel);
@@ -535,12 +638,21 @@ impl queue::HostQueue for WorkerState {
     }
 
     fn qsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        Ok(self
-            .table
-            .get(&handle)?
-            .page
-            .count()
-            .load(Ordering::Acquire))
+        let q = self.table.get(&handle)?;
+        if q.page.is_remote() {
+            let n = match self.upcall(
+                Call::QueueRemote {
+                    id: q.id,
+                    op: RemoteOp::Qsize,
+                },
+                &[],
+            )? {
+                Ok((Reply::Len(n), _)) => n,
+                _ => 0,
+            };
+            return Ok(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(q.page.count().load(Ordering::Acquire))
     }
 
     fn maxsize(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
@@ -557,6 +669,20 @@ impl queue::HostQueue for WorkerState {
             }
             Err(e) => return Ok(Err(e)),
         };
+        if q.page.is_remote() {
+            let call = Call::QueueRemote {
+                id: q.id,
+                op: RemoteOp::TaskDone,
+            };
+            return Ok(match self.upcall(call, &[])? {
+                Ok((Reply::Bool(true), _)) => Ok(()),
+                Ok((Reply::Bool(false), _)) => Err(types::Error::Other(
+                    "task_done() called more times than items were taken on this host".into(),
+                )),
+                Ok((other, _)) => return Err(unexpected(other)),
+                Err(e) => Err(e),
+            });
+        }
         Ok(if q.mark_done() {
             Ok(())
         } else {
@@ -576,6 +702,18 @@ impl queue::HostQueue for WorkerState {
             }
             Err(e) => return Ok(Err(e)),
         };
+        if q.page.is_remote() {
+            let call = Call::QueueRemote {
+                id: q.id,
+                op: RemoteOp::Join { timeout_ms },
+            };
+            return Ok(match self.upcall(call, &[])? {
+                Ok((Reply::Bool(true), _)) => Ok(()),
+                Ok((Reply::Bool(false), _)) => Err(types::Error::Timeout),
+                Ok((other, _)) => return Err(unexpected(other)),
+                Err(e) => Err(e),
+            });
+        }
         let deadline = Deadline::after_ms(timeout_ms);
         loop {
             let seq = q.page.done_seq().load(Ordering::Acquire);
@@ -651,6 +789,9 @@ pub(crate) struct Hub {
     stored: Mutex<HashMap<u64, (Vec<u8>, Charge)>>,
     /// The next key.
     next_key: AtomicU64,
+    /// The stream the queue lives in once it was shared with another
+    /// host.
+    remote: OnceLock<Arc<RemoteQueue>>,
     /// One of the run's objects, and its socket's buffer of shared memory.
     _charges: [Charge; 2],
 }
@@ -718,6 +859,7 @@ pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool)
         spill: Mutex::new((VecDeque::new(), false)),
         stored: Mutex::new(HashMap::new()),
         next_key: AtomicU64::new(0),
+        remote: OnceLock::new(),
         _charges: [object, buffer],
     });
     let id = broker.register(Object::Queue(hub.clone()), Some(caller))?;
@@ -796,4 +938,160 @@ pub(crate) fn spill(
             .map_err(other)?;
     }
     Ok((Reply::Ok, Vec::new()))
+}
+
+// ---------------------------------------------------------------------------
+// Queues in a JetStream stream (`crate::cluster::queue`).
+
+/// A new queue of this broker's run, for the caller's queue `remote` (a
+/// worker host adopting a token it never minted): a hub like any other,
+/// its `remote` word set, so every operation goes to the stream.
+pub(crate) fn remote_hub(broker: &Broker, remote: RemoteQueue) -> Result<Arc<Hub>, CallError> {
+    let object = broker.charge_object("a queue shared across hosts")?;
+    // The socket carries only the promotion marker: the smallest buffer.
+    let (send, recv) = ipc::socketpair(ipc::Kind::SeqPacket, None).map_err(other)?;
+    let buffer = broker.charge_shared(0, "a queue shared across hosts")?;
+    let (maxsize, joinable) = remote.shape();
+    let hub = Arc::new(Hub {
+        send,
+        recv,
+        page: Page(SharedMap::page("mpwasm-queue").map_err(other)?),
+        maxsize,
+        joinable,
+        spill: Mutex::new((VecDeque::new(), false)),
+        stored: Mutex::new(HashMap::new()),
+        next_key: AtomicU64::new(0),
+        remote: OnceLock::from(Arc::new(remote)),
+        _charges: [object, buffer],
+    });
+    hub.page.remote().store(1, Ordering::Release);
+    Ok(hub)
+}
+
+/// `Call::QueueRemote`: one operation on a queue that lives in a stream.
+pub(crate) fn remote(broker: &Broker, caller: u64, id: u64, op: RemoteOp) -> Answer {
+    let hub = hub(broker, caller, id)?;
+    let Some(queue) = hub.remote.get().cloned() else {
+        return Err(CallError::Other(
+            "the queue is not shared across hosts".into(),
+        ));
+    };
+    let ms = |t: Option<u64>| t.map(std::time::Duration::from_millis);
+    let reply = match op {
+        RemoteOp::Put { item, timeout_ms } => {
+            let max = broker.launch().sandbox.max_message_bytes();
+            if item.len() as u64 > max {
+                return Err(CallError::Limit(format!(
+                    "an item of {} bytes exceeds the message limit of {max}",
+                    item.len()
+                )));
+            }
+            let item = bytes::Bytes::from(item.into_vec());
+            Reply::Bool(queue.block_on(queue.put(item, ms(timeout_ms)))?)
+        }
+        RemoteOp::Get { timeout_ms } => {
+            let item = queue.block_on(queue.get(ms(timeout_ms)))?;
+            // From another machine: bounded before it goes into a frame.
+            let max = broker
+                .launch()
+                .sandbox
+                .max_message_bytes()
+                .min(MAX_ITEM_BYTES);
+            if let Some(item) = item.as_ref().filter(|i| i.len() as u64 > max) {
+                return Err(CallError::Limit(format!(
+                    "an item of {} bytes from another host exceeds the message limit of {max}",
+                    item.len()
+                )));
+            }
+            Reply::Value(item.map(serde_bytes::ByteBuf::from))
+        }
+        RemoteOp::Qsize => Reply::Len(queue.block_on(queue.qsize())),
+        RemoteOp::TaskDone if hub.joinable => Reply::Bool(queue.block_on(queue.task_done())),
+        RemoteOp::Join { timeout_ms } if hub.joinable => {
+            Reply::Bool(queue.block_on(queue.join(ms(timeout_ms))))
+        }
+        RemoteOp::TaskDone | RemoteOp::Join { .. } => {
+            return Err(CallError::Other("needs a JoinableQueue".into()))
+        }
+    };
+    Ok((reply, Vec::new()))
+}
+
+/// The caller's side of a host's question about queue `token`: moves the
+/// queue into a stream (once) and describes it (`maxsize`, `joinable`).
+///
+/// The `remote` word is set first, so later operations go to the broker;
+/// the items already in the socket and the spill then go into the stream
+/// in their order, while puts through the broker wait; last, a marker wakes
+/// the consumers blocked in the socket's receive.
+pub(crate) async fn promote(
+    broker: &Broker,
+    queues: &Arc<Queues>,
+    token: u64,
+) -> Result<(u32, bool), String> {
+    let Some(Object::Queue(hub)) = broker.object_of_token(token) else {
+        return Err(format!("no queue has token {token:#x}"));
+    };
+    let _one_at_a_time = queues.promoting().await;
+    if let Some(queue) = hub.remote.get() {
+        return Ok(queue.shape());
+    }
+    let queue = RemoteQueue::open(queues, token, hub.maxsize, hub.joinable, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let queue = Arc::new(queue);
+    let puts_wait = queue.hold_puts().await;
+    let _ = hub.remote.set(queue.clone());
+    hub.page.remote().store(1, Ordering::Release);
+    for item in hub.take_all() {
+        if let Err(e) = queue.publish(bytes::Bytes::from(item), None).await {
+            tracing::warn!("cluster: an item lost moving a queue into its stream: {e}");
+        }
+    }
+    drop(puts_wait);
+    if let Err(e) = ipc::send(hub.send.as_fd(), &[&[PROMOTED]], &[], false) {
+        tracing::debug!("cluster: waking a promoted queue's consumers: {e}");
+    }
+    Ok(queue.shape())
+}
+
+impl Hub {
+    /// Every item queued now, in order (socket, then spill), taken out for
+    /// the stream; producers waiting for room are woken (they find the
+    /// queue promoted).
+    fn take_all(&self) -> Vec<Vec<u8>> {
+        let mut items = Vec::new();
+        let mut scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
+        let mut fds = Vec::new();
+        let mut datagrams = Vec::new();
+        while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut scratch, &mut fds, false) {
+            fds.clear();
+            if !got.truncated {
+                datagrams.push(scratch[..got.len].to_vec());
+            }
+        }
+        let spilled = std::mem::take(&mut self.spill.lock().unwrap_or_else(|e| e.into_inner()).0);
+        datagrams.extend(spilled.into_iter().map(|(datagram, _charge)| datagram));
+        for datagram in datagrams {
+            let item = match datagram.first() {
+                Some(&INLINE) => Some(datagram[1..].to_vec()),
+                Some(&STORED) if datagram.len() == 9 => {
+                    let key = u64::from_le_bytes(datagram[1..9].try_into().expect("8 bytes"));
+                    let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
+                    stored.remove(&key).map(|(bytes, _charge)| bytes)
+                }
+                _ => None,
+            };
+            if let Some(item) = item {
+                items.push(item);
+                let _ = self
+                    .page
+                    .count()
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            }
+        }
+        self.page.taken_seq().fetch_add(1, Ordering::AcqRel);
+        ipc::futex_wake_all(self.page.taken_seq());
+        items
+    }
 }

@@ -276,11 +276,35 @@ impl shared::HostRegion for WorkerState {
         Ok(self.region(&handle)?.window.as_ref().map(|w| w.offset()))
     }
 
+    fn load_or_trap(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        width: u8,
+    ) -> wasmtime::Result<i64> {
+        self.load(handle, offset, width)?.map_err(trap)
+    }
+
+    fn store_or_trap(
+        &mut self,
+        handle: Resource<RegionHandle>,
+        offset: u64,
+        width: u8,
+        value: i64,
+    ) -> wasmtime::Result<()> {
+        self.store(handle, offset, width, value)?.map_err(trap)
+    }
+
     fn drop(&mut self, handle: Resource<RegionHandle>) -> wasmtime::Result<()> {
         let r = self.table.delete(handle)?;
         self.upcall(Call::Release { id: r.id }, &[])?.ok();
         Ok(())
     }
+}
+
+/// The trap of a `*-or-trap` call that `load`/`store` would refuse.
+fn trap(e: types::Error) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("shared region: {e:?}"))
 }
 
 impl WorkerState {

@@ -90,12 +90,13 @@ fn in_window(kind: SyncKind) -> bool {
     is_owner_lock(kind) || matches!(kind, SyncKind::Semaphore { .. } | SyncKind::Event)
 }
 
-/// The [`OwnerLock`] of a Lock or RLock page.
-fn owner_lock(kind: SyncKind, page: &SharedMap) -> Option<OwnerLock<'_>> {
+/// The [`OwnerLock`] of a Lock or RLock page, for process `me`.
+fn owner_lock(kind: SyncKind, page: &SharedMap, me: u32) -> Option<OwnerLock<'_>> {
     is_owner_lock(kind).then(|| OwnerLock {
         word: page.word(0),
         count: page.word(1),
         recursive: kind == SyncKind::RLock,
+        me,
     })
 }
 
@@ -112,6 +113,9 @@ pub struct SyncHandle {
     depth: u32,
     /// A Lock or RLock page in the guest's window, if it has one.
     window: Option<crate::sys::window::Mapping>,
+    /// This worker process, as a lock word names its owner (the handle
+    /// never leaves the process that made it).
+    me: u32,
 }
 
 impl SyncHandle {
@@ -133,6 +137,7 @@ impl SyncHandle {
             mutex,
             depth: 0,
             window: None,
+            me: crate::sys::owner_lock::me(),
         })
     }
 
@@ -141,7 +146,7 @@ impl SyncHandle {
     }
 
     fn lock(&mut self, deadline: Deadline) -> Result<(), types::Error> {
-        let locked = match (&self.mutex, owner_lock(self.kind, &self.page)) {
+        let locked = match (&self.mutex, owner_lock(self.kind, &self.page, self.me)) {
             (_, Some(lock)) => lock.lock(deadline),
             (Some(mutex), None) => mutex.lock(deadline),
             (None, None) => return Err(not_for(self.kind, "acquire")),
@@ -165,7 +170,7 @@ impl SyncHandle {
     }
 
     fn unlock(&mut self) -> Result<(), types::Error> {
-        let unlocked = match (&self.mutex, owner_lock(self.kind, &self.page)) {
+        let unlocked = match (&self.mutex, owner_lock(self.kind, &self.page, self.me)) {
             (_, Some(lock)) => lock.unlock().map_err(drop),
             (Some(mutex), None) => mutex.unlock().map_err(drop),
             (None, None) => return Err(not_for(self.kind, "release")),
@@ -487,7 +492,7 @@ impl sync::HostSyncObject for WorkerState {
             SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
             SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
             SyncKind::Lock | SyncKind::RLock => {
-                u32::from(owner_lock(s.kind, &s.page).is_some_and(|l| l.is_locked()))
+                u32::from(owner_lock(s.kind, &s.page, s.me).is_some_and(|l| l.is_locked()))
             }
             SyncKind::Condition => u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked)),
             _ => 0,
@@ -500,6 +505,20 @@ impl sync::HostSyncObject for WorkerState {
             .window
             .as_ref()
             .map(|w| w.offset()))
+    }
+
+    fn acquire_status(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<u8> {
+        Ok(
+            match self.sync_object(&handle)?.acquire(Deadline::after_ms(None)) {
+                Ok(()) => 0,
+                Err(types::Error::OwnerDied) => 1,
+                Err(_) => 2,
+            },
+        )
+    }
+
+    fn release_status(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<bool> {
+        Ok(self.sync_object(&handle)?.release().is_ok())
     }
 
     fn share(&mut self, handle: Resource<SyncHandle>) -> HostResult<u64> {

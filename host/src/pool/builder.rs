@@ -58,6 +58,11 @@ impl Pool {
         builder.maxtasksperchild = options.maxtasksperchild.or(launch.pools.maxtasksperchild);
         builder.cluster = launch.pools.cluster;
         builder.initializer = options.initializer.map(|(task, args)| (task, Ok(args)));
+        if let Some(cluster) = &builder.cluster {
+            // Queues the pool's tasks receive may be used from other hosts.
+            let weak = Arc::downgrade(&broker);
+            broker.queues_or_init(|| crate::cluster::queue::Queues::caller(cluster, weak))?;
+        }
         let places = broker
             .process_count()
             .reserve(processes, "a pool")

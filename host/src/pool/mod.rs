@@ -59,6 +59,11 @@ impl Shared {
         self.broker.launch()
     }
 
+    /// The broker serving the workers' upcalls.
+    pub(crate) fn broker(&self) -> &Arc<crate::broker::Broker> {
+        &self.broker
+    }
+
     /// The pool's limits and grants.
     pub(crate) fn sandbox(&self) -> &Sandbox {
         &self.launch().sandbox
@@ -564,6 +569,11 @@ impl Pool {
         );
         stream.accepted()?;
         Ok(stream)
+    }
+
+    /// The broker serving this pool's workers' upcalls.
+    pub(crate) fn broker(&self) -> &Arc<crate::broker::Broker> {
+        self.inner.shared.broker()
     }
 
     /// Runs one chunk of encoded inputs on the pool's workers and returns

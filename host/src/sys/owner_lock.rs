@@ -40,6 +40,11 @@ pub(crate) struct OwnerLock<'a> {
     pub(crate) count: &'a AtomicU32,
     /// Whether the owner may acquire again (RLock).
     pub(crate) recursive: bool,
+    /// The calling process, as [`me`] gives it. A holder that lives in one
+    /// process keeps it: `getpid` is a system call, and on this VM's CPUs
+    /// (return-stack mitigations) one per acquire and release also slowed
+    /// the guest code after it, doubling a Python guest's locked increment.
+    pub(crate) me: u32,
 }
 
 /// The calling process's id as the lock word holds it.
@@ -51,7 +56,7 @@ impl OwnerLock<'_> {
     /// Acquires for this process, waiting until `deadline` (a passed one:
     /// try once).
     pub(crate) fn lock(&self, deadline: Deadline) -> Result<Acquired, LockError> {
-        let me = me();
+        let me = self.me;
         let mut slept = false;
         loop {
             let v = self.word.load(Ordering::Acquire);
@@ -98,7 +103,7 @@ impl OwnerLock<'_> {
 
     /// Releases once; `Err` unless this process holds the lock.
     pub(crate) fn unlock(&self) -> Result<(), LockError> {
-        let me = me();
+        let me = self.me;
         if self.word.load(Ordering::Acquire) & OWNER != me {
             return Err(LockError::Os(libc::EPERM));
         }

@@ -106,6 +106,15 @@ pub(crate) enum Call {
         /// The key from the datagram.
         key: u64,
     },
+    /// queue: one operation on a queue that lives in a JetStream stream
+    /// (shared with a process on another host, `crate::cluster::queue`).
+    /// → `Ok`, `Bool`, `Len` or `Value`, as [`RemoteOp`] says.
+    QueueRemote {
+        /// Broker id.
+        id: u64,
+        /// What to do.
+        op: RemoteOp,
+    },
     /// pipe: the caller enlarges (`grow`) the buffers of one of its pipe
     /// ends for a large message, or lets one such end go; each enlarged
     /// end is charged to the run's shared memory. → `Ok`.
@@ -226,6 +235,34 @@ pub(crate) enum Container {
     Dict,
     /// `Manager().Namespace()`.
     Namespace,
+}
+
+/// One operation on a queue kept in a JetStream stream.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RemoteOp {
+    /// Append an item. → `Bool` (false: the queue stayed full until the
+    /// timeout).
+    Put {
+        /// The encoded item.
+        item: serde_bytes::ByteBuf,
+        /// `None`: wait for room forever.
+        timeout_ms: Option<u64>,
+    },
+    /// Take the oldest item. → `Value` (`None`: empty until the timeout).
+    Get {
+        /// `None`: wait forever.
+        timeout_ms: Option<u64>,
+    },
+    /// Items waiting to be taken. → `Len`.
+    Qsize,
+    /// One taken item is done (joinable queues). → `Bool` (false: none
+    /// is waiting to be marked done here).
+    TaskDone,
+    /// Wait until every item put is done. → `Bool` (false: timed out).
+    Join {
+        /// `None`: forever.
+        timeout_ms: Option<u64>,
+    },
 }
 
 /// One operation on a manager container; keys, values and indices are

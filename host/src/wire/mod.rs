@@ -27,7 +27,7 @@ mod calls;
 mod channel;
 
 pub(crate) use calls::{
-    Call, CallError, Container, JobItem, ManagerOp, ProcessDesc, Reply, SyncKind,
+    Call, CallError, Container, JobItem, ManagerOp, ProcessDesc, RemoteOp, Reply, SyncKind,
 };
 pub(crate) use channel::Channel;
 

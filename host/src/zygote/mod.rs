@@ -29,8 +29,8 @@
 //! only while it has one thread (checked in `/proc/self/task` before each
 //! fork), and it never runs guest code (wasmtime-wasi starts a thread pool
 //! on first use). The child keeps only its channel (as stdin) and the
-//! artifact's descriptor (wasmtime maps the artifact again at every
-//! instantiation), then locks itself down as an exec'd worker does
+//! descriptors loading opened (the artifact, which wasmtime maps again at
+//! every instantiation), then locks itself down as an exec'd worker does
 //! (Landlock with its own grants; seccomp denying new processes other
 //! than threads, `clone3` answered `ENOSYS`), starts its deadline ticker,
 //! instantiates and reports ready.

@@ -11,6 +11,7 @@ fn lock(words: &[AtomicU32; 2], recursive: bool) -> OwnerLock<'_> {
         word: &words[0],
         count: &words[1],
         recursive,
+        me: me(),
     }
 }
 
@@ -84,6 +85,7 @@ fn a_sleeping_waiter_in_another_process_is_woken_by_the_repair() {
             word: page.word(0),
             count: page.word(1),
             recursive: false,
+            me: me(),
         };
         let got = l.lock(Deadline::after_ms(Some(10_000)));
         let code = if got == Ok(Acquired::OwnerDied) { 0 } else { 1 };
@@ -105,4 +107,23 @@ fn a_sleeping_waiter_in_another_process_is_woken_by_the_repair() {
         page.word(0).load(Ordering::SeqCst) & super::OWNER,
         (child as u32) & super::OWNER
     );
+}
+
+#[test]
+fn the_word_names_the_process_the_lock_was_given_without_asking_the_kernel() {
+    // A holder passes its pid in once (no `getpid` per call): the lock
+    // word is what it was given, and only a lock given the same pid
+    // releases it.
+    let words = [AtomicU32::new(0), AtomicU32::new(0)];
+    let given = OwnerLock {
+        me: me() + 1,
+        ..lock(&words, false)
+    };
+    assert_eq!(given.lock(now()), Ok(Acquired::Clean));
+    assert_eq!(words[0].load(Ordering::SeqCst), me() + 1);
+    assert_eq!(
+        lock(&words, false).unlock(),
+        Err(LockError::Os(libc::EPERM))
+    );
+    assert_eq!(given.unlock(), Ok(()));
 }

@@ -7,6 +7,7 @@
 //! `#[task]`s are what the pools and processes run. Every blocking call that
 //! could hang on a bug has a timeout or is guarded by the test.
 
+mod cluster_queues;
 mod holders;
 mod options;
 
@@ -116,6 +117,9 @@ fn main() -> Result<()> {
         "scope" => options::scope(),
         "call_errors" => options::call_errors(),
         "cluster_map" => options::cluster_map(rest),
+        "cluster_queue" => cluster_queues::to_main(rest),
+        "cluster_queue_mpmc" => cluster_queues::mpmc(rest),
+        "cluster_queue_redeliver" => cluster_queues::redeliver(rest),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
     }
 }
