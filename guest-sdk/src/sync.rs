@@ -5,10 +5,15 @@
 //! Each primitive lives in a page of shared memory every holder maps;
 //! acquiring, waiting and notifying are host calls that act on that page in
 //! the calling process (futexes and robust pthread mutexes), without a
-//! message to another process. An uncontended [`Lock`] or [`RLock`] is
-//! taken and released without even a host call: its page is mapped into
-//! the guest's window, and one atomic compare-and-swap on its lock word,
-//! which names the owner, does it.
+//! message to another process. What needs no sleep needs no host call
+//! either: the page is mapped into the guest's window, and an uncontended
+//! [`Lock`] or [`RLock`] is taken and released with one atomic
+//! compare-and-swap on its lock word, which names the owner (with spare
+//! CPUs, a busy one is watched for a few microseconds before sleeping); a
+//! [`Semaphore`] unit that is there is taken, and one given back, the same
+//! way; an [`Event`] is read, cleared, waited for when set and set with
+//! nobody asleep on it. A wake-up is a host call only when a process may
+//! be asleep. [`Condition`] and [`Barrier`] are host calls throughout.
 //!
 //! Locks are *robust*: when a process dies holding one, the next acquirer
 //! gets it anyway, and its [`LockGuard::owner_died`] says so, because the
@@ -53,13 +58,16 @@ use serde::{Deserialize, Serialize, Serializer};
 use crate::bindings::{sync as wit, types};
 use crate::capability::Handle;
 use crate::error::{Error, Result};
-use crate::{time, window};
+use crate::time;
+
+mod fast;
+use fast::Fast;
 
 /// Which primitive a handle is, written after its token so that a receiver
 /// expecting another kind fails to decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-enum Tag {
+pub(crate) enum Tag {
     Lock,
     RLock,
     Semaphore,
@@ -73,26 +81,29 @@ enum Tag {
 #[derive(Clone)]
 struct Object {
     host: Handle<wit::SyncObject>,
-    /// A Lock or RLock in this guest's window: taken and released here
-    /// when uncontended, without a host call.
-    fast: Option<FastLock>,
+    /// What this guest does in its own code on the primitive's page in its
+    /// window, without a host call.
+    fast: Fast,
 }
 
 impl Object {
     fn create(kind: wit::Kind) -> Result<Object> {
-        let recursive = matches!(kind, wit::Kind::Rlock);
-        let lock = matches!(kind, wit::Kind::Lock | wit::Kind::Rlock);
-        Ok(Object::with(
-            Handle::new(wit::create(kind)?),
-            lock,
-            recursive,
-        ))
+        let tag = match kind {
+            wit::Kind::Lock => Tag::Lock,
+            wit::Kind::Rlock => Tag::RLock,
+            wit::Kind::Semaphore((_, false)) => Tag::Semaphore,
+            wit::Kind::Semaphore((_, true)) => Tag::BoundedSemaphore,
+            wit::Kind::Event => Tag::Event,
+            wit::Kind::Condition => Tag::Condition,
+            wit::Kind::Barrier(_) => Tag::Barrier,
+        };
+        Ok(Object::with(Handle::new(wit::create(kind)?), tag))
     }
 
-    fn with(host: Handle<wit::SyncObject>, lock: bool, recursive: bool) -> Object {
-        let fast = match (lock, host.window()) {
-            (true, Some(at)) => Some(FastLock { at, recursive }),
-            _ => None,
+    fn with(host: Handle<wit::SyncObject>, tag: Tag) -> Object {
+        let fast = match host.window() {
+            Some(at) => Fast::new(tag, at),
+            None => Fast::None,
         };
         Object { host, fast }
     }
@@ -100,8 +111,12 @@ impl Object {
     /// Acquires, waiting at most `timeout` (`None`: forever; zero: not at
     /// all). `Ok(true)` if the previous holder died holding it.
     fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
-        if self.fast.is_some_and(|f| f.try_acquire()) {
-            return Ok(false);
+        match self.fast {
+            Fast::Lock(lock) if lock.try_acquire() => return Ok(false),
+            Fast::Semaphore(sem) if sem.try_acquire() => return Ok(false),
+            // None left, and no wait wanted: nothing for the host to do.
+            Fast::Semaphore(_) if timeout == Some(Duration::ZERO) => return Err(Error::Timeout),
+            _ => {}
         }
         match self.host.acquire(time::millis(timeout)) {
             Ok(()) => Ok(false),
@@ -111,10 +126,25 @@ impl Object {
     }
 
     fn release(&self) -> Result<()> {
-        if self.fast.is_some_and(|f| f.try_release()) {
-            return Ok(());
+        match self.fast {
+            Fast::Lock(lock) if lock.try_release() => return Ok(()),
+            Fast::Semaphore(sem) if sem.try_release() => {
+                if sem.may_sleep() {
+                    self.host.notify(1)?;
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         Ok(self.host.release()?)
+    }
+
+    /// A semaphore's units left.
+    fn value(&self) -> u32 {
+        match self.fast {
+            Fast::Semaphore(sem) => sem.value(),
+            _ => self.host.value(),
+        }
     }
 
     /// The host's `wait`: 1 if set, notified, or (barrier) the arrival index.
@@ -136,95 +166,8 @@ impl Object {
                 "a sync object of kind {got} cannot be received as a {tag:?}"
             )));
         }
-        let lock = matches!(tag, Tag::Lock | Tag::RLock);
-        Ok((Object::with(host, lock, tag == Tag::RLock), param))
+        Ok((Object::with(host, tag), param))
     }
-}
-
-/// The guest's side of the host's owner lock (`host/src/sys/owner_lock.rs`):
-/// the lock word holds the owner's pid (plus a waiters flag, or an
-/// owner-died mark), the next word an RLock's re-entry count. Only the
-/// uncontended cases are done here, each with one compare-and-swap on the
-/// window; anything else (a holder, waiters, an owner that died, a
-/// release by a non-holder) goes to the host, which sleeps, wakes and
-/// reports errors.
-#[derive(Clone, Copy)]
-struct FastLock {
-    /// The lock word's window address; the count is at `at + 4`.
-    at: u32,
-    recursive: bool,
-}
-
-impl FastLock {
-    /// Takes the lock if it is free and clean, or (RLock) held by this
-    /// process.
-    fn try_acquire(self) -> bool {
-        let me = my_pid();
-        if self.recursive && window::load(self.at, 4) as u32 & OWNER == me {
-            let count = window::load(self.at + 4, 4);
-            window::store(self.at + 4, 4, count + 1);
-            return true;
-        }
-        // A holder in another process usually leaves within a few hundred
-        // nanoseconds (critical sections are short): watching the word that
-        // long is far cheaper than sleeping and being woken. Bounded, so a
-        // process sharing its CPU with the holder soon asks the host to
-        // sleep instead.
-        for _ in 0..SPINS {
-            match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
-                Ok(_) => {
-                    // Only an RLock keeps a count (a Lock's is never read).
-                    if self.recursive {
-                        window::store(self.at + 4, 4, 1);
-                    }
-                    return true;
-                }
-                // Waiters, an owner that died, or this very process (a
-                // Lock is not re-entrant): the host decides.
-                Err(v) if v as u32 & !OWNER != 0 || v as u32 == me => return false,
-                Err(_) => std::hint::spin_loop(),
-            }
-        }
-        false
-    }
-
-    /// Releases the lock if this process holds it and nobody waits.
-    fn try_release(self) -> bool {
-        let me = i64::from(my_pid());
-        if !self.recursive {
-            return window::compare_exchange(self.at, 4, me, 0).is_ok();
-        }
-        if window::load(self.at, 4) != me {
-            return false;
-        }
-        let count = window::load(self.at + 4, 4);
-        if count > 1 {
-            window::store(self.at + 4, 4, count - 1);
-            return true;
-        }
-        window::store(self.at + 4, 4, 0);
-        if window::compare_exchange(self.at, 4, me, 0).is_ok() {
-            return true;
-        }
-        // A waiter came: the host releases and wakes it.
-        window::store(self.at + 4, 4, count);
-        false
-    }
-}
-
-/// The pid bits of a lock word.
-const OWNER: u32 = (1 << 30) - 1;
-
-/// Looks at a busy lock word at most this many times before asking the
-/// host to wait (about a microsecond).
-const SPINS: u32 = 200;
-
-/// This process's pid, as lock words hold it.
-fn my_pid() -> u32 {
-    thread_local! {
-        static PID: u32 = crate::bindings::runtime::worker().pid & OWNER;
-    }
-    PID.with(|p| *p)
 }
 
 /// For host calls that fail only on a primitive of another kind, which a
@@ -763,7 +706,7 @@ impl Semaphore {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn get_value(&self) -> u32 {
-        self.object.host.value()
+        self.object.value()
     }
 }
 
@@ -885,7 +828,7 @@ impl BoundedSemaphore {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn get_value(&self) -> u32 {
-        self.object.host.value()
+        self.object.value()
     }
 }
 
@@ -944,6 +887,11 @@ impl Event {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn set(&self) {
+        if let Fast::Event(event) = self.object.fast {
+            if event.try_set() {
+                return;
+            }
+        }
         infallible(self.object.host.set(), "to set an event");
     }
 
@@ -964,7 +912,10 @@ impl Event {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn clear(&self) {
-        infallible(self.object.host.clear(), "to clear an event");
+        match self.object.fast {
+            Fast::Event(event) => event.clear(),
+            _ => infallible(self.object.host.clear(), "to clear an event"),
+        }
     }
 
     /// Whether the flag is set.
@@ -977,7 +928,10 @@ impl Event {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn is_set(&self) -> bool {
-        self.object.host.is_set()
+        match self.object.fast {
+            Fast::Event(event) => event.is_set(),
+            _ => self.object.host.is_set(),
+        }
     }
 
     /// Waits until the flag is set; returns `true` (Python's `wait()`).
@@ -1017,6 +971,14 @@ impl Event {
     }
 
     fn wait_for(&self, timeout: Option<Duration>) -> bool {
+        if let Fast::Event(event) = self.object.fast {
+            if event.is_set() {
+                return true;
+            }
+            if timeout == Some(Duration::ZERO) {
+                return false;
+            }
+        }
         let set = self.object.host.wait(time::millis(timeout));
         infallible(set, "to wait for an event") != 0
     }
@@ -1650,7 +1612,7 @@ impl<'de> Deserialize<'de> for Barrier {
         Ok(Barrier {
             object,
             parties,
-            action: action.map(|(name, host)| (name, Object::with(host, false, false))),
+            action: action.map(|(name, host)| (name, Object::with(host, Tag::Barrier))),
             timeout: timeout_ms.map(Duration::from_millis),
         })
     }

@@ -53,6 +53,10 @@ impl Word {
     // Event.
     const EVENT_FLAG: usize = Self::FIRST;
     const EVENT_SEQ: usize = Self::FIRST + 1;
+    /// Processes in (or about to enter) a futex wait on `EVENT_SEQ`: a
+    /// guest that sets the event in its own code asks the host to wake
+    /// only when this is not zero.
+    const EVENT_WAITERS: usize = Self::FIRST + 2;
     // Condition: its waiter list fills the rest of the page.
     const COND_WAITERS: usize = Self::FIRST;
     // Barrier.
@@ -73,6 +77,17 @@ fn uses_mutex(kind: SyncKind) -> bool {
 /// guests with a window take and release in their own code.
 fn is_owner_lock(kind: SyncKind) -> bool {
     matches!(kind, SyncKind::Lock | SyncKind::RLock)
+}
+
+/// Kinds whose page is also mapped into a guest's window, where the guest
+/// SDK does the operations that need no sleep: Lock and RLock (the
+/// [`OwnerLock`]), Semaphore (take a unit if one is left, give one back,
+/// asking the host to wake a waiter only if `SEM_WAITERS` says one may
+/// sleep) and Event (`is_set`, `clear`, a `wait` on a set event, a `set`
+/// nobody waits for, by `EVENT_WAITERS`). The guest's offsets are the
+/// [`Word`]s here, in bytes.
+fn in_window(kind: SyncKind) -> bool {
+    is_owner_lock(kind) || matches!(kind, SyncKind::Semaphore { .. } | SyncKind::Event)
 }
 
 /// The [`OwnerLock`] of a Lock or RLock page, for process `me`.
@@ -203,16 +218,20 @@ impl SyncHandle {
             if deadline.passed() {
                 return Err(types::Error::Timeout);
             }
-            self.word(Word::SEM_WAITERS).fetch_add(1, Ordering::AcqRel);
+            // Counted before the wait compares the value (sequentially
+            // consistent, as the guest's window atomics are): a releaser
+            // that misses the count has already made the value non-zero,
+            // so the wait returns at once.
+            self.word(Word::SEM_WAITERS).fetch_add(1, Ordering::SeqCst);
             ipc::futex_wait(value, 0, deadline);
-            self.word(Word::SEM_WAITERS).fetch_sub(1, Ordering::AcqRel);
+            self.word(Word::SEM_WAITERS).fetch_sub(1, Ordering::SeqCst);
         }
     }
 
     fn sem_release(&self) -> Result<(), types::Error> {
         let value = self.word(Word::SEM_VALUE);
         let max = self.word(Word::SEM_MAX).load(Ordering::Acquire);
-        let released = value.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+        let released = value.fetch_update(Ordering::SeqCst, Ordering::Acquire, |v| {
             (max == 0 || v.saturating_add(1) < max).then_some(v + 1)
         });
         if released.is_err() {
@@ -220,7 +239,7 @@ impl SyncHandle {
                 "semaphore released too many times".into(),
             ));
         }
-        if self.word(Word::SEM_WAITERS).load(Ordering::Acquire) > 0 {
+        if self.word(Word::SEM_WAITERS).load(Ordering::SeqCst) > 0 {
             ipc::futex_wake(value, 1);
         }
         Ok(())
@@ -235,7 +254,13 @@ impl SyncHandle {
             if deadline.passed() {
                 return 0;
             }
+            // Counted before the wait compares the sequence word: a setter
+            // that misses the count has already moved the sequence on, so
+            // the wait returns at once.
+            let waiters = self.word(Word::EVENT_WAITERS);
+            waiters.fetch_add(1, Ordering::SeqCst);
             ipc::futex_wait(self.word(Word::EVENT_SEQ), seq, deadline);
+            waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -413,6 +438,12 @@ impl sync::HostSyncObject for WorkerState {
 
     fn notify(&mut self, handle: Resource<SyncHandle>, n: u32) -> HostResult<()> {
         let s = self.sync_object(&handle)?;
+        if let SyncKind::Semaphore { .. } = s.kind {
+            // A guest gave a unit back in its own code and saw a waiter:
+            // wake up to `n` sleepers, which take the unit if it is left.
+            ipc::futex_wake(s.word(Word::SEM_VALUE), n.min(i32::MAX as u32));
+            return Ok(Ok(()));
+        }
         if s.kind != SyncKind::Condition {
             return Ok(Err(not_for(s.kind, "notify")));
         }
@@ -509,8 +540,8 @@ impl WorkerState {
         Ok(match self.upcall(call, &[])? {
             Ok((reply @ Reply::Sync { .. }, fds)) => {
                 let mut object = SyncHandle::from_reply(reply, fds)?;
-                if let (Some(window), true) = (&self.window, is_owner_lock(object.kind)) {
-                    // A full window leaves the lock to the host calls.
+                if let (Some(window), true) = (&self.window, in_window(object.kind)) {
+                    // A full window leaves the primitive to the host calls.
                     object.window = window.map(object.page.fd(), object.page.len()).ok();
                 }
                 Ok(self.table.push(object)?)
@@ -622,11 +653,21 @@ pub(crate) fn break_barriers(objects: &[Object]) {
 /// name another process of the run by then, the kernel, which hands pids
 /// out in sequence up to `pid_max` (4,194,304), would have had to go round
 /// all of them in between.
+///
+/// It also wakes every sleeper on the Semaphores and Events `pid` held: a
+/// process killed between giving a unit back (or setting the event) and
+/// the wake-up it then owed would otherwise leave a waiter asleep beside
+/// a free unit. A woken waiter that finds nothing goes back to sleep.
 pub(crate) fn repair_locks(objects: &[Object], pid: u32) {
     for o in objects {
         if let Object::Sync(hub) = o {
-            if is_owner_lock(hub.kind) {
-                crate::sys::owner_lock::repair(hub.page.word(0), pid);
+            match hub.kind {
+                SyncKind::Lock | SyncKind::RLock => {
+                    crate::sys::owner_lock::repair(hub.page.word(0), pid);
+                }
+                SyncKind::Semaphore { .. } => ipc::futex_wake_all(hub.page.word(Word::SEM_VALUE)),
+                SyncKind::Event => ipc::futex_wake_all(hub.page.word(Word::EVENT_SEQ)),
+                _ => {}
             }
         }
     }

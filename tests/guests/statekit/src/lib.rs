@@ -12,6 +12,7 @@ mod bounds;
 mod counters;
 mod deaths;
 mod kill_steps;
+mod sem_event;
 mod waits;
 
 use std::time::{Duration, Instant};
@@ -44,6 +45,8 @@ fn main() -> Result<()> {
         "atomics" => counters::atomics(rest),
         "owner_died" => deaths::owner_died(),
         "lock_kill_steps" => kill_steps::lock_kill_steps(rest),
+        "sem_event" => sem_event::sem_event(rest),
+        "sem_kill_steps" => sem_event::sem_kill_steps(rest),
         "barrier_kill" => deaths::barrier_kill(),
         "manager_kill" => deaths::manager_kill(),
         "condition_kill" => deaths::condition_kill(),

@@ -1,0 +1,284 @@
+//! What a guest does on a primitive's page in its own window, without a
+//! host call: the fast paths of Lock, RLock, Semaphore, BoundedSemaphore
+//! and Event. Each has a slow path in the host
+//! (`host/src/interfaces/sync.rs`), which sleeps, wakes and reports errors,
+//! on the same words; the byte offsets here are the host's `Word`s.
+//!
+//! Waiting is a host call (a futex wait on the shared page); a guest that
+//! changes a word some process may sleep on asks the host to wake it, and
+//! the page keeps a count of sleepers so that it asks only when one may
+//! sleep. A process killed between the change and the wake-up it owed
+//! leaves no sleeper behind: the broker, reaping it, wakes every sleeper on
+//! the pages it held.
+
+use super::Tag;
+use crate::window;
+
+/// The page's words after the host's robust mutex, which fills its first
+/// 64 bytes (`MUTEX_BYTES`).
+const FIRST: u32 = 64;
+/// Semaphore: the units left, the bound plus one (0: unbounded), and the
+/// processes that may be asleep waiting for a unit.
+const SEM_VALUE: u32 = FIRST;
+const SEM_MAX: u32 = FIRST + 4;
+const SEM_WAITERS: u32 = FIRST + 8;
+/// Event: the flag, the sequence number sleepers wait on, and the
+/// processes that may be asleep on it.
+const EVENT_FLAG: u32 = FIRST;
+const EVENT_SEQ: u32 = FIRST + 4;
+const EVENT_WAITERS: u32 = FIRST + 8;
+
+/// A primitive's fast paths, by kind; `None` without a window (or for
+/// Condition and Barrier, whose every operation is a host call).
+#[derive(Clone, Copy)]
+pub(super) enum Fast {
+    None,
+    Lock(FastLock),
+    Semaphore(FastSemaphore),
+    Event(FastEvent),
+}
+
+impl Fast {
+    /// The fast paths of a `tag` primitive whose page is at `at` in the
+    /// window.
+    pub(super) fn new(tag: Tag, at: u32) -> Fast {
+        match tag {
+            Tag::Lock => Fast::Lock(FastLock {
+                at,
+                recursive: false,
+            }),
+            Tag::RLock => Fast::Lock(FastLock {
+                at,
+                recursive: true,
+            }),
+            Tag::Semaphore | Tag::BoundedSemaphore => Fast::Semaphore(FastSemaphore { at }),
+            Tag::Event => Fast::Event(FastEvent { at }),
+            Tag::Condition | Tag::Barrier => Fast::None,
+        }
+    }
+}
+
+/// The guest's side of the host's owner lock (`host/src/sys/owner_lock.rs`):
+/// the lock word holds the owner's pid (plus a waiters flag, or an
+/// owner-died mark), the next word an RLock's re-entry count. Only the
+/// uncontended cases are done here, each with one compare-and-swap on the
+/// window; anything else (a holder, waiters, an owner that died, a
+/// release by a non-holder) goes to the host, which sleeps, wakes and
+/// reports errors.
+#[derive(Clone, Copy)]
+pub(super) struct FastLock {
+    /// The lock word's window address; the count is at `at + 4`.
+    at: u32,
+    recursive: bool,
+}
+
+impl FastLock {
+    /// Takes the lock if it is free and clean, or (RLock) held by this
+    /// process; with spare CPUs, first watches a lock another process holds
+    /// for a while ([`spins`]).
+    pub(super) fn try_acquire(self) -> bool {
+        let me = my_pid();
+        if self.recursive && window::load(self.at, 4) as u32 & OWNER == me {
+            let count = window::load(self.at + 4, 4);
+            window::store(self.at + 4, 4, count + 1);
+            return true;
+        }
+        let mut seen = match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
+            Ok(_) => return self.took(),
+            Err(v) => v as u32,
+        };
+        // A holder in another process usually leaves within a few hundred
+        // nanoseconds (critical sections are short): watching the word that
+        // long is far cheaper than sleeping and being woken, as glibc's
+        // adaptive mutex and parking_lot do. Watching is loads only, so the
+        // holder keeps the word's cache line until it lets go; waiters
+        // asleep in the host do not stop it (one of them is awake and marks
+        // the word again if this process wins). Bounded, and only with a
+        // CPU to spare, so a process sharing its CPU with the holder soon
+        // asks the host to sleep instead.
+        let mut pause = 1;
+        for _ in 0..spins() {
+            if seen == 0 {
+                match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
+                    Ok(_) => return self.took(),
+                    Err(v) => seen = v as u32,
+                }
+                continue;
+            }
+            // An owner that died, flags without an owner, or this very
+            // process (a Lock is not re-entrant): the host decides.
+            let owner = seen & OWNER;
+            if seen & !(OWNER | WAITERS) != 0 || owner == 0 || owner == me {
+                return false;
+            }
+            backoff(&mut pause);
+            seen = window::load(self.at, 4) as u32;
+        }
+        false
+    }
+
+    /// Finishes an acquire whose compare-and-swap put this process's pid
+    /// in a free lock word.
+    fn took(self) -> bool {
+        // Only an RLock keeps a count (a Lock's is never read).
+        if self.recursive {
+            window::store(self.at + 4, 4, 1);
+        }
+        true
+    }
+
+    /// Releases the lock if this process holds it and nobody waits.
+    pub(super) fn try_release(self) -> bool {
+        let me = i64::from(my_pid());
+        if !self.recursive {
+            return window::compare_exchange(self.at, 4, me, 0).is_ok();
+        }
+        if window::load(self.at, 4) != me {
+            return false;
+        }
+        let count = window::load(self.at + 4, 4);
+        if count > 1 {
+            window::store(self.at + 4, 4, count - 1);
+            return true;
+        }
+        window::store(self.at + 4, 4, 0);
+        if window::compare_exchange(self.at, 4, me, 0).is_ok() {
+            return true;
+        }
+        // A waiter came: the host releases and wakes it.
+        window::store(self.at + 4, 4, count);
+        false
+    }
+}
+
+/// The pid bits of a lock word.
+const OWNER: u32 = (1 << 30) - 1;
+/// The lock word's flag: a process may be asleep on it (the host's
+/// `WAITERS`).
+const WAITERS: u32 = 1 << 31;
+
+/// Looks at a busy lock word at most this many times before asking the
+/// host to wait, with spare CPUs: with [`backoff`] between looks, this
+/// is some 10–20 µs, about what sleeping and being woken costs on a busy
+/// machine.
+const SPINS: u32 = 200;
+
+/// Waits `pause` rounds without touching shared memory, and doubles
+/// `pause` up to [`MAX_PAUSE`]. Looking less and less often leaves the
+/// holder its cache line: a holder that takes the lock again right after
+/// releasing it does so without a transfer between CPUs, as a thread does
+/// with a native mutex (parking_lot's `SpinWait`).
+fn backoff(pause: &mut u32) {
+    for i in 0..*pause {
+        // Kept, not optimized away: wasm has no pause instruction.
+        std::hint::black_box(i);
+    }
+    *pause = (*pause * 2).min(MAX_PAUSE);
+}
+
+/// The longest [`backoff`], in rounds of a nanosecond or so.
+const MAX_PAUSE: u32 = 64;
+
+/// How many times to look at a busy word before sleeping: [`SPINS`] with a
+/// CPU to spare, else none (the holder may be waiting for this very CPU).
+/// The host's CPU count is read once per process.
+fn spins() -> u32 {
+    thread_local! {
+        static SPARE: bool = crate::bindings::runtime::cpu_count() > 1;
+    }
+    if SPARE.with(|s| *s) {
+        SPINS
+    } else {
+        0
+    }
+}
+
+/// This process's pid, as lock words hold it.
+fn my_pid() -> u32 {
+    thread_local! {
+        static PID: u32 = crate::bindings::runtime::worker().pid & OWNER;
+    }
+    PID.with(|p| *p)
+}
+
+/// A Semaphore's or BoundedSemaphore's page in the window: taking a unit
+/// that is there and giving one back within the bound are one
+/// compare-and-swap each; waiting for a unit, and refusing one over the
+/// bound, are the host's.
+#[derive(Clone, Copy)]
+pub(super) struct FastSemaphore {
+    at: u32,
+}
+
+impl FastSemaphore {
+    /// Takes a unit if one is left.
+    pub(super) fn try_acquire(self) -> bool {
+        let mut v = window::load(self.at + SEM_VALUE, 4);
+        while v > 0 {
+            match window::compare_exchange(self.at + SEM_VALUE, 4, v, v - 1) {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
+        }
+        false
+    }
+
+    /// Gives a unit back unless that would pass the bound (then the host
+    /// refuses it, with its error). The caller then asks the host to wake a
+    /// sleeper if [`may_sleep`](Self::may_sleep).
+    pub(super) fn try_release(self) -> bool {
+        let max = window::load(self.at + SEM_MAX, 4);
+        let mut v = window::load(self.at + SEM_VALUE, 4);
+        loop {
+            if max != 0 && v + 1 >= max || v >= i64::from(u32::MAX) {
+                return false;
+            }
+            match window::compare_exchange(self.at + SEM_VALUE, 4, v, v + 1) {
+                Ok(_) => return true,
+                Err(now) => v = now,
+            }
+        }
+    }
+
+    /// Whether a process may be asleep waiting for a unit. Read after the
+    /// unit was given back: a waiter counts itself before its futex wait
+    /// compares the value, so either it is counted here or its wait sees
+    /// the unit (the window's atomics are sequentially consistent).
+    pub(super) fn may_sleep(self) -> bool {
+        window::load(self.at + SEM_WAITERS, 4) != 0
+    }
+
+    /// The units left (Python's `get_value()`).
+    pub(super) fn value(self) -> u32 {
+        window::load(self.at + SEM_VALUE, 4) as u32
+    }
+}
+
+/// An Event's page in the window: reading, clearing, and setting it with
+/// nobody asleep on it are done here; a `set` that may have sleepers is
+/// the host's, which wakes them all.
+#[derive(Clone, Copy)]
+pub(super) struct FastEvent {
+    at: u32,
+}
+
+impl FastEvent {
+    /// Whether the flag is set.
+    pub(super) fn is_set(self) -> bool {
+        window::load(self.at + EVENT_FLAG, 4) != 0
+    }
+
+    /// Sets the flag and moves the sequence on (a sleeper about to wait
+    /// then does not); `false` if some process may be asleep on it, and
+    /// the host must wake them.
+    pub(super) fn try_set(self) -> bool {
+        window::store(self.at + EVENT_FLAG, 4, 1);
+        window::fetch_add(self.at + EVENT_SEQ, 4, 1);
+        window::load(self.at + EVENT_WAITERS, 4) == 0
+    }
+
+    /// Clears the flag (nobody sleeps on a clear).
+    pub(super) fn clear(self) {
+        window::store(self.at + EVENT_FLAG, 4, 0);
+    }
+}
