@@ -93,6 +93,33 @@ impl Page {
     fn is_remote(&self) -> bool {
         self.remote().load(Ordering::Acquire) != 0
     }
+    /// Puts past their last look at [`remote`](Self::remote) that have not
+    /// yet landed in the socket: a promotion waits for them before it
+    /// moves the socket's items into the stream.
+    fn local_puts(&self) -> &AtomicU32 {
+        self.0.word(8)
+    }
+}
+
+/// A put counted in [`Page::local_puts`] until it is dropped.
+struct LocalPut<'a>(&'a Page);
+
+impl<'a> LocalPut<'a> {
+    /// Counts a put, then takes the last look at `remote`: `None` if the
+    /// queue was promoted (the put must go to the stream). Sequentially
+    /// consistent with [`promote`]'s store and load, so either this put
+    /// sees the promotion or the promotion sees this put.
+    fn begin(page: &'a Page) -> Option<Self> {
+        page.local_puts().fetch_add(1, Ordering::SeqCst);
+        let put = LocalPut(page);
+        (page.remote().load(Ordering::SeqCst) == 0).then_some(put)
+    }
+}
+
+impl Drop for LocalPut<'_> {
+    fn drop(&mut self) {
+        self.0.local_puts().fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// `shutdown()`: puts fail; gets fail once the queue is empty.
@@ -535,11 +562,11 @@ impl queue::HostQueue for WorkerState {
         if let Err(e) = q.reserve(Deadline::after_ms(timeout_ms)) {
             return Ok(Err(e));
         }
-        if q.page.is_remote() {
+        let Some(_landing) = LocalPut::begin(&q.page) else {
             // Promoted while this put waited for room.
             q.free_slot();
             return self.remote_put(q.id, item, timeout_ms);
-        }
+        };
         if q.joinable {
             q.page.unfinished().fetch_add(1, Ordering::AcqRel);
         }
@@ -1042,7 +1069,16 @@ pub(crate) async fn promote(
     let queue = Arc::new(queue);
     let puts_wait = queue.hold_puts().await;
     let _ = hub.remote.set(queue.clone());
-    hub.page.remote().store(1, Ordering::Release);
+    hub.page.remote().store(1, Ordering::SeqCst);
+    // A put that took its last look before the store is still on its way
+    // into the socket: let it land first, or it would stay there unseen.
+    // Bounded: a producer killed in between never lands.
+    let landing = std::time::Instant::now();
+    while hub.page.local_puts().load(Ordering::SeqCst) != 0
+        && landing.elapsed() < std::time::Duration::from_secs(1)
+    {
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+    }
     for item in hub.take_all() {
         if let Err(e) = queue.publish(bytes::Bytes::from(item), None).await {
             tracing::warn!("cluster: an item lost moving a queue into its stream: {e}");
