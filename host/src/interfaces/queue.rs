@@ -440,20 +440,24 @@ impl WorkerState {
         )
     }
 
+    /// An item from the broker, refused if it is over this process's
+    /// message limit.
+    fn within_limit(&self, item: Vec<u8>) -> Result<Vec<u8>, types::Error> {
+        if item.len() as u64 > self.max_message {
+            Err(types::Error::Limit(format!(
+                "an item of {} bytes exceeds the message limit of {}",
+                item.len(),
+                self.max_message
+            )))
+        } else {
+            Ok(item)
+        }
+    }
+
     /// Takes the item kept under `key` from the broker.
     fn fetch_item(&self, id: u64, key: u64) -> HostResult<Vec<u8>> {
         Ok(match self.upcall(Call::QueueFetch { id, key }, &[])? {
-            Ok((Reply::Value(Some(item)), _)) => {
-                if item.len() as u64 > self.max_message {
-                    Err(types::Error::Limit(format!(
-                        "an item of {} bytes exceeds the message limit of {}",
-                        item.len(),
-                        self.max_message
-                    )))
-                } else {
-                    Ok(item.into_vec())
-                }
-            }
+            Ok((Reply::Value(Some(item)), _)) => self.within_limit(item.into_vec()),
             Ok((Reply::Value(None), _)) => Err(types::Error::Other(
                 "a stored queue item is gone (a holder of the queue took it out of turn)".into(),
             )),
@@ -506,17 +510,7 @@ impl WorkerState {
             op: RemoteOp::Get { timeout_ms },
         };
         Ok(match self.upcall(call, &[])? {
-            Ok((Reply::Value(Some(item)), _)) => {
-                if item.len() as u64 > self.max_message {
-                    Err(types::Error::Limit(format!(
-                        "an item of {} bytes exceeds the message limit of {}",
-                        item.len(),
-                        self.max_message
-                    )))
-                } else {
-                    Ok(item.into_vec())
-                }
-            }
+            Ok((Reply::Value(Some(item)), _)) => self.within_limit(item.into_vec()),
             Ok((Reply::Value(None), _)) => Err(types::Error::Empty),
             Ok((other, _)) => return Err(unexpected(other)),
             Err(e) => Err(e),
