@@ -188,19 +188,34 @@ pub(crate) fn lock_down_zygote(filters: &mut WorkerFilters) -> bool {
     installed
 }
 
-/// Makes every thread of this process allocate from the one malloc arena
-/// of its main thread. A worker's threads (the deadline ticker, the
-/// runtime WASI starts for a guest's first sleep or I/O) allocate little,
-/// and each arena of its own costs a 64 MiB reservation and page faults
-/// as it grows, in every worker that starts one. Call it before starting
-/// a thread.
-pub(crate) fn one_malloc_arena() {
-    // SAFETY: mallopt only sets a parameter of glibc's allocator; no
+/// Tunes a worker's malloc. Every thread allocates from the one arena of
+/// the main thread: a worker's threads (the deadline ticker, the runtime
+/// WASI starts for a guest's first sleep or I/O) allocate little, and each
+/// arena of its own costs a 64 MiB reservation and page faults as it
+/// grows, in every worker that starts one. And a chunk's buffers (its frame
+/// in, its results out: hundreds of KiB for a chunk of tiny tasks) come
+/// from the heap and stay there for the next chunk, instead of being
+/// mapped and unmapped each time: every first touch of a page is a page
+/// fault (about 3 µs on the development VM), and a pool of tiny tasks
+/// spends more on them than on its tasks. A worker keeps at most
+/// [`MALLOC_KEEP`] of freed heap; larger blocks are still mapped and
+/// unmapped.
+///
+/// Call it before starting a thread.
+pub(crate) fn tune_worker_malloc() {
+    let keep = libc::c_int::try_from(MALLOC_KEEP).expect("fits an int");
+    // SAFETY: mallopt only sets parameters of glibc's allocator; no
     // other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, keep);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, keep);
     }
 }
+
+/// How much freed heap a worker keeps for reuse ([`tune_worker_malloc`]):
+/// allocations below it come from the heap.
+const MALLOC_KEEP: usize = 8 << 20;
 
 /// Names the calling thread (and a single-threaded process) in `ps`, `top`
 /// and `/proc/PID/comm`; at most 15 bytes are kept.

@@ -263,6 +263,11 @@ pub enum FromWorker {
 /// Header bytes before a frame's body: length and descriptor count.
 const HEADER: usize = 5;
 
+/// The most of a frame's announced length [`read_frame`] allocates before
+/// the bytes arrive (a chunk of tiny tasks fits; a larger frame grows as
+/// it is read).
+const PRESIZE: usize = 4 << 20;
+
 /// Encodes one frame (header and body) for a message sent with `fds`
 /// descriptors.
 ///
@@ -270,7 +275,14 @@ const HEADER: usize = 5;
 ///
 /// A body larger than the frame limit, or more descriptors than allowed.
 pub(crate) fn encode_frame<T: Serialize>(msg: &T, fds: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; HEADER];
+    // Measured first, so the buffer is allocated once at its size: a
+    // chunk's frame is hundreds of KiB, and growing it by doubling would
+    // copy it and touch twice the pages.
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(msg, &mut size, CONFIG)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let mut buf = Vec::with_capacity(HEADER + size.bytes_written);
+    buf.resize(HEADER, 0);
     bincode::serde::encode_into_std_write(msg, &mut buf, CONFIG)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let len = u32::try_from(buf.len() - HEADER)
@@ -331,9 +343,9 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<
             format!("frame claims {fds} descriptors"),
         ));
     }
-    // Read through `take` so a lying length never allocates more than what
-    // actually arrives.
-    let mut body = Vec::new();
+    // Read through `take`, with at most `PRESIZE` allocated ahead, so a
+    // lying length never allocates much more than what actually arrives.
+    let mut body = Vec::with_capacity((len as usize).min(PRESIZE));
     r.take(u64::from(len)).read_to_end(&mut body)?;
     if body.len() != len as usize {
         return Err(io::Error::new(

@@ -57,7 +57,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
 /// forked worker's inheritance from its zygote, when it matches `Init`),
 /// reports ready, and answers requests.
 pub(crate) fn serve_stdin(prepared: Option<&Prepared>) -> std::io::Result<()> {
-    crate::sys::one_malloc_arena();
+    crate::sys::tune_worker_malloc();
     let socket = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let upcalls = Arc::new(Upcalls {
         channel: Mutex::new(Channel::new(socket)?),
