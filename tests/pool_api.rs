@@ -16,6 +16,32 @@ fn map_returns_results_in_order() {
 }
 
 #[test]
+fn map_puts_chunks_that_finish_early_in_their_place() {
+    let pool = pool_builder("testkit")
+        .processes(2)
+        .chunksize(2)
+        .build()
+        .unwrap();
+    // The first chunk sleeps longest: every later chunk arrives before it.
+    let naps: Vec<u64> = (0..12u64)
+        .map(|i| if i < 2 { 300 } else { i % 3 })
+        .collect();
+    let got: Vec<u64> = pool.map("sleep_ms", naps.clone()).unwrap();
+    assert_eq!(got, naps);
+}
+
+#[test]
+fn map_takes_inputs_of_unknown_length() {
+    let pool = pool("pool_square", 2);
+    let odd = (1..=999i64).filter(|x| x % 2 == 1);
+    assert_eq!(odd.size_hint().1, Some(999), "an upper bound only");
+    let squares: Vec<i64> = pool.map("square", odd.clone()).unwrap();
+    assert_eq!(squares, odd.map(|x| x * x).collect::<Vec<_>>());
+    let none: Vec<i64> = pool.map("square", std::iter::empty::<i64>()).unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
 fn starmap_and_apply() {
     let pool = pool("testkit", 2);
     let sums: Vec<i64> = pool.starmap("add", [(1i64, 2i64), (3, 4), (5, 6)]).unwrap();

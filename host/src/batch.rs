@@ -26,6 +26,24 @@ impl Batch {
         }
     }
 
+    /// An empty batch with room for `items` payloads of `bytes` bytes in
+    /// all (length prefixes included), so that filling it up to there
+    /// moves nothing.
+    pub fn with_capacity(items: usize, bytes: usize) -> Self {
+        let mut starts = Vec::with_capacity(items + 1);
+        starts.push(0);
+        Batch {
+            data: Vec::with_capacity(bytes),
+            starts,
+        }
+    }
+
+    /// Makes room for `items` more payloads of `bytes` more bytes.
+    pub fn reserve(&mut self, items: usize, bytes: usize) {
+        self.starts.reserve(items);
+        self.data.reserve(bytes);
+    }
+
     /// Number of payloads.
     pub fn len(&self) -> usize {
         self.starts.len() - 1

@@ -11,6 +11,7 @@ mod builder;
 mod driver;
 mod stream;
 
+use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -162,17 +163,23 @@ impl Inner {
 
     /// Queues every chunk of a `map` now (encoding every input, so encoding
     /// errors surface here); the results are read from the returned stream.
-    fn start_map<A: Serialize>(
+    /// `inputs` should know its length (`size_hint`) for CPython's default
+    /// chunksize; one that does not is chunked as `imap` chunks.
+    fn start_map<A: Serialize, I: Iterator<Item = A>>(
         self: &Arc<Self>,
         task: &str,
-        inputs: Vec<A>,
-    ) -> Result<MapStream<A>> {
-        let chunking = self.chunking_for(Some(inputs.len()));
+        inputs: I,
+    ) -> Result<Stream<Typed<I>>> {
+        let len = match inputs.size_hint() {
+            (lower, Some(upper)) if lower == upper => Some(lower),
+            _ => None,
+        };
+        let chunking = self.chunking_for(len);
         let mut stream = self
             .stream(
                 task,
                 self.typed_codec(),
-                Typed(inputs.into_iter(), self.typed_codec()),
+                Typed(inputs, self.typed_codec()),
                 chunking,
                 false, // collect() puts them in order
             )
@@ -230,29 +237,41 @@ impl Inner {
     }
 }
 
-type MapStream<A> = Stream<Typed<std::vec::IntoIter<A>>>;
-
 /// Collects a `map`'s results in input order. The first failure to arrive
 /// ends it at once, as CPython's `map` raises the first exception it sees
-/// without waiting for the rest.
-fn collect<A: Serialize, R: DeserializeOwned>(stream: MapStream<A>) -> Result<Vec<R>> {
+/// without waiting for the rest. Chunks are decoded as they arrive; one
+/// that arrives before its turn waits, decoded, until the chunks before it
+/// are in. The results go straight into the one vector returned, allocated
+/// once: a `map` of tiny tasks would otherwise spend more on first touches
+/// of fresh memory than on its tasks.
+fn collect<S: Source, R: DeserializeOwned>(stream: Stream<S>) -> Result<Vec<R>> {
     let len = stream.len_hint();
     let codec = stream.codec();
-    let mut slots: Vec<Option<R>> = Vec::new();
-    slots.resize_with(len, || None);
-    stream.for_each_result(|index, bytes| {
-        let value = decode(codec, index, bytes)?;
-        match slots.get_mut(index as usize) {
-            Some(slot @ None) => *slot = Some(value),
-            _ => return Err(bad_output(index, "a result for no pending input".into())),
+    let mut out: Vec<R> = Vec::with_capacity(len);
+    let mut early: BTreeMap<u64, Vec<R>> = BTreeMap::new();
+    stream.for_each_chunk(|first, results| {
+        let next = out.len() as u64;
+        let end = first + results.len() as u64;
+        if first < next || end > len as u64 || early.contains_key(&first) {
+            return Err(bad_output(first, "a result for no pending input".into()));
+        }
+        let decoded = (0..results.len()).map(|i| decode(codec, first + i as u64, results.get(i)));
+        if first == next {
+            for value in decoded {
+                out.push(value?);
+            }
+            while let Some(waiting) = early.remove(&(out.len() as u64)) {
+                out.extend(waiting);
+            }
+        } else {
+            early.insert(first, decoded.collect::<Result<_>>()?);
         }
         Ok(())
     })?;
-    slots
-        .into_iter()
-        .enumerate()
-        .map(|(i, slot)| slot.ok_or_else(|| bad_output(i as u64, "no result came".into())))
-        .collect()
+    if out.len() != len {
+        return Err(bad_output(out.len() as u64, "no result came".into()));
+    }
+    Ok(out)
 }
 
 /// Decodes one result from the guest (untrusted bytes).
@@ -407,7 +426,16 @@ impl Pool {
         A: Serialize,
         R: DeserializeOwned,
     {
-        collect(self.inner.start_map(task, inputs.into_iter().collect())?)
+        let inputs = inputs.into_iter();
+        match inputs.size_hint() {
+            // Known length: encoded straight from the iterator, never
+            // collected into a vector first.
+            (lower, Some(upper)) if lower == upper => collect(self.inner.start_map(task, inputs)?),
+            _ => collect(
+                self.inner
+                    .start_map(task, inputs.collect::<Vec<_>>().into_iter())?,
+            ),
+        }
     }
 
     /// [`map`](Pool::map) for tasks of several arguments, each input a tuple
@@ -454,7 +482,9 @@ impl Pool {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        let stream = self.inner.start_map(task, inputs.into_iter().collect())?;
+        let stream = self
+            .inner
+            .start_map(task, inputs.into_iter().collect::<Vec<_>>().into_iter())?;
         self.inner.spawn_collector(move || collect(stream))
     }
 
@@ -469,7 +499,7 @@ impl Pool {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        let stream = self.inner.start_map(task, vec![arg])?;
+        let stream = self.inner.start_map(task, std::iter::once(arg))?;
         self.inner.spawn_collector(move || {
             collect(stream).map(|mut v: Vec<R>| v.pop().expect("one input, one output"))
         })

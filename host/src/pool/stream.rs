@@ -17,6 +17,9 @@ use super::Inner;
 use crate::batch::Batch;
 use crate::error::{Error, TaskError};
 use crate::limits::{MAX_AUTO_CHUNK, MAX_CHUNK_BYTES};
+
+/// The most inputs a chunk's buffer is sized for ahead of them.
+const PRESIZE_ITEMS: usize = 1 << 16;
 use crate::wire::Codec;
 
 /// Where a stream's inputs come from: each call appends the next input's
@@ -174,6 +177,8 @@ pub struct Stream<S> {
     chunking: Chunking,
     ordered: bool,
     next_index: u64,
+    /// Bytes of the inputs submitted so far (to size the next chunk).
+    bytes_so_far: usize,
     next_emit: u64,
     in_flight: usize,
     max_in_flight: usize,
@@ -219,6 +224,7 @@ impl<S: Source> Stream<S> {
             chunking,
             ordered,
             next_index: 0,
+            bytes_so_far: 0,
             next_emit: 0,
             in_flight: 0,
             max_in_flight,
@@ -270,12 +276,19 @@ impl<S: Source> Stream<S> {
     fn submit_chunks(&mut self) -> Result<(), Error> {
         while !self.exhausted && self.in_flight < self.max_in_flight {
             let want = self.chunking.take();
-            let mut inputs = Batch::new();
+            let mut inputs = self.presized(want);
             while inputs.len() < want && inputs.byte_len() < MAX_CHUNK_BYTES {
                 match self.inputs.next_into(&mut inputs) {
                     Some(pushed) => {
                         pushed?;
                         self.check_size(&inputs)?;
+                        if self.next_index == 0 && inputs.len() == 1 {
+                            // The job's first input: the size of the rest
+                            // of this chunk is guessed from it.
+                            let more = (want - 1).min(PRESIZE_ITEMS);
+                            let bytes = inputs.byte_len().saturating_mul(more);
+                            inputs.reserve(more, bytes.min(MAX_CHUNK_BYTES));
+                        }
                     }
                     None => {
                         self.exhausted = true;
@@ -288,6 +301,7 @@ impl<S: Source> Stream<S> {
             }
             let first_index = self.next_index;
             self.next_index += inputs.len() as u64;
+            self.bytes_so_far = self.bytes_so_far.saturating_add(inputs.byte_len());
             let chunk = Job::Run(Chunk {
                 task: self.task.clone(),
                 codec: self.codec,
@@ -305,6 +319,19 @@ impl<S: Source> Stream<S> {
             self.in_flight += 1;
         }
         Ok(())
+    }
+
+    /// An empty chunk for `want` inputs, with room for as many bytes as
+    /// `want` of the inputs so far take on average (within
+    /// [`PRESIZE_ITEMS`] and [`MAX_CHUNK_BYTES`]): filled without being
+    /// moved as it grows, it touches each page of its buffer once.
+    fn presized(&self, want: usize) -> Batch {
+        let items = want.min(PRESIZE_ITEMS);
+        let bytes = match usize::try_from(self.next_index) {
+            Ok(done) if done > 0 => (self.bytes_so_far / done).saturating_mul(items),
+            _ => 0,
+        };
+        Batch::with_capacity(items, bytes.min(MAX_CHUNK_BYTES))
     }
 
     /// Refuses an input larger than the pool's message limit
@@ -372,32 +399,27 @@ impl<S: Source> Stream<S> {
 }
 
 impl<S: Source> Stream<S> {
-    /// Hands every result to `each` in turn (its index and encoded bytes),
-    /// as iterating would, but a whole received chunk at a time, borrowed
-    /// from it: no handle per result (a `map` of tiny tasks spends more on
-    /// the handles than on decoding). The first failure, of an input or of
-    /// the job, ends it.
-    pub(crate) fn for_each_result(
+    /// Hands every received chunk to `each` as it arrives (its first
+    /// input's index and its results, in the batch format), without a
+    /// handle per result: a `map` of tiny tasks spends more on the handles
+    /// than on decoding. A chunk holding a failure ends it instead, with
+    /// that input's error, as soon as it arrives: the first failure to
+    /// arrive ends the job.
+    pub(crate) fn for_each_chunk(
         mut self,
-        mut each: impl FnMut(u64, &[u8]) -> Result<(), Error>,
+        mut each: impl FnMut(u64, &Batch) -> Result<(), Error>,
     ) -> Result<(), Error> {
         loop {
             while let Some(mut chunk) = self.ready.pop_front() {
-                for i in chunk.next..chunk.results.len() {
-                    let index = chunk.first_index + i as u64;
-                    match chunk.failures.front() {
-                        Some((at, _)) if *at as usize == i => {
-                            let (_, f) = chunk.failures.pop_front().expect("just seen");
-                            return Err(Error::Task(TaskError {
-                                index,
-                                kind: f.kind,
-                                message: f.message,
-                                backtrace: f.backtrace,
-                            }));
-                        }
-                        _ => each(index, chunk.results.get(i))?,
-                    }
+                if let Some((at, f)) = chunk.failures.pop_front() {
+                    return Err(Error::Task(TaskError {
+                        index: chunk.first_index + u64::from(at),
+                        kind: f.kind,
+                        message: f.message,
+                        backtrace: f.backtrace,
+                    }));
                 }
+                each(chunk.first_index, &chunk.results)?;
             }
             self.fill()?;
             if self.in_flight == 0 {
