@@ -83,20 +83,54 @@ pub(crate) fn push_payload<T: Serialize + ?Sized>(
 }
 
 /// The payloads of a batch: each a little-endian `u32` length and that
-/// many bytes (see `batch` in the WIT). `Err` on a malformed batch.
-pub(crate) fn batch_items(mut batch: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut items = Vec::new();
-    while !batch.is_empty() {
-        let (len, rest) = batch
-            .split_first_chunk::<4>()
-            .ok_or("batch ends inside a length prefix")?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if rest.len() < len {
-            return Err("batch item runs past the end".into());
-        }
-        let (item, rest) = rest.split_at(len);
-        items.push(item);
-        batch = rest;
+/// many bytes (see `batch` in the WIT), checked whole before the first is
+/// handed out (`Err` on a malformed batch), and then walked without a
+/// vector of them: a chunk of tiny tasks has tens of thousands.
+pub(crate) fn batch_items(batch: &[u8]) -> Result<BatchItems<'_>, String> {
+    let mut count = 0;
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let (_, after) = split_item(rest)?;
+        count += 1;
+        rest = after;
     }
-    Ok(items)
+    Ok(BatchItems { rest: batch, count })
 }
+
+/// The first payload of `batch` and what follows it.
+fn split_item(batch: &[u8]) -> Result<(&[u8], &[u8]), String> {
+    let (len, rest) = batch
+        .split_first_chunk::<4>()
+        .ok_or("batch ends inside a length prefix")?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err("batch item runs past the end".into());
+    }
+    Ok(rest.split_at(len))
+}
+
+/// The payloads of a checked batch, in order ([`batch_items`]).
+pub(crate) struct BatchItems<'a> {
+    rest: &'a [u8],
+    count: usize,
+}
+
+impl<'a> Iterator for BatchItems<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.count == 0 {
+            return None;
+        }
+        let (item, rest) = split_item(self.rest).ok()?;
+        self.rest = rest;
+        self.count -= 1;
+        Some(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.count, Some(self.count))
+    }
+}
+
+impl ExactSizeIterator for BatchItems<'_> {}

@@ -34,7 +34,7 @@ fn payloads_round_trip_through_a_batch() {
     codec::push_payload(&mut batch, &(1_u64, "one")).unwrap();
     codec::push_payload(&mut batch, &()).unwrap();
     codec::push_payload(&mut batch, &vec![7_u8; 300]).unwrap();
-    let items = codec::batch_items(&batch).unwrap();
+    let items: Vec<&[u8]> = codec::batch_items(&batch).unwrap().collect();
     assert_eq!(items.len(), 3);
     let first: (u64, String) = codec::from_bytes(items[0]).unwrap();
     assert_eq!(first, (1, "one".to_string()));
@@ -43,6 +43,22 @@ fn payloads_round_trip_through_a_batch() {
         codec::from_bytes::<Vec<u8>>(items[2]).unwrap(),
         vec![7; 300]
     );
+}
+
+#[test]
+fn a_malformed_batch_is_refused_before_any_payload() {
+    let mut batch = Vec::new();
+    codec::push_payload(&mut batch, &1_u32).unwrap();
+    let whole = batch.len();
+    batch.extend_from_slice(&9_u32.to_le_bytes());
+    batch.push(0);
+    assert!(codec::batch_items(&batch).is_err(), "runs past the end");
+    assert!(
+        codec::batch_items(&batch[..whole + 2]).is_err(),
+        "cut prefix"
+    );
+    assert_eq!(codec::batch_items(&batch[..whole]).unwrap().len(), 1);
+    assert_eq!(codec::batch_items(&[]).unwrap().len(), 0);
 }
 
 #[test]
