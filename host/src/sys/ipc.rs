@@ -310,20 +310,26 @@ impl SharedMap {
 
 /// Sleeps while `word` holds `expected`, until woken or the deadline.
 /// Spurious returns are possible: callers re-check their condition.
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) {
+///
+/// Returns whether a wake-up ended the sleep (one counted in the return of
+/// some [`futex_wake`]), as opposed to the word differing, the deadline, or
+/// a signal.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     let timeout = deadline.remaining().map(timespec);
     // Shared (not PRIVATE): waiters and wakers are different processes.
-    let _ = rustix::thread::futex::wait(
+    rustix::thread::futex::wait(
         word,
         rustix::thread::futex::Flags::empty(),
         expected,
         timeout.as_ref(),
-    );
+    )
+    .is_ok()
 }
 
-/// Wakes up to `n` processes sleeping on `word`.
-pub(crate) fn futex_wake(word: &AtomicU32, n: u32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
+/// Wakes up to `n` processes sleeping on `word`; how many it woke.
+pub(crate) fn futex_wake(word: &AtomicU32, n: u32) -> u32 {
+    rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n)
+        .map_or(0, |woken| u32::try_from(woken).unwrap_or(u32::MAX))
 }
 
 /// Wakes every process sleeping on `word`.
