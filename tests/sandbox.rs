@@ -43,6 +43,50 @@ fn an_infinite_loop_is_stopped_at_its_deadline() {
 }
 
 #[test]
+fn deadline_checks_are_compiled_only_into_the_artifact_of_runs_with_a_deadline() {
+    // One private cache: a pool without a deadline compiles the guest
+    // without epoch checks. A pool with one must get its own artifact: on
+    // the first, a spin would run on until the watchdog killed its worker;
+    // on its own, the spin is stopped in its instance and the same worker
+    // answers next.
+    let cache = cache_dir();
+    let builder = || {
+        mpwasm::Pool::builder(guest("testkit"))
+            .worker_program(mpwasm_bin())
+            .cache(mpwasm::Cache::new(cache.path()))
+            .processes(1)
+    };
+    let plain = builder().build().unwrap();
+    assert_eq!(plain.apply::<(i64, i64), i64>("add", (1, 2)).unwrap(), 3);
+    drop(plain);
+    let timed = builder()
+        .task_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let before: Identity = timed.apply("whoami", 0i64).unwrap();
+    assert_eq!(
+        kind_of(timed.apply::<i64, i64>("spin", 0)),
+        TaskErrorKind::Timeout
+    );
+    let after: Identity = timed.apply("whoami", 0i64).unwrap();
+    assert_eq!(
+        before.pid, after.pid,
+        "the spin was stopped by replacing its worker, not in its instance"
+    );
+    let artifacts = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "cwasm")
+        })
+        .count();
+    assert_eq!(artifacts, 2, "one artifact with epoch checks, one without");
+}
+
+#[test]
 fn a_task_blocked_in_a_host_call_is_stopped_by_the_watchdog() {
     let pool = pool_builder("testkit")
         .processes(1)

@@ -26,6 +26,7 @@ use wasmtime::Engine;
 
 use self::artifact::Verdict;
 use crate::bindings::TASKS_EXPORT;
+use crate::engine::Checks;
 use crate::error::LoadError;
 use crate::limits::MAX_GUEST_FILE_BYTES;
 
@@ -114,18 +115,18 @@ impl Cache {
     /// A [`LoadError`] naming the file: unreadable, not wasm, invalid, not
     /// targeting mpwasm's world, or the cache cannot be written.
     pub fn load(&self, path: &Path) -> Result<CompiledGuest, LoadError> {
-        self.load_for(path, false)
+        self.load_for(path, Checks::default())
     }
 
-    /// [`Cache::load`] for an engine with fuel metering on or off (a
-    /// separate artifact each).
+    /// [`Cache::load`] for an engine compiling in `checks` (fuel, epoch
+    /// checks for deadlines: a separate artifact each).
     #[cfg(feature = "compiler")]
-    pub(crate) fn load_for(&self, path: &Path, metering: bool) -> Result<CompiledGuest, LoadError> {
+    pub(crate) fn load_for(&self, path: &Path, checks: Checks) -> Result<CompiledGuest, LoadError> {
         if crate::python::is_program(path) {
             // Every Python program runs in one component; its source
             // travels at run time (see `crate::python`).
             let component = crate::python::generic_component(&self.dir, path)?;
-            let guest = self.load_for(&component, metering)?;
+            let guest = self.load_for(&component, checks)?;
             return Ok(CompiledGuest {
                 source: path.to_path_buf(),
                 ..guest
@@ -133,7 +134,7 @@ impl Cache {
         }
         let source = source::content_hash(&self.dir, path)?;
         let mut window = source.window;
-        let mut engine = compiling_engine(metering, window)?;
+        let mut engine = compiling_engine(checks, window)?;
         let mut artifact = self
             .dir
             .join(format!("{}.cwasm", cache_key(&engine, &source.hash)));
@@ -167,7 +168,7 @@ impl Cache {
                 let bytes = read_guest(path)?;
                 if window::wants_window(&bytes) != window {
                     window = !window;
-                    engine = compiling_engine(metering, window)?;
+                    engine = compiling_engine(checks, window)?;
                 }
                 let key = cache_key(&engine, &blake3::hash(&bytes));
                 artifact = self.dir.join(format!("{key}.cwasm"));
@@ -193,8 +194,8 @@ impl Cache {
 
 /// The compiling engine for a guest ([`crate::engine::engine`]).
 #[cfg(feature = "compiler")]
-fn compiling_engine(metering: bool, window: bool) -> Result<Engine, LoadError> {
-    crate::engine::engine(metering, window).map_err(|e| LoadError::Engine(format!("{e:#}")))
+fn compiling_engine(checks: Checks, window: bool) -> Result<Engine, LoadError> {
+    crate::engine::engine(checks, window).map_err(|e| LoadError::Engine(format!("{e:#}")))
 }
 
 /// [`Cache::load`] in a build without the `compiler` feature (the
@@ -205,7 +206,7 @@ impl Cache {
     pub(crate) fn load_for(
         &self,
         path: &Path,
-        _metering: bool,
+        _checks: Checks,
     ) -> Result<CompiledGuest, LoadError> {
         Err(LoadError::Engine(format!(
             "{}: this build of mpwasm has no compiler (its `compiler` feature is off)",

@@ -449,7 +449,8 @@ impl PoolBuilder {
             Some(run) => run,
             None => {
                 let cache = self.cache.unwrap_or_else(Cache::default_location);
-                let guest: CompiledGuest = cache.load_for(&self.guest, sandbox.fuel.is_some())?;
+                let guest: CompiledGuest =
+                    cache.load_for(&self.guest, crate::engine::Checks::of(&sandbox))?;
                 let broker = Broker::new(Launch {
                     program,
                     guest,

@@ -84,7 +84,8 @@ pub struct Init {
 pub struct Sandbox {
     /// Largest linear memory, in bytes.
     pub memory: Option<u64>,
-    /// Deadline for one input (a chunk of `n` inputs gets `n` times it).
+    /// Deadline for one input (a chunk of `n` inputs gets `n` times it);
+    /// the artifact must have been compiled with epoch checks.
     pub timeout: Option<std::time::Duration>,
     /// Fuel for one input (a chunk of `n` inputs gets `n` times it); the
     /// artifact must have been compiled with metering.

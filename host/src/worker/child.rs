@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::sandbox::{self, MemoryCap};
 use super::WORKER_ENV;
 use crate::bindings::{types, Guest, GuestPre};
+use crate::engine::Checks;
 use crate::error::TaskErrorKind;
 use crate::wire::{Call, Channel, Codec, Failure, FromWorker, Init, Outcome, Reply, ToWorker};
 
@@ -106,23 +107,23 @@ pub(crate) struct Prepared {
     filters: crate::sys::WorkerFilters,
     /// The artifact it was mapped from.
     artifact: std::path::PathBuf,
-    metering: bool,
+    checks: Checks,
     window: bool,
 }
 
 impl Prepared {
-    /// Maps `artifact` (compiled with fuel metering if `metering`, for the
-    /// window engine if `window`: [`crate::engine::engine`]) and links it.
+    /// Maps `artifact` (compiled with `checks`, for the window engine if
+    /// `window`: [`crate::engine::engine`]) and links it.
     ///
     /// # Errors
     ///
     /// The artifact cannot be mapped or linked.
     pub(crate) fn load(
         artifact: &std::path::Path,
-        metering: bool,
+        checks: Checks,
         window: bool,
     ) -> wasmtime::Result<Self> {
-        let engine = crate::engine::runtime_engine(metering, window)?;
+        let engine = crate::engine::runtime_engine(checks, window)?;
         // SAFETY: the artifact was written by `Cache::load` with the same
         // engine configuration, atomically (temp file + rename), into the
         // user's own cache directory, and its checksum was verified by the
@@ -136,7 +137,7 @@ impl Prepared {
             pre,
             filters: crate::sys::WorkerFilters::new(),
             artifact: artifact.to_path_buf(),
-            metering,
+            checks,
             window,
         })
     }
@@ -150,7 +151,7 @@ impl Prepared {
     /// Whether it serves a worker told `init`.
     fn serves(&self, init: &Init) -> bool {
         self.artifact == init.artifact
-            && self.metering == init.sandbox.fuel.is_some()
+            && self.checks == Checks::of(&init.sandbox)
             && self.window == init.window
     }
 }
@@ -266,7 +267,7 @@ impl GuestInstance {
                 )))
             }
             None => {
-                owned = Prepared::load(&init.artifact, init.sandbox.fuel.is_some(), init.window)?;
+                owned = Prepared::load(&init.artifact, Checks::of(&init.sandbox), init.window)?;
                 &owned
             }
         };

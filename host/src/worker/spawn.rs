@@ -109,8 +109,8 @@ impl WorkerProcess {
         init: &Init,
         zygote: &crate::zygote::Lease,
     ) -> io::Result<Self> {
-        let metering = init.sandbox.fuel.is_some();
-        let forked = zygote.fork_worker(program, &init.artifact, metering, init.window);
+        let checks = crate::engine::Checks::of(&init.sandbox);
+        let forked = zygote.fork_worker(program, &init.artifact, checks, init.window);
         let (child, pid, ours) = match forked {
             Some(forked) => (
                 Proc::Forked {

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{ForkedWorker, FromZygote, ToZygote, ZYGOTE_ENV};
+use crate::engine::Checks;
 use crate::wire::Channel;
 
 /// How long a new zygote may take to map and link its guest.
@@ -29,8 +30,8 @@ pub(crate) enum ForkFailure {
 pub(crate) struct Zygote {
     child: Child,
     channel: Channel,
-    /// What it was started for: program, artifact, metering, window.
-    serves: (std::path::PathBuf, std::path::PathBuf, bool, bool),
+    /// What it was started for: program, artifact, compiled checks, window.
+    serves: (std::path::PathBuf, std::path::PathBuf, Checks, bool),
 }
 
 impl Zygote {
@@ -44,7 +45,7 @@ impl Zygote {
     pub(crate) fn start(
         program: &Path,
         artifact: &Path,
-        metering: bool,
+        checks: Checks,
         window: bool,
     ) -> io::Result<Self> {
         let (ours, theirs) = UnixStream::pair()?;
@@ -64,13 +65,13 @@ impl Zygote {
             serves: (
                 program.to_path_buf(),
                 artifact.to_path_buf(),
-                metering,
+                checks,
                 window,
             ),
         };
         let load = ToZygote::Load {
             artifact: artifact.to_path_buf(),
-            metering,
+            checks,
             window,
         };
         zygote.channel.send(&load, &[])?;
@@ -136,11 +137,11 @@ impl Zygote {
         &self,
         program: &Path,
         artifact: &Path,
-        metering: bool,
+        checks: Checks,
         window: bool,
     ) -> bool {
-        let (p, a, m, w) = &self.serves;
-        p == program && a == artifact && *m == metering && *w == window
+        let (p, a, c, w) = &self.serves;
+        p == program && a == artifact && *c == checks && *w == window
     }
 
     /// One answer, within `limit`.

@@ -3,7 +3,7 @@
 //! Starting a worker with `exec` costs a new program image, an engine, the
 //! component mapped and linked — about 1.5 ms on a small VM, paid by every
 //! `Process::start`, every pool worker and every replacement. A *zygote*
-//! pays it once per guest and engine variant (fuel metering on or off, a
+//! pays it once per guest and engine variant (fuel and epoch checks on or off, a
 //! window or not: [`crate::engine`]) in a
 //! run: it is the worker program exec'd with [`ZYGOTE_ENV`] set, it makes
 //! the engine (compiler off), maps and links the component, locks itself
@@ -64,6 +64,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use self::client::{ForkFailure, Zygote};
+use crate::engine::Checks;
 
 /// Set in a zygote's environment; its value is the parent's pid.
 pub(crate) const ZYGOTE_ENV: &str = "MPWASM_ZYGOTE_PARENT";
@@ -75,11 +76,11 @@ const NO_ZYGOTE_ENV: &str = "MPWASM_NO_ZYGOTE";
 /// A request from the broker to a zygote.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToZygote {
-    /// The first frame: map and link this artifact (compiled with fuel
-    /// metering if `metering`, for the window engine if `window`).
+    /// The first frame: map and link this artifact (compiled with
+    /// `checks`, for the window engine if `window`).
     Load {
         artifact: PathBuf,
-        metering: bool,
+        checks: Checks,
         window: bool,
     },
     /// Fork a worker whose channel is the one socket sent with the frame.
@@ -114,8 +115,8 @@ pub(crate) struct ForkedWorker {
 /// `4 * MAX_FDS_PER_MESSAGE` descriptors ahead of their frames.
 const MAX_BATCH: usize = 2 * crate::sys::ipc::MAX_FDS_PER_MESSAGE;
 
-/// What a zygote serves: program, artifact, fuel metering, window engine.
-type Serves = (PathBuf, PathBuf, bool, bool);
+/// What a zygote serves: program, artifact, compiled checks, window engine.
+type Serves = (PathBuf, PathBuf, Checks, bool);
 
 /// The zygote of one run, if it runs.
 #[derive(Default)]
@@ -191,7 +192,7 @@ impl Lease {
         Lease::default()
     }
 
-    /// Forks a worker for `artifact` (with fuel metering if `metering`, the
+    /// Forks a worker for `artifact` (compiled with `checks`, for the
     /// window engine if `window`) from this run's zygote of `program`, starting that zygote first if
     /// there is none or the last one died. `None` means: start this worker
     /// with `exec`.
@@ -199,7 +200,7 @@ impl Lease {
         &self,
         program: &Path,
         artifact: &Path,
-        metering: bool,
+        checks: Checks,
         window: bool,
     ) -> Option<ForkedWorker> {
         if std::env::var_os(NO_ZYGOTE_ENV).is_some_and(|v| v == "1") {
@@ -208,7 +209,7 @@ impl Lease {
         let serves = (
             program.to_path_buf(),
             artifact.to_path_buf(),
-            metering,
+            checks,
             window,
         );
         self.0.waiting.fetch_add(1, Ordering::SeqCst);
@@ -229,15 +230,15 @@ impl Lease {
         if slot.disabled {
             return None;
         }
-        let (program, artifact, metering, window) = serves;
+        let (program, artifact, checks, window) = serves;
         // A zygote that died is replaced once per request; one that dies
         // again at once is not tried further.
         for _ in 0..2 {
             let zygote = match &mut slot.zygote {
-                Some(zygote) if zygote.serves(program, artifact, *metering, *window) => zygote,
+                Some(zygote) if zygote.serves(program, artifact, *checks, *window) => zygote,
                 _ => {
                     slot.discard_stock(Some(serves));
-                    match Zygote::start(program, artifact, *metering, *window) {
+                    match Zygote::start(program, artifact, *checks, *window) {
                         Ok(zygote) => slot.zygote.insert(zygote),
                         Err(e) => {
                             slot.disabled = true;

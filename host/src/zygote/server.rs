@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::{FromZygote, ToZygote, ZYGOTE_ENV};
+use crate::engine::Checks;
 use crate::sys::fork::{fork_to_parent, Forked, ThreadRecord};
 use crate::wire::Channel;
 use crate::worker::child::{self, Prepared};
@@ -52,7 +53,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
     let Some((
         ToZygote::Load {
             artifact,
-            metering,
+            checks,
             window,
         },
         _,
@@ -60,7 +61,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
     else {
         return Err(std::io::Error::other("expected a Load frame first"));
     };
-    let mut inheritance = match prepare(&artifact, metering, window, parent) {
+    let mut inheritance = match prepare(&artifact, checks, window, parent) {
         Ok(inheritance) => inheritance,
         Err(why) => {
             control.send(&FromZygote::Failed(why.clone()), &[])?;
@@ -95,7 +96,7 @@ fn serve(parent: u32) -> std::io::Result<()> {
 /// must keep.
 fn prepare(
     artifact: &Path,
-    metering: bool,
+    checks: Checks,
     window: bool,
     parent: u32,
 ) -> Result<Inheritance, String> {
@@ -117,7 +118,7 @@ fn prepare(
     // the path at any time, and a child that lost its engine's descriptor
     // could start no instance.
     let before = crate::sys::open_fds();
-    let prepared = Prepared::load(artifact, metering, window).map_err(|e| format!("{e:#}"))?;
+    let prepared = Prepared::load(artifact, checks, window).map_err(|e| format!("{e:#}"))?;
     let keep = opened_since(&before, &crate::sys::open_fds());
     Ok(Inheritance {
         prepared,

@@ -11,7 +11,7 @@ use crate::load::window::test::{guest_module, one_page, ALL};
 use crate::sys::ipc::SharedMap;
 
 fn instantiate() -> (Store<()>, Instance, std::sync::Arc<Window>) {
-    let engine = crate::engine::engine(false, true).unwrap();
+    let engine = crate::engine::engine(crate::engine::Checks::default(), true).unwrap();
     let bytes = crate::load::window::rewrite(&guest_module(&[one_page()], ALL)).unwrap();
     let module = Module::new(&engine, &bytes).unwrap();
     let mut linker = Linker::new(&engine);
