@@ -22,23 +22,18 @@ fn an_infinite_loop_is_stopped_at_its_deadline() {
         .task_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let _: i64 = pool.apply("add", (1i64, 1i64)).unwrap(); // warm: the worker is up
-    let mut took = Vec::new();
+    let first: Identity = pool.apply("whoami", 0i64).unwrap();
     for _ in 0..5 {
-        let t = Instant::now();
         assert_eq!(
             kind_of(pool.apply::<i64, i64>("spin", 0)),
             TaskErrorKind::Timeout
         );
-        took.push(t.elapsed());
     }
-    took.sort();
-    let median = took[2];
-    assert!(
-        median <= Duration::from_millis(250),
-        "stopped after {median:?} (all: {took:?})"
-    );
-    // The worker was reset, not lost: it still answers.
+    // Each spin was stopped in its instance by the deadline, not by the
+    // watchdog replacing the worker: the same worker process answers, and
+    // its instance was reset, not lost.
+    let after: Identity = pool.apply("whoami", 0i64).unwrap();
+    assert_eq!(first.pid, after.pid, "a spin was stopped by killing its worker");
     assert_eq!(pool.apply::<(i64, i64), i64>("add", (2, 3)).unwrap(), 5);
 }
 
