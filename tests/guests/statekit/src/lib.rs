@@ -9,6 +9,7 @@
 
 mod api;
 mod bounds;
+mod cond_barrier;
 mod counters;
 mod deaths;
 mod kill_steps;
@@ -48,6 +49,9 @@ fn main() -> Result<()> {
         "sem_event" => sem_event::sem_event(rest),
         "sem_kill_steps" => sem_event::sem_kill_steps(rest),
         "barrier_kill" => deaths::barrier_kill(),
+        "condition" => cond_barrier::condition(rest),
+        "barrier" => cond_barrier::barrier(rest),
+        "cond_barrier_kill_steps" => cond_barrier::cond_barrier_kill_steps(rest),
         "manager_kill" => deaths::manager_kill(),
         "condition_kill" => deaths::condition_kill(),
         "timeouts" => waits::timeouts(),
