@@ -315,42 +315,19 @@ pub fn cond_barrier_kill_steps(rest: &[String]) -> Result<()> {
     let cond = Condition::new()?;
     let barrier = Barrier::new(2)?;
     let (a, b) = (Value::new(0_i64)?, Value::new(0_i64)?);
-    let (mut hung, mut inconsistent, mut died, mut unbroken, mut stuck) = (0, 0, 0, 0, 0);
+    let mut found = crate::Handovers::default();
+    let (mut unbroken, mut stuck) = (0, 0);
     let mut hammer_errors = 0;
     let repairs = RawValue::new(0_i64)?;
     let started = Instant::now();
     for round in 0..rounds {
-        let mut hammers = Vec::new();
-        for _ in 0..2 {
-            let ready = Event::new()?;
-            let mut p = Process::new("cond_barrier_hammer", (&cond, &barrier, &a, &b, (&ready, &repairs)));
-            p.start()?;
-            ready.wait_timeout(PATIENCE);
-            hammers.push(p);
-        }
-        for p in &mut hammers {
-            // 0 to ~3 ms into the loop, different every round.
-            let spin = Duration::from_micros(u64::from(round * 397 % 3000));
-            let t = Instant::now();
-            while t.elapsed() < spin {
-                std::hint::spin_loop();
-            }
-            p.kill()?;
-            p.join_timeout(PATIENCE)?;
-            // Killed (-9), not ended by an error of its own.
-            if p.exitcode() != Some(-9) {
-                hammer_errors += 1;
-            }
-        }
-        match cond.acquire_timeout(GUARD) {
-            Ok(guard) if guard.owner_died() => {
-                died += 1;
-                b.set(a.get());
-            }
-            Ok(_) if a.get() != b.get() => inconsistent += 1,
-            Ok(_) => {}
-            Err(_) => hung += 1,
-        }
+        let codes = crate::kill_two(round, |ready| {
+            let args = (&cond, &barrier, &a, &b, (ready, &repairs));
+            Process::new("cond_barrier_hammer", args)
+        })?;
+        // Killed (-9), not ended by an error of their own.
+        hammer_errors += codes.iter().filter(|c| **c != Some(-9)).count();
+        found.count(cond.acquire_timeout(GUARD), &a, &b);
         // Both parties are dead: the barrier is broken (whether or not one
         // was waiting in it).
         if !barrier.broken() {
@@ -369,9 +346,9 @@ pub fn cond_barrier_kill_steps(rest: &[String]) -> Result<()> {
         barrier.reset()?;
     }
     println!("rounds {rounds}");
-    println!("hung {hung}");
-    println!("inconsistent {inconsistent}");
-    println!("owner_died_rounds {died}");
+    println!("hung {}", found.hung);
+    println!("inconsistent {}", found.inconsistent);
+    println!("owner_died_rounds {}", found.died);
     println!("hammer_repairs {}", repairs.get());
     println!("unbroken {unbroken}");
     println!("stuck_after_reset {stuck}");
