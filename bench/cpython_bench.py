@@ -1,6 +1,6 @@
 """CPython multiprocessing side of mpwasm's benchmarks (see shared BENCH.md).
 
-Usage: python3 cpython_bench.py w1|w2|w2serial|w3|w4|w5|w5racy|w6|w7|w8|pool16
+Usage: python3 cpython_bench.py w1|w2|w2serial|w3|w4|w5|w5racy|w5barrier|w5condition|w6|w7|w8|pool16
 Prints one JSON object with the measured figures.
 """
 import json
@@ -260,6 +260,54 @@ def w5():
 
 def w5racy():
     return w5_run(locked=False)
+
+
+# W5 sync rounds: main and one process pass a Barrier(2) ROUNDS times, or
+# hand a turn back and forth ROUNDS times under a Condition, as
+# examples/bench_state does (`barrier`, `condition`).
+SYNC_ROUNDS = 20_000
+
+
+def sync_partner(how, barrier, cond, turn):
+    barrier.wait()
+    for _ in range(SYNC_ROUNDS):
+        if how == "barrier":
+            barrier.wait()
+        else:
+            with cond:
+                cond.wait_for(lambda: turn.value == 1)
+                turn.value = 0
+                cond.notify()
+
+
+def sync_rounds(how):
+    barrier, cond = FORK.Barrier(2), FORK.Condition()
+    turn = FORK.Value("i", 0, lock=False)
+    p = FORK.Process(target=sync_partner, args=(how, barrier, cond, turn))
+    p.start()
+    barrier.wait()
+    t = time.perf_counter()
+    done = 0
+    for _ in range(SYNC_ROUNDS):
+        if how == "barrier":
+            barrier.wait()
+        else:
+            with cond:
+                turn.value = 1
+                cond.notify()
+                cond.wait_for(lambda: turn.value == 0)
+        done += 1
+    secs = time.perf_counter() - t
+    p.join()
+    return {"rounds_per_s": done / secs, "final": done}
+
+
+def w5barrier():
+    return sync_rounds("barrier")
+
+
+def w5condition():
+    return sync_rounds("condition")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ fn main() {
     if wanted("w5") {
         shared_state::w5(&mpwasm, &bench_state, &py);
     }
+    if wanted("w5sync") {
+        shared_state::w5sync(&mpwasm, &bench_state, &py);
+    }
     if wanted("w6") {
         w6(&msg, &square, &py);
     }

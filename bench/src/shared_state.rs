@@ -7,6 +7,10 @@
 //! its lock (final exactly 200 000), with an atomic add (mpwasm only; also
 //! exact), and unlocked (`v.value += 1`, which races: its lost updates are
 //! reported beside CPython's).
+//!
+//! W5 sync rounds (`w5sync`): a `Barrier(2)` passed 20 000 times by two
+//! processes, and a turn handed back and forth 20 000 times under a
+//! `Condition` (`notify` + `wait_for`), against CPython's.
 
 use std::path::Path;
 use std::process::Command;
@@ -181,4 +185,53 @@ pub fn w5(mpwasm: &Path, wasm: &Path, py: &Path) {
         lost(&py_racy),
         rate(&py_racy) / 1e6
     );
+}
+
+/// Rounds per second of `bench_state.wasm <how>` (median of `REPS`), each
+/// run checked to have done all of them.
+fn sync_rounds(mpwasm: &Path, wasm: &Path, how: &str) -> f64 {
+    let rounds = |json: serde_json::Value| {
+        assert_eq!(json["final"], 20_000, "{how}: {json}");
+        json["rounds_per_s"].as_f64().expect("rounds_per_s")
+    };
+    median((0..REPS).map(|_| rounds(run(mpwasm, wasm, how))).collect())
+}
+
+/// The same in CPython (median of 3).
+fn py_sync_rounds(py: &Path, which: &str) -> f64 {
+    median(
+        (0..3)
+            .map(|_| {
+                cpython(py, which)["rounds_per_s"]
+                    .as_f64()
+                    .expect("rounds_per_s")
+            })
+            .collect(),
+    )
+}
+
+/// W5 sync rounds: a 2-party Barrier and a Condition ping-pong between two
+/// processes.
+pub fn w5sync(mpwasm: &Path, wasm: &Path, py: &Path) {
+    for (how, which, what) in [
+        (
+            "barrier",
+            "w5barrier",
+            "Barrier(2) passed by 2 processes, 20k times",
+        ),
+        (
+            "condition",
+            "w5condition",
+            "Condition ping-pong (notify + wait_for) between 2 processes, 20k rounds",
+        ),
+    ] {
+        let ours = sync_rounds(mpwasm, wasm, how);
+        let theirs = py_sync_rounds(py, which);
+        println!(
+            "| W5 | {what} | {:.1} k rounds/s | {:.1} k rounds/s | {:.2}× | – | – |",
+            ours / 1e3,
+            theirs / 1e3,
+            ours / theirs
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! Each primitive lives in a page of shared memory every holder maps;
 //! acquiring, waiting and notifying are host calls that act on that page in
-//! the calling process (futexes and robust pthread mutexes), without a
+//! the calling process (futexes on lock and sequence words), without a
 //! message to another process. What needs no sleep needs no host call
 //! either: the page is mapped into the guest's window, and an uncontended
 //! [`Lock`] or [`RLock`] is taken and released with one atomic
@@ -12,8 +12,12 @@
 //! CPUs, a busy one is watched for a few microseconds before sleeping); a
 //! [`Semaphore`] unit that is there is taken, and one given back, the same
 //! way; an [`Event`] is read, cleared, waited for when set and set with
-//! nobody asleep on it. A wake-up is a host call only when a process may
-//! be asleep. [`Condition`] and [`Barrier`] are host calls throughout.
+//! nobody asleep on it; a [`Condition`]'s lock is taken and released as an
+//! RLock's, and its holder's `notify` with nobody waiting is done there; a
+//! [`Barrier`]'s last arrival moves it to the next generation with one
+//! compare-and-swap. A wake-up is a host call only when a process may be
+//! asleep, and so is every wait (a condition's, a barrier party's that is
+//! not the last).
 //!
 //! Locks are *robust*: when a process dies holding one, the next acquirer
 //! gets it anyway, and its [`LockGuard::owner_died`] says so, because the
@@ -111,8 +115,10 @@ impl Object {
     /// Acquires, waiting at most `timeout` (`None`: forever; zero: not at
     /// all). `Ok(true)` if the previous holder died holding it.
     fn acquire(&self, timeout: Option<Duration>) -> Result<bool> {
+        if self.fast.lock().is_some_and(fast::FastLock::try_acquire) {
+            return Ok(false);
+        }
         match self.fast {
-            Fast::Lock(lock) if lock.try_acquire() => return Ok(false),
             Fast::Semaphore(sem) if sem.try_acquire() => return Ok(false),
             // None left, and no wait wanted: nothing for the host to do.
             Fast::Semaphore(_) if timeout == Some(Duration::ZERO) => return Err(Error::Timeout),
@@ -126,8 +132,10 @@ impl Object {
     }
 
     fn release(&self) -> Result<()> {
+        if self.fast.lock().is_some_and(fast::FastLock::try_release) {
+            return Ok(());
+        }
         match self.fast {
-            Fast::Lock(lock) if lock.try_release() => return Ok(()),
             Fast::Semaphore(sem) if sem.try_release() => {
                 if sem.may_sleep() {
                     self.host.notify(1)?;
@@ -147,9 +155,38 @@ impl Object {
         }
     }
 
-    /// The host's `wait`: 1 if set, notified, or (barrier) the arrival index.
+    /// The host's `wait`: 1 if set, notified, or (barrier) the arrival
+    /// index; a barrier's last arrival passes in guest code.
     fn wait(&self, timeout: Option<Duration>) -> Result<u32> {
+        if let Fast::Barrier(barrier) = self.fast {
+            match barrier.try_pass() {
+                fast::Pass::Last(index, wake) => {
+                    if wake {
+                        self.host.notify(u32::MAX)?;
+                    }
+                    return Ok(index);
+                }
+                fast::Pass::Broken => return Err(Error::Broken),
+                fast::Pass::NotLast => {}
+            }
+        }
         Ok(self.host.wait(time::millis(timeout))?)
+    }
+
+    /// A barrier's parties waiting now.
+    fn arrived(&self) -> u32 {
+        match self.fast {
+            Fast::Barrier(barrier) => barrier.arrived(),
+            _ => self.host.value(),
+        }
+    }
+
+    /// Whether a barrier is broken.
+    fn broken(&self) -> bool {
+        match self.fast {
+            Fast::Barrier(barrier) => barrier.broken(),
+            _ => self.host.is_set(),
+        }
     }
 
     /// Writes the token, the kind and `param` (a barrier's parties).
@@ -1226,6 +1263,11 @@ impl Condition {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn notify_n(&self, n: u32) -> Result<()> {
+        if let Fast::Condition(c) = self.object.fast {
+            if c.nobody_to_notify() {
+                return Ok(());
+            }
+        }
         // The kernel reads the count as a signed int: above i32::MAX it
         // would wake just one.
         Ok(self.object.host.notify(n.min(i32::MAX as u32))?)
@@ -1471,9 +1513,9 @@ impl Barrier {
     /// Returns the barrier to its initial state: not broken, nobody waiting
     /// (Python's `reset()`).
     ///
-    /// Unlike CPython, where processes waiting during a reset get
-    /// `BrokenBarrierError`, the host lets them go on as if the barrier
-    /// had been passed.
+    /// As in CPython, processes waiting during a reset get
+    /// [`Error::Broken`]; so does a process arriving while the reset is
+    /// under way.
     ///
     /// # Errors
     ///
@@ -1517,7 +1559,7 @@ impl Barrier {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn n_waiting(&self) -> u32 {
-        self.object.host.value()
+        self.object.arrived()
     }
 
     /// Whether the barrier is broken: aborted, a wait timed out, or a party
@@ -1532,11 +1574,7 @@ impl Barrier {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn broken(&self) -> bool {
-        self.object.host.is_set()
-            || self
-                .action
-                .as_ref()
-                .is_some_and(|(_, gate)| gate.host.is_set())
+        self.object.broken() || self.action.as_ref().is_some_and(|(_, gate)| gate.broken())
     }
 
     /// The default timeout of [`wait`](Self::wait) (Python's `timeout`

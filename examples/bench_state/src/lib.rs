@@ -10,7 +10,12 @@
 //!   `v.value += 1`), which loses updates;
 //! - `calls`: no workers; main times `CALLS` uncontended `get`s
 //!   (`{"ns_per_call": …}`): one atomic helper call on the guest's window
-//!   (one guest→host call before the window).
+//!   (one guest→host call before the window);
+//! - `barrier`, `condition`: main and one worker pass a `Barrier(2)`
+//!   `ROUNDS` times, or hand a turn back and forth `ROUNDS` times under a
+//!   `Condition` (each waits for its turn with `wait_for`, takes it, hands
+//!   it over with `notify`): `{"rounds_per_s": …, "final": …}`, where
+//!   `final` is the rounds done (must be `ROUNDS`).
 //!
 //! The clock runs from a barrier all three processes pass once the workers
 //! have started to a second barrier they pass when both are done. Prints one
@@ -19,7 +24,7 @@
 
 use std::time::Instant;
 
-use mpwasm_guest::{Barrier, Error, Process, Result, Value};
+use mpwasm_guest::{Barrier, Condition, Error, Process, Result, Value};
 
 /// Processes (by default; a second argument may change it to see what
 /// contention costs), and increments per process.
@@ -27,6 +32,8 @@ const PROCESSES: u32 = 2;
 const INCREMENTS: u32 = 100_000;
 /// `calls`: how many `get`s main times.
 const CALLS: u32 = 1_000_000;
+/// `barrier`, `condition`: how many rounds.
+const ROUNDS: u32 = 20_000;
 
 /// One worker: waits for the start, increments the way `how` says, waits
 /// for the finish.
@@ -68,6 +75,9 @@ fn main() -> Result<()> {
     if how == "calls" {
         return calls(&counter);
     }
+    if how == "barrier" || how == "condition" {
+        return rounds(&how);
+    }
     if !["locked", "atomic", "racy"].contains(&how.as_str()) {
         return Err(Error::Other(format!(
             "usage: mpwasm run bench_state.wasm locked|atomic|racy [PROCESSES] | calls (got {how:?})"
@@ -92,6 +102,55 @@ fn main() -> Result<()> {
         r#"{{"ops_per_s": {}, "final": {}}}"#,
         ops / secs,
         counter.get()
+    );
+    Ok(())
+}
+
+/// The worker of `barrier` and `condition`: passes `barrier` `ROUNDS`
+/// times, or takes every odd turn of `turn` under `cond`; `done` counts
+/// its rounds.
+#[mpwasm_guest::task]
+fn partner(how: String, barrier: Barrier, cond: Condition, turn: Value<i32>) -> Result<()> {
+    barrier.wait()?;
+    for _ in 0..ROUNDS {
+        if how == "barrier" {
+            barrier.wait()?;
+        } else {
+            let _held = cond.acquire()?;
+            cond.wait_for(|| turn.get() == 1, None)?;
+            turn.set(0);
+            cond.notify()?;
+        }
+    }
+    Ok(())
+}
+
+/// `barrier` or `condition`: rounds per second between main and one
+/// partner process.
+fn rounds(how: &str) -> Result<()> {
+    let (barrier, cond) = (Barrier::new(2)?, Condition::new()?);
+    let turn = Value::new(0_i32)?;
+    let mut p = Process::new("partner", (how, &barrier, &cond, &turn));
+    p.start()?;
+    barrier.wait()?;
+    let t = Instant::now();
+    let mut done = 0;
+    for _ in 0..ROUNDS {
+        if how == "barrier" {
+            barrier.wait()?;
+        } else {
+            let _held = cond.acquire()?;
+            turn.set(1);
+            cond.notify()?;
+            cond.wait_for(|| turn.get() == 0, None)?;
+        }
+        done += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    p.join()?;
+    println!(
+        r#"{{"rounds_per_s": {}, "final": {done}}}"#,
+        f64::from(done) / secs
     );
     Ok(())
 }

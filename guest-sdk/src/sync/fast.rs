@@ -1,6 +1,6 @@
 //! What a guest does on a primitive's page in its own window, without a
-//! host call: the fast paths of Lock, RLock, Semaphore, BoundedSemaphore
-//! and Event. Each has a slow path in the host
+//! host call: the fast paths of Lock, RLock, Semaphore, BoundedSemaphore,
+//! Event, Condition and Barrier. Each has a slow path in the host
 //! (`host/src/interfaces/sync.rs`), which sleeps, wakes and reports errors,
 //! on the same words; the byte offsets here are the host's `Word`s.
 //!
@@ -14,8 +14,8 @@
 use super::Tag;
 use crate::window;
 
-/// The page's words after the host's robust mutex, which fills its first
-/// 64 bytes (`MUTEX_BYTES`).
+/// The page's words after its first 64 bytes (the host's `MUTEX_BYTES`;
+/// a lock word and its count at the start, for Lock, RLock and Condition).
 const FIRST: u32 = 64;
 /// Semaphore: the units left, the bound plus one (0: unbounded), and the
 /// processes that may be asleep waiting for a unit.
@@ -27,15 +27,28 @@ const SEM_WAITERS: u32 = FIRST + 8;
 const EVENT_FLAG: u32 = FIRST;
 const EVENT_SEQ: u32 = FIRST + 4;
 const EVENT_WAITERS: u32 = FIRST + 8;
+/// Condition: after the waiter list's ticket counter, the count of
+/// processes that may be waiting (the host's `Waiters`).
+const COND_WAITING: u32 = FIRST + 4;
+/// Barrier: the parties, the processes that may be asleep, and the 64-bit
+/// state (the low half the generation and the broken flag, the high half
+/// the parties that arrived).
+const BAR_PARTIES: u32 = FIRST;
+const BAR_SLEEPERS: u32 = FIRST + 4;
+const BAR_STATE: u32 = FIRST + 8;
+/// The broken flag and the generation's bits of the state's low half.
+const BAR_BROKEN: u64 = 1 << 31;
+const BAR_GENERATION: u64 = BAR_BROKEN - 1;
 
-/// A primitive's fast paths, by kind; `None` without a window (or for
-/// Condition and Barrier, whose every operation is a host call).
+/// A primitive's fast paths, by kind; `None` without a window.
 #[derive(Clone, Copy)]
 pub(super) enum Fast {
     None,
     Lock(FastLock),
     Semaphore(FastSemaphore),
     Event(FastEvent),
+    Condition(FastCondition),
+    Barrier(FastBarrier),
 }
 
 impl Fast {
@@ -53,7 +66,21 @@ impl Fast {
             }),
             Tag::Semaphore | Tag::BoundedSemaphore => Fast::Semaphore(FastSemaphore { at }),
             Tag::Event => Fast::Event(FastEvent { at }),
-            Tag::Condition | Tag::Barrier => Fast::None,
+            Tag::Condition => Fast::Condition(FastCondition {
+                lock: FastLock {
+                    at,
+                    recursive: true,
+                },
+            }),
+            Tag::Barrier => Fast::Barrier(FastBarrier { at }),
+        }
+    }
+
+    /// The lock of a Lock, RLock or Condition.
+    pub(super) fn lock(self) -> Option<FastLock> {
+        match self {
+            Fast::Lock(lock) | Fast::Condition(FastCondition { lock }) => Some(lock),
+            _ => None,
         }
     }
 }
@@ -280,5 +307,86 @@ impl FastEvent {
     /// Clears the flag (nobody sleeps on a clear).
     pub(super) fn clear(self) {
         window::store(self.at + EVENT_FLAG, 4, 0);
+    }
+}
+
+/// A Condition's page in the window: its lock is an RLock's
+/// ([`FastLock`]), and a `notify` by the holder with no waiter counted is
+/// done here (it wakes nobody); waiting, and notifying waiters, are the
+/// host's.
+#[derive(Clone, Copy)]
+pub(super) struct FastCondition {
+    lock: FastLock,
+}
+
+impl FastCondition {
+    /// Whether this process holds the lock and nobody waits, so that a
+    /// notify has nothing to do. Waiters count themselves while holding the
+    /// lock, before they release it, so the holder's read sees every
+    /// process that waited before its notify.
+    pub(super) fn nobody_to_notify(self) -> bool {
+        window::load(self.lock.at, 4) as u32 & OWNER == my_pid()
+            && window::load(self.lock.at + COND_WAITING, 4) == 0
+    }
+}
+
+/// A Barrier's page in the window: the last party to arrive moves the
+/// barrier to the next generation here, with one compare-and-swap of the
+/// state word, and asks the host to wake the others only if one may be
+/// asleep; `broken` and `n_waiting` are reads. The other parties arrive
+/// and sleep in the host, on the same word.
+#[derive(Clone, Copy)]
+pub(super) struct FastBarrier {
+    at: u32,
+}
+
+/// What [`FastBarrier::try_pass`] did.
+pub(super) enum Pass {
+    /// Arrived last, with this index; `true` if the host must wake the
+    /// others.
+    Last(u32, bool),
+    /// The barrier is broken.
+    Broken,
+    /// Not the last to arrive: the host's `wait` arrives and sleeps.
+    NotLast,
+}
+
+impl FastBarrier {
+    fn state(self) -> u64 {
+        window::load(self.at + BAR_STATE, 8) as u64
+    }
+
+    /// Arrives if this party is the last one of the generation (as the
+    /// host's `barrier_wait` does).
+    pub(super) fn try_pass(self) -> Pass {
+        let parties = window::load(self.at + BAR_PARTIES, 4) as u32;
+        let mut now = self.state();
+        loop {
+            if now & BAR_BROKEN != 0 {
+                return Pass::Broken;
+            }
+            let index = (now >> 32) as u32;
+            if index.saturating_add(1) < parties {
+                return Pass::NotLast;
+            }
+            let next = (now & BAR_GENERATION).wrapping_add(1) & BAR_GENERATION;
+            match window::compare_exchange(self.at + BAR_STATE, 8, now as i64, next as i64) {
+                // Read after the state changed: a sleeper counts itself
+                // before its wait compares the state, so either it is
+                // counted here or its wait returns at once.
+                Ok(_) => return Pass::Last(index, window::load(self.at + BAR_SLEEPERS, 4) != 0),
+                Err(seen) => now = seen as u64,
+            }
+        }
+    }
+
+    /// Whether the barrier is broken.
+    pub(super) fn broken(self) -> bool {
+        self.state() & BAR_BROKEN != 0
+    }
+
+    /// The parties waiting now.
+    pub(super) fn arrived(self) -> u32 {
+        (self.state() >> 32) as u32
     }
 }

@@ -12,21 +12,27 @@
 //! 3. if the holder died, the broker, reaping it, marks the words it owned
 //!    owner-died and wakes the waiters ([`repair_locks`]): the next
 //!    acquirer gets the lock and the `owner-died` error (it holds the lock).
-//!    Condition and Barrier keep a robust pthread mutex, which the kernel
-//!    hands on with `EOWNERDEAD`. A party that dies breaks its barriers: the
-//!    broker sets the broken flag when it reaps the process
-//!    ([`break_barriers`]).
+//!    A Condition's lock is the same [`OwnerLock`] (re-entrant, as an
+//!    RLock). A party that dies breaks its barriers: the broker sets the
+//!    broken flag when it reaps the process ([`break_barriers`]).
 //!
-//! The page: the mutex in its first [`MUTEX_BYTES`], then the kind's words
-//! (see [`Word`]). Semaphore and Event waits are futex waits on a sequence
-//! word: a waiter keeps no state in the page, so a dead waiter cannot wedge
-//! anyone. A Condition keeps its waiters in a FIFO of per-waiter slots
-//! ([`Waiters`]), so that `notify(n)` wakes at most `n` of them; the broker
-//! frees the slot of a waiter that died and passes a notify it was given on
-//! ([`forget_waiters`]).
+//! The page: an [`OwnerLock`] (Lock, RLock, Condition) in its first
+//! [`MUTEX_BYTES`], then the kind's words (see [`Word`]). Semaphore and
+//! Event waits are futex waits on a sequence word: a waiter keeps no state
+//! in the page, so a dead waiter cannot wedge anyone. A Condition keeps its
+//! waiters in a FIFO of per-waiter slots ([`Waiters`]), so that `notify(n)`
+//! wakes at most `n` of them, and counts them, so that a guest holding the
+//! lock notifies nobody without a host call; the broker frees the slot of a
+//! waiter that died and passes a notify it was given on
+//! ([`forget_waiters`]). A Barrier is one 64-bit state word — the
+//! generation and the broken flag in its low half, which sleepers futex-wait
+//! on, the arrivals in its high half — so that an arrival, and the last
+//! arrival's move to the next generation, is one compare-and-swap, which a
+//! guest's last arrival does in its own code; only the others sleep in the
+//! host.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
@@ -35,13 +41,13 @@ use super::{unexpected, HostResult};
 use crate::bindings::{sync, types};
 use crate::broker::{Answer, Broker, Object};
 use crate::sys::ipc::{self, Deadline, SharedMap};
-use crate::sys::owner_lock::OwnerLock;
-use crate::sys::robust::{Acquired, LockError, RobustMutex, MUTEX_BYTES};
+use crate::sys::owner_lock::{OwnerLock, OWNER};
+use crate::sys::robust::{Acquired, LockError, MUTEX_BYTES};
 use crate::sys::waiters::{Waiters, SIGNALED};
 use crate::wire::{Call, CallError, Reply, SyncKind};
 use crate::worker::child::WorkerState;
 
-/// Word indices after the mutex, by kind.
+/// Word indices after the first [`MUTEX_BYTES`], by kind.
 struct Word;
 
 impl Word {
@@ -57,45 +63,82 @@ impl Word {
     /// guest that sets the event in its own code asks the host to wake
     /// only when this is not zero.
     const EVENT_WAITERS: usize = Self::FIRST + 2;
-    // Condition: its waiter list fills the rest of the page.
+    // Condition: its waiter list fills the rest of the page (the ticket
+    // counter, the count of waiters the guest reads, then the slots).
     const COND_WAITERS: usize = Self::FIRST;
     // Barrier.
     const BAR_PARTIES: usize = Self::FIRST;
-    const BAR_COUNT: usize = Self::FIRST + 1;
-    const BAR_GENERATION: usize = Self::FIRST + 2;
-    const BAR_BROKEN: usize = Self::FIRST + 3;
+    /// Processes in (or about to enter) a futex wait on the state's low
+    /// half: the last arrival asks for a wake-up only when this is not 0.
+    const BAR_SLEEPERS: usize = Self::FIRST + 1;
+    /// The state ([`BarState`]), 64 bits: 8-aligned.
+    const BAR_STATE: usize = Self::FIRST + 2;
     /// The generation a `reset` started: waiters of the one before it are
     /// released as broken, not as passed.
     const BAR_RESET_GEN: usize = Self::FIRST + 4;
 }
 
-fn uses_mutex(kind: SyncKind) -> bool {
-    matches!(kind, SyncKind::Condition | SyncKind::Barrier { .. })
+const _: () = assert!(Word::BAR_STATE % 2 == 0);
+
+/// A barrier's state word: the low half (a futex word) is the broken flag
+/// and the generation, the high half the parties that arrived in it.
+#[derive(Clone, Copy)]
+struct BarState(u64);
+
+impl BarState {
+    /// The broken flag, in the low half.
+    const BROKEN: u32 = 1 << 31;
+    /// The generation's bits, in the low half.
+    const GENERATION: u32 = Self::BROKEN - 1;
+
+    fn low(self) -> u32 {
+        self.0 as u32
+    }
+    fn generation(self) -> u32 {
+        self.low() & Self::GENERATION
+    }
+    fn broken(self) -> bool {
+        self.low() & Self::BROKEN != 0
+    }
+    fn arrived(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    /// The first state of the generation after this one: nobody arrived.
+    fn next(self) -> BarState {
+        BarState(u64::from(
+            self.generation().wrapping_add(1) & Self::GENERATION,
+        ))
+    }
 }
 
-/// Lock and RLock: an [`OwnerLock`] in the page's first two words, which
-/// guests with a window take and release in their own code.
+/// Lock, RLock and Condition: an [`OwnerLock`] in the page's first two
+/// words, which guests with a window take and release in their own code.
 fn is_owner_lock(kind: SyncKind) -> bool {
-    matches!(kind, SyncKind::Lock | SyncKind::RLock)
+    matches!(kind, SyncKind::Lock | SyncKind::RLock | SyncKind::Condition)
 }
 
 /// Kinds whose page is also mapped into a guest's window, where the guest
-/// SDK does the operations that need no sleep: Lock and RLock (the
-/// [`OwnerLock`]), Semaphore (take a unit if one is left, give one back,
-/// asking the host to wake a waiter only if `SEM_WAITERS` says one may
-/// sleep) and Event (`is_set`, `clear`, a `wait` on a set event, a `set`
-/// nobody waits for, by `EVENT_WAITERS`). The guest's offsets are the
-/// [`Word`]s here, in bytes.
+/// SDK does the operations that need no sleep: Lock, RLock and Condition
+/// (the [`OwnerLock`]; a Condition's `notify` with no waiter counted),
+/// Semaphore (take a unit if one is left, give one back, asking the host to
+/// wake a waiter only if `SEM_WAITERS` says one may sleep), Event
+/// (`is_set`, `clear`, a `wait` on a set event, a `set` nobody waits for,
+/// by `EVENT_WAITERS`) and Barrier (the last arrival, `broken`,
+/// `n_waiting`). The guest's offsets are the [`Word`]s here, in bytes.
 fn in_window(kind: SyncKind) -> bool {
-    is_owner_lock(kind) || matches!(kind, SyncKind::Semaphore { .. } | SyncKind::Event)
+    is_owner_lock(kind)
+        || matches!(
+            kind,
+            SyncKind::Semaphore { .. } | SyncKind::Event | SyncKind::Barrier { .. }
+        )
 }
 
-/// The [`OwnerLock`] of a Lock or RLock page, for process `me`.
+/// The [`OwnerLock`] of a Lock, RLock or Condition page, for process `me`.
 fn owner_lock(kind: SyncKind, page: &SharedMap, me: u32) -> Option<OwnerLock<'_>> {
     is_owner_lock(kind).then(|| OwnerLock {
         word: page.word(0),
         count: page.word(1),
-        recursive: kind == SyncKind::RLock,
+        recursive: kind != SyncKind::Lock,
         me,
     })
 }
@@ -108,10 +151,8 @@ pub struct SyncHandle {
     id: u64,
     kind: SyncKind,
     page: SharedMap,
-    mutex: Option<RobustMutex>,
-    /// How many times this process holds the mutex (Condition).
-    depth: u32,
-    /// A Lock or RLock page in the guest's window, if it has one.
+    /// The page in the guest's window, if it has one and the kind is used
+    /// there ([`in_window`]).
     window: Option<crate::sys::window::Mapping>,
     /// This worker process, as a lock word names its owner (the handle
     /// never leaves the process that made it).
@@ -127,15 +168,10 @@ impl SyncHandle {
             return Err(wasmtime::Error::msg("a primitive arrived without its page"));
         };
         let page = SharedMap::map(fd, SharedMap::PAGE_WORDS * 4)?;
-        // SAFETY: the broker initialized the mutex at the page's start
-        // before handing the page out; the page lives in this handle.
-        let mutex = uses_mutex(kind).then(|| unsafe { RobustMutex::at(page.as_ptr()) });
         Ok(SyncHandle {
             id,
             kind,
             page,
-            mutex,
-            depth: 0,
             window: None,
             me: crate::sys::owner_lock::me(),
         })
@@ -145,20 +181,13 @@ impl SyncHandle {
         self.page.word(i)
     }
 
-    fn lock(&mut self, deadline: Deadline) -> Result<(), types::Error> {
-        let locked = match (&self.mutex, owner_lock(self.kind, &self.page, self.me)) {
-            (_, Some(lock)) => lock.lock(deadline),
-            (Some(mutex), None) => mutex.lock(deadline),
-            (None, None) => return Err(not_for(self.kind, "acquire")),
+    fn lock(&self, deadline: Deadline) -> Result<(), types::Error> {
+        let Some(lock) = owner_lock(self.kind, &self.page, self.me) else {
+            return Err(not_for(self.kind, "acquire"));
         };
-        match locked {
-            Ok(acquired) => {
-                self.depth += 1;
-                match acquired {
-                    Acquired::Clean => Ok(()),
-                    Acquired::OwnerDied => Err(types::Error::OwnerDied),
-                }
-            }
+        match lock.lock(deadline) {
+            Ok(Acquired::Clean) => Ok(()),
+            Ok(Acquired::OwnerDied) => Err(types::Error::OwnerDied),
             Err(LockError::Timeout) => Err(types::Error::Timeout),
             Err(LockError::Os(libc::EDEADLK)) => Err(types::Error::Other(
                 "this process already holds the lock (it is not re-entrant: use RLock)".into(),
@@ -169,24 +198,27 @@ impl SyncHandle {
         }
     }
 
-    fn unlock(&mut self) -> Result<(), types::Error> {
-        let unlocked = match (&self.mutex, owner_lock(self.kind, &self.page, self.me)) {
-            (_, Some(lock)) => lock.unlock().map_err(drop),
-            (Some(mutex), None) => mutex.unlock().map_err(drop),
-            (None, None) => return Err(not_for(self.kind, "release")),
+    fn unlock(&self) -> Result<(), types::Error> {
+        let Some(lock) = owner_lock(self.kind, &self.page, self.me) else {
+            return Err(not_for(self.kind, "release"));
         };
-        match unlocked {
-            Ok(()) => {
-                self.depth = self.depth.saturating_sub(1);
-                Ok(())
+        lock.unlock()
+            .map_err(|_| types::Error::Other("release of a lock this process does not hold".into()))
+    }
+
+    /// How many times this process holds a Condition's lock (0: not at
+    /// all). The count is the page's, which the guest's own acquires and
+    /// releases keep too.
+    fn depth(&self) -> u32 {
+        match owner_lock(self.kind, &self.page, self.me) {
+            Some(lock) if lock.word.load(Ordering::Acquire) & OWNER == self.me => {
+                lock.count.load(Ordering::Acquire)
             }
-            Err(_) => Err(types::Error::Other(
-                "release of a lock this process does not hold".into(),
-            )),
+            _ => 0,
         }
     }
 
-    fn acquire(&mut self, deadline: Deadline) -> Result<(), types::Error> {
+    fn acquire(&self, deadline: Deadline) -> Result<(), types::Error> {
         match self.kind {
             SyncKind::Semaphore { .. } => self.sem_acquire(deadline),
             SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => self.lock(deadline),
@@ -194,7 +226,7 @@ impl SyncHandle {
         }
     }
 
-    fn release(&mut self) -> Result<(), types::Error> {
+    fn release(&self) -> Result<(), types::Error> {
         match self.kind {
             SyncKind::Semaphore { .. } => self.sem_release(),
             SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => self.unlock(),
@@ -267,8 +299,9 @@ impl SyncHandle {
     /// Releases the condition's lock however deep it is held, waits for a
     /// notify, and takes the lock back as deep. `1` if notified, `0` on
     /// timeout.
-    fn condition_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
-        if self.depth == 0 {
+    fn condition_wait(&self, deadline: Deadline) -> Result<u32, types::Error> {
+        let depth = self.depth();
+        if depth == 0 {
             return Err(types::Error::Other(
                 "cannot wait on an un-acquired condition".into(),
             ));
@@ -281,85 +314,123 @@ impl SyncHandle {
                 self.waiters().capacity()
             ))
         })?;
-        let depth = self.depth;
-        for _ in 0..depth {
-            self.unlock()?;
-        }
+        // Released however deep it is held: one release of depth 1.
+        self.word(1).store(1, Ordering::Release);
+        self.unlock()?;
         let notified = self.waiters().wait(slot, tag, deadline);
-        let mut owner_died = false;
-        for _ in 0..depth {
-            match self.lock(Deadline::after(None)) {
-                Ok(()) => {}
-                Err(types::Error::OwnerDied) => owner_died = true,
-                Err(e) => return Err(e),
-            }
+        let relocked = self.lock(Deadline::after(None));
+        if matches!(relocked, Ok(()) | Err(types::Error::OwnerDied)) {
+            self.word(1).store(depth, Ordering::Release);
         }
-        if owner_died {
-            return Err(types::Error::OwnerDied);
-        }
-        Ok(u32::from(notified))
+        relocked.map(|()| u32::from(notified))
     }
 
     fn waiters(&self) -> Waiters<'_> {
         Waiters::new(&self.page, Word::COND_WAITERS)
     }
 
-    fn barrier_wait(&mut self, deadline: Deadline) -> Result<u32, types::Error> {
-        let gen = Word::BAR_GENERATION;
-        // The mutex only guards a few word updates by host code; a party
-        // that died inside them left the words consistent enough to go on.
-        match self.lock(Deadline::after(None)) {
-            Ok(()) | Err(types::Error::OwnerDied) => {}
-            Err(e) => return Err(e),
-        }
-        if self.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0 {
-            self.unlock()?;
-            return Err(types::Error::Broken);
-        }
+    fn bar_state(&self) -> &AtomicU64 {
+        self.page.word64(Word::BAR_STATE)
+    }
+
+    /// Arrives at the barrier; if last, moves it to the next generation and
+    /// wakes the others; else sleeps until that happens (or the barrier
+    /// breaks, or `deadline` passes, which breaks it). This party's arrival
+    /// index. A guest's last arrival does the same compare-and-swap in its
+    /// own code (the SDK's `FastBarrier`).
+    fn barrier_wait(&self, deadline: Deadline) -> Result<u32, types::Error> {
         let parties = self.word(Word::BAR_PARTIES).load(Ordering::Acquire);
-        let index = self.word(Word::BAR_COUNT).fetch_add(1, Ordering::AcqRel);
-        if index + 1 >= parties {
-            self.word(Word::BAR_COUNT).store(0, Ordering::Release);
-            self.word(gen).fetch_add(1, Ordering::AcqRel);
-            ipc::futex_wake_all(self.word(gen));
-            self.unlock()?;
-            return Ok(index);
-        }
-        let mine = self.word(gen).load(Ordering::Acquire);
-        self.unlock()?;
-        loop {
-            let now = self.word(gen).load(Ordering::Acquire);
-            if now != mine {
+        let state = self.bar_state();
+        let mut now = BarState(state.load(Ordering::SeqCst));
+        let (index, mine) = loop {
+            if now.broken() {
+                return Err(types::Error::Broken);
+            }
+            let index = now.arrived();
+            let last = index.saturating_add(1) >= parties;
+            let next = if last {
+                now.next()
+            } else {
+                BarState(now.0 + (1 << 32))
+            };
+            match state.compare_exchange(now.0, next.0, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) if last => {
+                    self.bar_wake(false);
+                    return Ok(index);
+                }
+                Ok(_) => break (index, now.generation()),
+                Err(seen) => now = BarState(seen),
+            }
+        };
+        let sleepers = self.word(Word::BAR_SLEEPERS);
+        // Counted before the state is read for the wait: a last arrival
+        // that misses the count has already moved the generation on, so
+        // the wait returns at once.
+        sleepers.fetch_add(1, Ordering::SeqCst);
+        let passed = loop {
+            let now = BarState(state.load(Ordering::SeqCst));
+            if now.generation() != mine {
                 let reset = self.word(Word::BAR_RESET_GEN).load(Ordering::Acquire);
                 // A reset while we waited breaks our wait (Python's rule);
                 // a normal release passes it.
-                return if reset == mine.wrapping_add(1) {
-                    Err(types::Error::Broken)
-                } else {
-                    Ok(index)
-                };
+                break reset != mine.wrapping_add(1) & BarState::GENERATION;
             }
-            if self.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0 {
-                return Err(types::Error::Broken);
+            if now.broken() {
+                break false;
             }
             if deadline.passed() {
                 // Python: a timed-out wait breaks the barrier for everyone.
-                self.break_barrier();
-                return Err(types::Error::Broken);
+                break_page(&self.page);
+                break false;
             }
-            ipc::futex_wait(self.word(gen), mine, deadline);
+            ipc::futex_wait(self.word(Word::BAR_STATE), now.low(), deadline);
+        };
+        // Saturating: a page an adversary zeroed does not wrap it.
+        let _ = sleepers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if passed {
+            Ok(index)
+        } else {
+            Err(types::Error::Broken)
         }
     }
 
-    fn break_barrier(&self) {
-        break_page(&self.page);
+    /// Wakes every process asleep on the barrier (`always`, or when one may
+    /// be: `BAR_SLEEPERS`, read after the state changed).
+    fn bar_wake(&self, always: bool) {
+        if always || self.word(Word::BAR_SLEEPERS).load(Ordering::SeqCst) != 0 {
+            ipc::futex_wake_all(self.word(Word::BAR_STATE));
+        }
+    }
+
+    /// Back to the initial state, in a new generation whose waiters of the
+    /// one before are released as broken. The barrier is broken first, so
+    /// that no pass completes meanwhile: an arrival during a reset gets
+    /// `broken`.
+    fn barrier_reset(&self) {
+        let state = self.bar_state();
+        loop {
+            let now = BarState(state.fetch_or(u64::from(BarState::BROKEN), Ordering::SeqCst));
+            let broken = BarState(now.0 | u64::from(BarState::BROKEN));
+            let next = now.next();
+            self.word(Word::BAR_RESET_GEN)
+                .store(next.generation(), Ordering::SeqCst);
+            // Fails only if another reset finished meanwhile: do ours after.
+            if state
+                .compare_exchange(broken.0, next.0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        self.bar_wake(true);
     }
 }
 
 /// Sets a barrier page's broken flag and wakes its waiters.
 fn break_page(page: &SharedMap) {
-    page.word(Word::BAR_BROKEN).store(1, Ordering::Release);
-    ipc::futex_wake_all(page.word(Word::BAR_GENERATION));
+    page.word64(Word::BAR_STATE)
+        .fetch_or(u64::from(BarState::BROKEN), Ordering::SeqCst);
+    ipc::futex_wake_all(page.word(Word::BAR_STATE));
 }
 
 /// This process's tag in a condition's waiter list: its pid, which the
@@ -379,8 +450,8 @@ fn not_for(kind: SyncKind, what: &str) -> types::Error {
 }
 
 impl WorkerState {
-    fn sync_object(&mut self, handle: &Resource<SyncHandle>) -> wasmtime::Result<&mut SyncHandle> {
-        Ok(self.table.get_mut(handle)?)
+    fn sync_object(&mut self, handle: &Resource<SyncHandle>) -> wasmtime::Result<&SyncHandle> {
+        Ok(self.table.get(handle)?)
     }
 }
 
@@ -420,7 +491,7 @@ impl sync::HostSyncObject for WorkerState {
         Ok(match s.kind {
             SyncKind::Event => s.word(Word::EVENT_FLAG).load(Ordering::Acquire) != 0,
             // A barrier "is set" when it is broken.
-            SyncKind::Barrier { .. } => s.word(Word::BAR_BROKEN).load(Ordering::Acquire) != 0,
+            SyncKind::Barrier { .. } => BarState(s.bar_state().load(Ordering::SeqCst)).broken(),
             _ => false,
         })
     }
@@ -444,15 +515,24 @@ impl sync::HostSyncObject for WorkerState {
             ipc::futex_wake(s.word(Word::SEM_VALUE), n.min(i32::MAX as u32));
             return Ok(Ok(()));
         }
+        if let SyncKind::Barrier { .. } = s.kind {
+            // A guest's last arrival moved the generation on in its own
+            // code and saw a sleeper: wake them all.
+            s.bar_wake(true);
+            return Ok(Ok(()));
+        }
         if s.kind != SyncKind::Condition {
             return Ok(Err(not_for(s.kind, "notify")));
         }
-        if s.depth == 0 {
+        if s.depth() == 0 {
             return Ok(Err(types::Error::Other(
                 "cannot notify on an un-acquired condition".into(),
             )));
         }
-        s.waiters().signal(n);
+        // Nobody counted: no slot to look through.
+        if s.waiters().anyone() {
+            s.waiters().signal(n);
+        }
         Ok(Ok(()))
     }
 
@@ -461,7 +541,7 @@ impl sync::HostSyncObject for WorkerState {
         if !matches!(s.kind, SyncKind::Barrier { .. }) {
             return Ok(Err(not_for(s.kind, "abort")));
         }
-        s.break_barrier();
+        break_page(&s.page);
         Ok(Ok(()))
     }
 
@@ -470,31 +550,18 @@ impl sync::HostSyncObject for WorkerState {
         if !matches!(s.kind, SyncKind::Barrier { .. }) {
             return Ok(Err(not_for(s.kind, "reset")));
         }
-        match s.lock(Deadline::after(None)) {
-            Ok(()) | Err(types::Error::OwnerDied) => {}
-            Err(e) => return Ok(Err(e)),
-        }
-        s.word(Word::BAR_BROKEN).store(0, Ordering::Release);
-        s.word(Word::BAR_COUNT).store(0, Ordering::Release);
-        let next = s
-            .word(Word::BAR_GENERATION)
-            .load(Ordering::Acquire)
-            .wrapping_add(1);
-        s.word(Word::BAR_RESET_GEN).store(next, Ordering::Release);
-        s.word(Word::BAR_GENERATION).store(next, Ordering::Release);
-        ipc::futex_wake_all(s.word(Word::BAR_GENERATION));
-        Ok(s.unlock())
+        s.barrier_reset();
+        Ok(Ok(()))
     }
 
     fn value(&mut self, handle: Resource<SyncHandle>) -> wasmtime::Result<u32> {
         let s = self.sync_object(&handle)?;
         Ok(match s.kind {
             SyncKind::Semaphore { .. } => s.word(Word::SEM_VALUE).load(Ordering::Acquire),
-            SyncKind::Barrier { .. } => s.word(Word::BAR_COUNT).load(Ordering::Acquire),
-            SyncKind::Lock | SyncKind::RLock => {
+            SyncKind::Barrier { .. } => BarState(s.bar_state().load(Ordering::SeqCst)).arrived(),
+            SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => {
                 u32::from(owner_lock(s.kind, &s.page, s.me).is_some_and(|l| l.is_locked()))
             }
-            SyncKind::Condition => u32::from(s.mutex.as_ref().is_some_and(RobustMutex::is_locked)),
             _ => 0,
         })
     }
@@ -604,11 +671,6 @@ pub(crate) fn create(broker: &Broker, caller: u64, kind: SyncKind) -> Answer {
     let other = crate::broker::os_error;
     let object = broker.charge_object("a new lock or primitive")?;
     let page = SharedMap::page("mpwasm-sync").map_err(other)?;
-    if uses_mutex(kind) {
-        let recursive = matches!(kind, SyncKind::RLock | SyncKind::Condition);
-        // SAFETY: a fresh page no other process has yet.
-        unsafe { RobustMutex::init(page.as_ptr(), recursive) }.map_err(other)?;
-    }
     match kind {
         SyncKind::Semaphore { value, bounded } => {
             page.word(Word::SEM_VALUE).store(value, Ordering::Release);
@@ -662,7 +724,7 @@ pub(crate) fn repair_locks(objects: &[Object], pid: u32) {
     for o in objects {
         if let Object::Sync(hub) = o {
             match hub.kind {
-                SyncKind::Lock | SyncKind::RLock => {
+                SyncKind::Lock | SyncKind::RLock | SyncKind::Condition => {
                     crate::sys::owner_lock::repair(hub.page.word(0), pid);
                 }
                 SyncKind::Semaphore { .. } => ipc::futex_wake_all(hub.page.word(Word::SEM_VALUE)),

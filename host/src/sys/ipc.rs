@@ -4,7 +4,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use rustix::net::{
@@ -300,6 +300,18 @@ impl SharedMap {
         // SAFETY: in bounds (checked), 4-aligned (the mapping is
         // page-aligned), alive as long as `self`; AtomicU32 has u32's layout.
         unsafe { &*(self.map.as_ptr() as *const AtomicU32).add(i) }
+    }
+
+    /// The 64-bit word at words `i` and `i + 1` (`i` even; panics beyond
+    /// the mapping or on an odd index: indices are constants). Its low half
+    /// is [`word(i)`](Self::word) on this little-endian target, which a
+    /// futex can wait on.
+    pub(crate) fn word64(&self, i: usize) -> &AtomicU64 {
+        assert!(i % 2 == 0 && (i + 2) * 4 <= self.len());
+        // SAFETY: in bounds (checked), 8-aligned (an even word of a
+        // page-aligned mapping), alive as long as `self`; AtomicU64 has
+        // u64's layout.
+        unsafe { &*(self.map.as_ptr() as *const AtomicU64).add(i / 2) }
     }
 
     /// The memfd, to hand to another process.

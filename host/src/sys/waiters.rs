@@ -11,6 +11,15 @@
 //! back with a compare-and-swap that a concurrent notify cannot also win, so
 //! `notify(n)` wakes at most `n`.
 //!
+//! The list also counts its taken slots (the word after the ticket
+//! counter): a process that holds the condition's lock and reads 0 there
+//! knows nobody waits, and a guest's `notify` then needs no host call. A
+//! waiter counts itself before it takes a slot, and whoever frees a slot
+//! (the waiter, or the broker for a dead one) uncounts it after; so the
+//! count may be high for a moment, never low. A waiter killed between
+//! freeing its slot and uncounting it leaves the count one too high for
+//! good, which costs a notifier a host call that finds nobody, no more.
+//!
 //! A waiter that dies leaves its slot behind; the broker, reaping it, frees
 //! the slot with [`Waiters::forget`] and hands a signal it had been given to
 //! the next waiter, so a dead waiter never swallows a notify.
@@ -33,27 +42,46 @@ pub(crate) struct Waiters<'a> {
 pub(crate) struct Slot(usize);
 
 impl<'a> Waiters<'a> {
-    /// The list in `page` from word `first` on (a ticket counter, then the
-    /// slots).
+    /// The list in `page` from word `first` on (a ticket counter, the
+    /// count of taken slots, then the slots).
     pub(crate) fn new(page: &'a SharedMap, first: usize) -> Self {
         Waiters { page, first }
     }
 
     /// How many processes can wait at once.
     pub(crate) fn capacity(&self) -> usize {
-        (self.page.len() / 4 - self.first - 1) / 2
+        (self.page.len() / 4 - self.first - 2) / 2
     }
 
     fn next_ticket(&self) -> &AtomicU32 {
         self.page.word(self.first)
     }
 
+    /// Slots taken, or about to be (see the module's head).
+    fn taken(&self) -> &AtomicU32 {
+        self.page.word(self.first + 1)
+    }
+
     fn state(&self, slot: usize) -> &AtomicU32 {
-        self.page.word(self.first + 1 + 2 * slot)
+        self.page.word(self.first + 2 + 2 * slot)
     }
 
     fn ticket(&self, slot: usize) -> &AtomicU32 {
-        self.page.word(self.first + 2 + 2 * slot)
+        self.page.word(self.first + 3 + 2 * slot)
+    }
+
+    /// Whether a process may be waiting (for one holding the lock that
+    /// orders enlisting against notifying).
+    pub(crate) fn anyone(&self) -> bool {
+        self.taken().load(Ordering::SeqCst) != 0
+    }
+
+    /// Uncounts a slot this caller freed.
+    fn freed(&self) {
+        // Never below zero, even on a page an adversary wrote.
+        let _ = self
+            .taken()
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     /// Puts the waiter `tag` (non-zero, below [`SIGNALED`]) at the end of
@@ -61,8 +89,9 @@ impl<'a> Waiters<'a> {
     /// that orders enlisting against notifying.
     pub(crate) fn enlist(&self, tag: u32) -> Option<Slot> {
         debug_assert!(tag != 0 && tag & SIGNALED == 0);
+        self.taken().fetch_add(1, Ordering::SeqCst);
         let ticket = self.next_ticket().fetch_add(1, Ordering::AcqRel);
-        (0..self.capacity()).find_map(|i| {
+        let slot = (0..self.capacity()).find_map(|i| {
             if self.state(i).load(Ordering::Acquire) != 0 {
                 return None;
             }
@@ -71,7 +100,11 @@ impl<'a> Waiters<'a> {
                 .compare_exchange(0, tag, Ordering::AcqRel, Ordering::Acquire)
                 .ok()
                 .map(|_| Slot(i))
-        })
+        });
+        if slot.is_none() {
+            self.freed();
+        }
+        slot
     }
 
     /// Sleeps until a notify picks `slot` or the deadline passes, then
@@ -82,9 +115,13 @@ impl<'a> Waiters<'a> {
             ipc::futex_wait(state, tag, deadline);
         }
         match state.compare_exchange(tag, 0, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => false,
+            Ok(_) => {
+                self.freed();
+                false
+            }
             Err(s) if s == tag | SIGNALED => {
                 state.store(0, Ordering::Release);
+                self.freed();
                 true
             }
             // Freed by someone else (the broker forgot a reused pid).
@@ -137,6 +174,9 @@ impl<'a> Waiters<'a> {
                 .state(i)
                 .compare_exchange(s, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
+            if freed {
+                self.freed();
+            }
             if freed && s & SIGNALED != 0 {
                 self.signal(1);
             }
@@ -164,8 +204,9 @@ mod test {
         assert_eq!(list.signal(1), 1);
         assert!(list.wait(a, 1, Deadline::after(Some(Duration::ZERO))));
         assert!(!list.wait(b, 2, Deadline::after(Some(Duration::from_millis(20)))));
-        // Both slots are free again.
+        // Both slots are free again, and uncounted.
         assert_eq!(list.signal(5), 0);
+        assert!(!list.anyone());
     }
 
     #[test]
@@ -198,7 +239,9 @@ mod test {
         let live = list.enlist(8).unwrap();
         assert_eq!(list.signal(1), 1); // picks the dead, older one
         list.forget(7);
+        assert!(list.anyone());
         assert!(list.wait(live, 8, Deadline::after(Some(Duration::ZERO))));
+        assert!(!list.anyone());
     }
 
     #[test]
@@ -210,5 +253,7 @@ mod test {
             assert!(list.enlist(t).is_some());
         }
         assert_eq!(list.enlist(cap as u32 + 1), None);
+        // The refused one is not counted.
+        assert_eq!(list.taken().load(Ordering::SeqCst), cap as u32);
     }
 }

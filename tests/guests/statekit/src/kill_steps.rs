@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use mpwasm_guest::{Event, Lock, Process, RLock, Result, Value};
 
-use crate::PATIENCE;
 
 /// The longest a free or owner-died lock may take to acquire.
 const GUARD: Duration = Duration::from_secs(5);
@@ -41,45 +40,21 @@ pub fn lock_kill_steps(rest: &[String]) -> Result<()> {
     let rounds: u32 = rest.first().and_then(|r| r.parse().ok()).unwrap_or(20);
     let (lock, rlock) = (Lock::new()?, RLock::new()?);
     let (a, b) = (Value::new(0_i64)?, Value::new(0_i64)?);
-    let (mut hung, mut inconsistent, mut died) = (0, 0, 0);
+    let mut found = crate::Handovers::default();
     let started = Instant::now();
     for round in 0..rounds {
-        let mut hammers = Vec::new();
-        for _ in 0..2 {
-            let ready = Event::new()?;
-            let mut p = Process::new("hammer", (&lock, &rlock, &a, &b, &ready));
-            p.start()?;
-            ready.wait_timeout(PATIENCE);
-            hammers.push(p);
-        }
-        for p in &mut hammers {
-            // 0 to ~3 ms into the loop, different every round.
-            let spin = Duration::from_micros(u64::from(round * 397 % 3000));
-            let t = Instant::now();
-            while t.elapsed() < spin {
-                std::hint::spin_loop();
-            }
-            p.kill()?;
-            p.join_timeout(PATIENCE)?;
-        }
-        match lock.acquire_timeout(GUARD) {
-            Ok(guard) if guard.owner_died() => {
-                died += 1;
-                b.set(a.get());
-            }
-            Ok(_) if a.get() != b.get() => inconsistent += 1,
-            Ok(_) => {}
-            Err(_) => hung += 1,
-        }
-        match rlock.acquire_timeout(GUARD) {
-            Ok(_) => {}
-            Err(_) => hung += 1,
+        crate::kill_two(round, |ready| {
+            Process::new("hammer", (&lock, &rlock, &a, &b, ready))
+        })?;
+        found.count(lock.acquire_timeout(GUARD), &a, &b);
+        if rlock.acquire_timeout(GUARD).is_err() {
+            found.hung += 1;
         }
     }
     println!("rounds {rounds}");
-    println!("hung {hung}");
-    println!("inconsistent {inconsistent}");
-    println!("owner_died_rounds {died}");
+    println!("hung {}", found.hung);
+    println!("inconsistent {}", found.inconsistent);
+    println!("owner_died_rounds {}", found.died);
     println!("increments {}", a.get());
     println!("seconds {:.1}", started.elapsed().as_secs_f64());
     // Afterwards both locks work as before.

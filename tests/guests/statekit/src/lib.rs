@@ -9,6 +9,7 @@
 
 mod api;
 mod bounds;
+mod cond_barrier;
 mod counters;
 mod deaths;
 mod kill_steps;
@@ -17,7 +18,7 @@ mod waits;
 
 use std::time::{Duration, Instant};
 
-use mpwasm_guest::{Error, Result};
+use mpwasm_guest::{Error, Event, LockGuard, Process, Result, Value};
 
 /// How long any scenario waits for something that should come at once.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
@@ -48,6 +49,9 @@ fn main() -> Result<()> {
         "sem_event" => sem_event::sem_event(rest),
         "sem_kill_steps" => sem_event::sem_kill_steps(rest),
         "barrier_kill" => deaths::barrier_kill(),
+        "condition" => cond_barrier::condition(rest),
+        "barrier" => cond_barrier::barrier(rest),
+        "cond_barrier_kill_steps" => cond_barrier::cond_barrier_kill_steps(rest),
         "manager_kill" => deaths::manager_kill(),
         "condition_kill" => deaths::condition_kill(),
         "timeouts" => waits::timeouts(),
@@ -60,5 +64,58 @@ fn main() -> Result<()> {
         "array_bounds" => bounds::array_bounds(),
         "forged" => bounds::forged(),
         other => Err(Error::Other(format!("no scenario {other:?}"))),
+    }
+}
+
+/// One round of a kill-at-every-step scenario: starts two processes made by
+/// `make` (each sets the event it is given once running), then SIGKILLs
+/// each at a moment 0 to ~3 ms in, different every `round`, and reaps it.
+/// Their exit codes.
+pub(crate) fn kill_two(round: u32, make: impl Fn(&Event) -> Process) -> Result<Vec<Option<i32>>> {
+    let mut victims = Vec::new();
+    for _ in 0..2 {
+        let ready = Event::new()?;
+        let mut p = make(&ready);
+        p.start()?;
+        ready.wait_timeout(PATIENCE);
+        victims.push(p);
+    }
+    let mut codes = Vec::new();
+    for p in &mut victims {
+        let spin = Duration::from_micros(u64::from(round * 397 % 3000));
+        let t = Instant::now();
+        while t.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+        p.kill()?;
+        p.join_timeout(PATIENCE)?;
+        codes.push(p.exitcode());
+    }
+    Ok(codes)
+}
+
+/// What the lock of kill rounds was found in, once its users were dead.
+#[derive(Default)]
+pub(crate) struct Handovers {
+    /// Not acquired in time.
+    pub(crate) hung: u32,
+    /// Handed on clean, with `a != b`.
+    pub(crate) inconsistent: u32,
+    /// Handed on owner-died (then `b` is repaired).
+    pub(crate) died: u32,
+}
+
+impl Handovers {
+    /// Counts one acquire of a lock that guards `a == b`.
+    pub(crate) fn count(&mut self, held: Result<LockGuard<'_>>, a: &Value<i64>, b: &Value<i64>) {
+        match held {
+            Ok(guard) if guard.owner_died() => {
+                self.died += 1;
+                b.set(a.get());
+            }
+            Ok(_) if a.get() != b.get() => self.inconsistent += 1,
+            Ok(_) => {}
+            Err(_) => self.hung += 1,
+        }
     }
 }

@@ -158,24 +158,9 @@ pub fn sem_kill_steps(rest: &[String]) -> Result<()> {
     }
     let (mut over, mut inconsistent, mut lost, mut hung, mut stuck) = (0, 0, 0, 0, 0);
     for round in 0..rounds {
-        let mut hammers = Vec::new();
-        for _ in 0..2 {
-            let ready = Event::new()?;
-            let mut p = Process::new("sem_hammer", (&mutex, &tokens, &flag, (&a, &b), &ready));
-            p.start()?;
-            ready.wait_timeout(PATIENCE);
-            hammers.push(p);
-        }
-        for p in &mut hammers {
-            // 0 to ~3 ms into the loop, different every round.
-            let spin = Duration::from_micros(u64::from(round * 397 % 3000));
-            let t = Instant::now();
-            while t.elapsed() < spin {
-                std::hint::spin_loop();
-            }
-            p.kill()?;
-            p.join_timeout(PATIENCE)?;
-        }
+        crate::kill_two(round, |ready| {
+            Process::new("sem_hammer", (&mutex, &tokens, &flag, (&a, &b), ready))
+        })?;
         match mutex.get_value() {
             0 => {
                 // A hammer died holding it: its unit is gone, as in
