@@ -17,10 +17,10 @@ use super::Inner;
 use crate::batch::Batch;
 use crate::error::{Error, TaskError};
 use crate::limits::{MAX_AUTO_CHUNK, MAX_CHUNK_BYTES};
+use crate::wire::Codec;
 
 /// The most inputs a chunk's buffer is sized for ahead of them.
 const PRESIZE_ITEMS: usize = 1 << 16;
-use crate::wire::Codec;
 
 /// Where a stream's inputs come from: each call appends the next input's
 /// encoding to a batch.
