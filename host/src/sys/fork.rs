@@ -13,9 +13,11 @@
 //! `clone3` itself and does in the child what glibc's `_Fork` does: the
 //! kernel writes the child's thread id into the C library's thread
 //! descriptor (`CLONE_CHILD_SETTID`), and the child registers the robust
-//! mutex list again (the kernel clears it in a new process). Both matter:
-//! the robust, process-shared mutexes of `Lock`s record their owner's
-//! thread id, and die-with-owner recovery walks that list. Where the
+//! mutex list again (the kernel clears it in a new process). Both matter
+//! to the C library in the child: its mutexes record their owner's thread
+//! id, and a process-shared robust mutex is recovered through that list.
+//! (mpwasm's own locks no longer depend on either: their words name the
+//! owning process, and the broker repairs a dead owner's.) Where the
 //! thread descriptor is not laid out as expected, [`ThreadRecord::current`]
 //! fails and the caller starts workers with `exec` instead.
 
