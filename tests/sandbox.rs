@@ -33,7 +33,10 @@ fn an_infinite_loop_is_stopped_at_its_deadline() {
     // watchdog replacing the worker: the same worker process answers, and
     // its instance was reset, not lost.
     let after: Identity = pool.apply("whoami", 0i64).unwrap();
-    assert_eq!(first.pid, after.pid, "a spin was stopped by killing its worker");
+    assert_eq!(
+        first.pid, after.pid,
+        "a spin was stopped by killing its worker"
+    );
     assert_eq!(pool.apply::<(i64, i64), i64>("add", (2, 3)).unwrap(), 5);
 }
 
