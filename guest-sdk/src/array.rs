@@ -3,7 +3,8 @@
 //! An array is a fixed number of [`Scalar`] cells in a region of shared
 //! memory every holder maps. Indices are checked in the guest before any
 //! host call ([`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange)); [`RawArray::get`] and
-//! [`RawArray::set`] are one atomic load or store, [`RawArray::read`] and
+//! [`RawArray::set`] are one atomic load or one plain store (as CPython's
+//! `ctypes` array stores: no fence), [`RawArray::read`] and
 //! [`RawArray::write`] copy a whole range at once — through the guest's
 //! window, with no host call, for every guest built with this SDK.
 //!
@@ -266,7 +267,9 @@ impl<T: Scalar> RawArray<T> {
         self.cells.load(i)
     }
 
-    /// Sets element `i` (Python's `a[i] = v`): one atomic store.
+    /// Sets element `i` (Python's `a[i] = v`): one store, never seen
+    /// half-written, without a fence (as CPython's; a lock's release or any
+    /// other primitive orders it for other processes).
     ///
     /// # Errors
     ///

@@ -128,7 +128,8 @@
 //! [`Value`] and [`Array`] (and their lock-less [`RawValue`] and
 //! [`RawArray`]) hold numbers in shared memory every process holding them
 //! sees (Python's `Value('i', 0)` is `Value::new(0_i32)`; [`Scalar`] lists
-//! the typecodes). Each `get` and `set` is one atomic operation, but
+//! the typecodes). Each `get` and `set` is one instruction (a `set` is a
+//! plain store, as CPython's `ctypes` makes it), but
 //! `counter.set(counter.get() + 1)` is two, and races exactly like CPython's
 //! `counter.value += 1`: two processes can both read 5 and both write 6.
 //! Hold [`Value::get_lock`] around the pair, as in Python, or use

@@ -3,7 +3,8 @@
 //!
 //! A value lives in a region of shared memory the host maps into every
 //! process holding it, and into the guest's window: each `get`, `set` or
-//! `fetch_add` is one atomic instruction on that memory, in a helper the
+//! `fetch_add` is one instruction on that memory (atomic, but for `set`'s
+//! plain store, as CPython's `ctypes` stores), in a helper the
 //! loader generated (a core call, no host call, no message to another
 //! process).
 //!
@@ -228,7 +229,7 @@ pub(crate) fn check_range(range: &Range<usize>, len: usize) -> Result<Range<usiz
 
 /// `len` cells of `T` in a region of their own: what `Value`, `RawValue`,
 /// `Array` and `RawArray` hold. Indices are checked here; each operation is
-/// one atomic helper call on the guest's window, or one host call where the
+/// one helper call on the guest's window, or one host call where the
 /// guest has none.
 pub(crate) struct Cells<T> {
     region: Handle<wit::Region>,
@@ -299,7 +300,7 @@ impl<T: Scalar> Cells<T> {
     pub(crate) fn store(&self, i: usize, value: T) -> Result<()> {
         let at = self.offset(i)?;
         match self.windowed(at) {
-            Some(w) => window::store(w, T::WIDTH, value.to_bits()),
+            Some(w) => window::put(w, T::WIDTH, value.to_bits()),
             None => self.region.store(at, T::WIDTH, value.to_bits())?,
         }
         Ok(())
@@ -420,7 +421,7 @@ impl<'de, T: Scalar> Deserialize<'de> for Cells<T> {
 ///
 /// Every operation of the value is [`RawValue`]'s (a `Value` dereferences
 /// to one): [`get`](RawValue::get) and [`set`](RawValue::set) are Python's
-/// `.value` read and write, each one atomic, but
+/// `.value` read and write, each one instruction, but
 /// `counter.set(counter.get() + 1)` is two operations, and races exactly
 /// like CPython's `counter.value += 1` (two processes read 5, both write
 /// 6). Either hold [`get_lock`](Self::get_lock) around the pair, as in
@@ -571,7 +572,10 @@ impl<T: Scalar> RawValue<T> {
         checked(self.cell.load(0))
     }
 
-    /// Replaces the value (Python's `.value = v`): one atomic store.
+    /// Replaces the value (Python's `.value = v`): one store, never seen
+    /// half-written. Like CPython's, it is a plain store without a fence: a
+    /// lock's release (or any other primitive) orders it for other
+    /// processes, and a value read and written without one races.
     ///
     /// # Examples
     ///

@@ -27,6 +27,10 @@ mod imp {
         fn store16(at: u32, v: u32);
         fn store32(at: u32, v: u32);
         fn store64(at: u32, v: u64);
+        fn put8(at: u32, v: u32);
+        fn put16(at: u32, v: u32);
+        fn put32(at: u32, v: u32);
+        fn put64(at: u32, v: u64);
         fn add8(at: u32, v: u32) -> u32;
         fn add16(at: u32, v: u32) -> u32;
         fn add32(at: u32, v: u32) -> u32;
@@ -74,6 +78,19 @@ mod imp {
                 2 => store16(at, narrow(v, 2)),
                 4 => store32(at, narrow(v, 4)),
                 _ => store64(at, v as u64),
+            }
+        }
+    }
+
+    /// A plain store: no fence, as CPython's `ctypes` stores a shared
+    /// value; the next atomic operation (a lock's release) orders it.
+    pub(crate) fn put(at: u32, width: u8, v: i64) {
+        unsafe {
+            match width {
+                1 => put8(at, narrow(v, 1)),
+                2 => put16(at, narrow(v, 2)),
+                4 => put32(at, narrow(v, 4)),
+                _ => put64(at, v as u64),
             }
         }
     }
@@ -143,6 +160,9 @@ mod imp {
         none()
     }
     pub(crate) fn store(_: u32, _: u8, _: i64) {
+        none()
+    }
+    pub(crate) fn put(_: u32, _: u8, _: i64) {
         none()
     }
     pub(crate) fn fetch_add(_: u32, _: u8, _: i64) -> i64 {

@@ -107,7 +107,7 @@ impl FastLock {
         let me = my_pid();
         if self.recursive && window::load(self.at, 4) as u32 & OWNER == me {
             let count = window::load(self.at + 4, 4);
-            window::store(self.at + 4, 4, count + 1);
+            window::put(self.at + 4, 4, count + 1);
             return true;
         }
         let mut seen = match window::compare_exchange(self.at, 4, 0, i64::from(me)) {
@@ -149,7 +149,7 @@ impl FastLock {
     fn took(self) -> bool {
         // Only an RLock keeps a count (a Lock's is never read).
         if self.recursive {
-            window::store(self.at + 4, 4, 1);
+            window::put(self.at + 4, 4, 1);
         }
         true
     }
@@ -165,15 +165,15 @@ impl FastLock {
         }
         let count = window::load(self.at + 4, 4);
         if count > 1 {
-            window::store(self.at + 4, 4, count - 1);
+            window::put(self.at + 4, 4, count - 1);
             return true;
         }
-        window::store(self.at + 4, 4, 0);
+        window::put(self.at + 4, 4, 0);
         if window::compare_exchange(self.at, 4, me, 0).is_ok() {
             return true;
         }
         // A waiter came: the host releases and wakes it.
-        window::store(self.at + 4, 4, count);
+        window::put(self.at + 4, 4, count);
         false
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! 1. removes those imports and appends, in their place, local functions
 //!    doing the operation with a real atomic instruction (`load`, `store`,
-//!    `add`, `xchg`, `cmpxchg` on 8 to 64 bits; `copy_in`/`copy_out`
+//!    `add`, `xchg`, `cmpxchg` on 8 to 64 bits), or a plain store (`put`,
+//!    for data cells, as CPython's `ctypes` stores; `copy_in`/`copy_out`
 //!    between the guest's own memory and the window), renumbering every
 //!    function index of the module;
 //! 2. appends the window itself: an unexported, non-shared memory of
@@ -61,6 +62,7 @@ fn helper(name: &str) -> Option<Helper> {
     let (op, rest) = [
         ("load", Op::Load),
         ("store", Op::Store),
+        ("put", Op::Put),
         ("add", Op::Add),
         ("xchg", Op::Xchg),
         ("cmpxchg", Op::Cmpxchg),
@@ -80,6 +82,11 @@ fn helper(name: &str) -> Option<Helper> {
 enum Op {
     Load,
     Store,
+    /// A plain (non-atomic) store: what CPython's `ctypes` does to a
+    /// shared value, without the fence a sequentially consistent store
+    /// costs. Still one instruction, so a naturally aligned value is never
+    /// seen half-written.
+    Put,
     Add,
     Xchg,
     Cmpxchg,
@@ -112,7 +119,7 @@ impl Helper {
                 let v = if w == Width::W64 { I64 } else { I32 };
                 match op {
                     Op::Load => (vec![I32], vec![v]),
-                    Op::Store => (vec![I32, v], vec![]),
+                    Op::Store | Op::Put => (vec![I32, v], vec![]),
                     Op::Add | Op::Xchg => (vec![I32, v], vec![v]),
                     Op::Cmpxchg => (vec![I32, v, v], vec![v]),
                 }
@@ -166,6 +173,10 @@ fn atomic(op: Op, w: Width, window: u32) -> Instruction<'static> {
         (Op::Store, Width::W16) => I::I32AtomicStore16(m),
         (Op::Store, Width::W32) => I::I32AtomicStore(m),
         (Op::Store, Width::W64) => I::I64AtomicStore(m),
+        (Op::Put, Width::W8) => I::I32Store8(m),
+        (Op::Put, Width::W16) => I::I32Store16(m),
+        (Op::Put, Width::W32) => I::I32Store(m),
+        (Op::Put, Width::W64) => I::I64Store(m),
         (Op::Add, Width::W8) => I::I32AtomicRmw8AddU(m),
         (Op::Add, Width::W16) => I::I32AtomicRmw16AddU(m),
         (Op::Add, Width::W32) => I::I32AtomicRmwAdd(m),

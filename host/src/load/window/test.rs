@@ -9,7 +9,8 @@ use super::{rewrite, wants_window, MODULE, WINDOW_PAGES};
 
 /// A guest-like core module: `env.f`, then the given window imports, then
 /// `bump(at, v) = add32(at, v)`, `peek(at) = load32(at)`,
-/// `cas(at, e, n) = cmpxchg32(...)`, `out(dst, at, len) = copy_out(...)`,
+/// `cas(at, e, n) = cmpxchg32(...)`, `poke(at, v) = put32(at, v)`,
+/// `out(dst, at, len) = copy_out(...)`,
 /// `own(p) = i32.load(p)` of its own memory, `calls_f()`, and a name
 /// section naming every function.
 pub(crate) fn guest_module(memories: &[MemoryType], window_imports: &[(&str, u32)]) -> Vec<u8> {
@@ -20,6 +21,7 @@ pub(crate) fn guest_module(memories: &[MemoryType], window_imports: &[(&str, u32
     types.ty().function([], []); // 2: env.f, calls_f
     types.ty().function([I32, I32, I32], [I32]); // 3: cmpxchg32, cas
     types.ty().function([I32, I32, I32], []); // 4: copy_out, out
+    types.ty().function([I32, I32], []); // 5: put32, poke
     let mut imports = ImportSection::new();
     imports.import("env", "f", wasm_encoder::EntityType::Function(2));
     for (name, ty) in window_imports {
@@ -64,6 +66,9 @@ pub(crate) fn guest_module(memories: &[MemoryType], window_imports: &[(&str, u32
     }
     if has("cmpxchg32") {
         add("cas", 3, 3, &[Instruction::Call(index("cmpxchg32"))]);
+    }
+    if has("put32") {
+        add("poke", 5, 2, &[Instruction::Call(index("put32"))]);
     }
     if has("copy_out") {
         add("out", 4, 3, &[Instruction::Call(index("copy_out"))]);
@@ -113,6 +118,7 @@ pub(crate) const ALL: &[(&str, u32)] = &[
     ("load32", 0),
     ("cmpxchg32", 3),
     ("copy_out", 4),
+    ("put32", 5),
 ];
 
 fn memories_of(bytes: &[u8]) -> Vec<wasmparser::MemoryType> {
@@ -187,7 +193,7 @@ fn rewrite_replaces_the_imports_and_appends_the_window() {
     }
     // The helpers keep their import names, after the module's functions.
     assert_eq!(names.get(&0).map(String::as_str), Some("f"));
-    assert_eq!(names.get(&7).map(String::as_str), Some("add32"));
+    assert_eq!(names.get(&8).map(String::as_str), Some("add32"));
 }
 
 #[test]

@@ -72,6 +72,9 @@ fn a_mapped_region_is_shared_with_the_host_and_atomic() {
     let own = instance
         .get_typed_func::<u32, u32>(&mut store, "own")
         .unwrap();
+    let poke = instance
+        .get_typed_func::<(u32, u32), ()>(&mut store, "poke")
+        .unwrap();
     assert_eq!(bump.call(&mut store, (at + 4, 5)).unwrap(), 0);
     assert_eq!(bump.call(&mut store, (at + 4, 5)).unwrap(), 5);
     assert_eq!(
@@ -87,6 +90,13 @@ fn a_mapped_region_is_shared_with_the_host_and_atomic() {
     );
     assert_eq!(cas.call(&mut store, (at + 4, 10, 42)).unwrap(), 10);
     assert_eq!(cas.call(&mut store, (at + 4, 10, 43)).unwrap(), 42);
+    // A plain store (`put`) lands in the region too.
+    poke.call(&mut store, (at + 12, 9)).unwrap();
+    assert_eq!(
+        region.word(3).load(Ordering::SeqCst),
+        9,
+        "the host sees a put"
+    );
     out.call(&mut store, (100, at + 4, 4)).unwrap();
     assert_eq!(own.call(&mut store, 100).unwrap(), 42, "copied out");
     // A misaligned atomic traps.
