@@ -27,10 +27,11 @@ pub const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// `PoolBuilder::max_processes`.
 pub const MAX_PROCESSES: u32 = 256;
 
-/// Items of this size or more do not travel in a queue's datagram: the
-/// broker keeps them (charged to the run's budget) and the datagram carries
-/// their key (32 KiB).
-pub const QUEUE_INLINE_MAX: usize = 32 << 10;
+/// Items of this size or more do not travel in a queue's packet: the
+/// broker keeps them (charged to the run's budget) and the packet carries
+/// their key. A packet of a packet-mode pipe is at most one page, and
+/// holds a tag byte before the item (4095 bytes).
+pub const QUEUE_INLINE_MAX: usize = 4095;
 
 /// What the run's budget is charged for each queue item the broker keeps
 /// (spilled or stored) beside its bytes: its entry and bookkeeping.
@@ -68,11 +69,11 @@ pub const MAX_SHARED_MEMORY: u64 = 1 << 30;
 /// `PoolBuilder::max_objects`.
 pub const MAX_OBJECTS: u32 = 4096;
 
-/// A queue socket's send buffer, as asked of the kernel (1 MiB; the
-/// kernel doubles it for its bookkeeping): the most unread datagrams of one
-/// queue the kernel holds, charged to the run's shared memory. Beyond it,
-/// puts spill to the broker, charged to the run's host memory.
-pub const QUEUE_SOCKET_BUFFER: usize = 1 << 20;
+/// A queue pipe's size, as asked of the kernel (1 MiB, an unprivileged
+/// user's `pipe-max-size`): 256 packets of one page each, the most unread
+/// items of one queue the kernel holds, charged to the run's shared memory.
+/// Beyond them, puts spill to the broker, charged to the run's host memory.
+pub const QUEUE_PIPE_BYTES: usize = 1 << 20;
 
 /// What a pipe end whose buffers a large message enlarged is charged of
 /// the run's shared memory while it lives (8 MiB: the most the kernel

@@ -74,10 +74,10 @@ fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<bool> {
     let mut fds = Vec::new();
     while !buf.is_empty() {
         let got = ipc::recv(fd, buf, &mut fds, true)?;
-        if got.len == 0 {
+        if got == 0 {
             return Ok(false);
         }
-        buf = &mut buf[got.len..];
+        buf = &mut buf[got..];
         // Descriptors have no business on a pipe: close any that came.
         fds.clear();
     }
@@ -244,7 +244,7 @@ impl pipe::Host for WorkerState {
         // The kernel's default buffers (about 200 KiB of unread data per
         // direction) until a large message needs more: `send` enlarges
         // them then.
-        let (a, b) = match ipc::socketpair(ipc::Kind::Stream, None) {
+        let (a, b) = match ipc::socketpair(None) {
             Ok(pair) => pair,
             Err(e) => return Ok(Err(io_error(e))),
         };

@@ -41,7 +41,7 @@ use crate::bindings::{queue, types};
 use crate::broker::budget::Charge;
 use crate::broker::{Answer, Broker, Object};
 use crate::cluster::queue::{Queues, RemoteQueue};
-use crate::limits::{MAX_FRAME_BYTES, QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_SOCKET_BUFFER};
+use crate::limits::{MAX_FRAME_BYTES, QUEUE_INLINE_MAX, QUEUE_ITEM_COST, QUEUE_PIPE_BYTES};
 use crate::sys::ipc::{self, Deadline, SharedMap};
 use crate::wire::{Call, CallError, RemoteOp, Reply};
 use crate::worker::child::WorkerState;
@@ -51,15 +51,28 @@ use crate::worker::child::WorkerState;
 /// others asleep until the next `get` — or this long.
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The words of a queue's shared page.
+/// The words of a queue's shared page, by cache line: what every `put` and
+/// `get` changes (the count, and the producers' wake-up words) on the
+/// first; words read on every operation but seldom written (spilling,
+/// shut down, promoted) on a line of their own, which stays in every
+/// CPU's cache; a joinable queue's words on a third; and the puts on
+/// their way into the pipe ([`local_puts`](Self::local_puts)) in
+/// [`STRIPES`] counters, one line each, so that producers in different
+/// processes do not take one line from each other twice per put.
 struct Page(SharedMap);
+
+/// Words in a 64-byte cache line.
+const LINE: usize = 16;
+/// How many [`Page::local_puts`] counters the page has.
+const STRIPES: usize = 16;
 
 impl Page {
     /// Items put and not yet taken (`qsize`); the semaphore of a bounded queue.
     fn count(&self) -> &AtomicU32 {
         self.0.word(0)
     }
-    /// Bumped whenever an item is taken: what blocked producers sleep on.
+    /// Bumped when an item is taken while a producer may be asleep: what
+    /// blocked producers sleep on.
     fn taken_seq(&self) -> &AtomicU32 {
         self.0.word(1)
     }
@@ -77,11 +90,18 @@ impl Page {
     /// out only once it ran, every `get` in between saw a sleeper and made
     /// a futex system call that woke nobody (0.95 wasted calls per message
     /// in W8, 4 × 4 processes on 2 CPUs).
+    ///
+    /// Called after the count went down. A producer about to sleep reads
+    /// `taken_seq`, counts itself in, then reads the count (all
+    /// sequentially consistent): either it sees the slot, or this sees it
+    /// counted in and moves `taken_seq` past what it read. So `taken_seq`
+    /// moves only for a sleeper: a `get` with nobody asleep changes no
+    /// other word than the count.
     fn wake_producers(&self, n: u32) {
-        self.taken_seq().fetch_add(1, Ordering::SeqCst);
         if self.put_waiters().load(Ordering::SeqCst) == 0 {
             return;
         }
+        self.taken_seq().fetch_add(1, Ordering::SeqCst);
         let woken = ipc::futex_wake(self.taken_seq(), n);
         if woken > 0 {
             let _ = self
@@ -93,25 +113,25 @@ impl Page {
     }
     /// Items put and not yet marked done (joinable queues).
     fn unfinished(&self) -> &AtomicU32 {
-        self.0.word(3)
+        self.0.word(2 * LINE)
     }
     /// Bumped when `unfinished` reaches zero: what `join` sleeps on.
     fn done_seq(&self) -> &AtomicU32 {
-        self.0.word(4)
+        self.0.word(2 * LINE + 1)
     }
     /// Non-zero while the broker holds spilled items: puts go there too.
     fn spilling(&self) -> &AtomicU32 {
-        self.0.word(5)
+        self.0.word(LINE)
     }
     /// [`SHUT`] or [`SHUT_NOW`] once the queue was shut down, else 0.
     fn shutdown(&self) -> &AtomicU32 {
-        self.0.word(6)
+        self.0.word(LINE + 1)
     }
     /// Non-zero once the queue lives in a JetStream stream (it was shared
     /// with a task on another host, `crate::cluster::queue`): every
     /// operation then goes to the broker.
     fn remote(&self) -> &AtomicU32 {
-        self.0.word(7)
+        self.0.word(LINE + 2)
     }
     /// Whether the queue lives in a stream now.
     fn is_remote(&self) -> bool {
@@ -119,14 +139,43 @@ impl Page {
     }
     /// Puts past their last look at [`remote`](Self::remote) that have not
     /// yet landed in the socket: a promotion waits for them before it
-    /// moves the socket's items into the stream.
-    fn local_puts(&self) -> &AtomicU32 {
-        self.0.word(8)
+    /// moves the socket's items into the stream. Counted in one of
+    /// [`STRIPES`] words, by the producer's pid.
+    fn local_puts(&self, stripe: usize) -> &AtomicU32 {
+        self.0.word((3 + stripe % STRIPES) * LINE)
+    }
+    /// All puts on their way in, over every stripe.
+    fn all_local_puts(&self) -> u32 {
+        (0..STRIPES)
+            .map(|s| self.local_puts(s).load(Ordering::SeqCst))
+            .sum()
     }
 }
 
-/// A put counted in [`Page::local_puts`] until it is dropped.
-struct LocalPut<'a>(&'a Page);
+/// The longest a `get` looks for an item before it sleeps
+/// ([`QueueHandle::look`]).
+const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Whether this process may use more than one CPU (read once: workers are
+/// forked before any queue operation).
+fn spare_cpus() -> bool {
+    static SPARE: OnceLock<bool> = OnceLock::new();
+    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// [`Page::wake_producers`]'s `n` that wakes every sleeper.
+const EVERY_PRODUCER: u32 = i32::MAX as u32;
+
+/// This process's [`Page::local_puts`] stripe.
+fn my_stripe() -> usize {
+    // Read once: `getpid` is a system call.
+    static STRIPE: OnceLock<usize> = OnceLock::new();
+    *STRIPE.get_or_init(|| std::process::id() as usize % STRIPES)
+}
+
+/// A put counted in [`Page::local_puts`] (in this stripe) until it is
+/// dropped.
+struct LocalPut<'a>(&'a Page, usize);
 
 impl<'a> LocalPut<'a> {
     /// Counts a put, then takes the last look at `remote`: `None` if the
@@ -134,15 +183,16 @@ impl<'a> LocalPut<'a> {
     /// consistent with [`promote`]'s store and load, so either this put
     /// sees the promotion or the promotion sees this put.
     fn begin(page: &'a Page) -> Option<Self> {
-        page.local_puts().fetch_add(1, Ordering::SeqCst);
-        let put = LocalPut(page);
+        let stripe = my_stripe();
+        page.local_puts(stripe).fetch_add(1, Ordering::SeqCst);
+        let put = LocalPut(page, stripe);
         (page.remote().load(Ordering::SeqCst) == 0).then_some(put)
     }
 }
 
 impl Drop for LocalPut<'_> {
     fn drop(&mut self) {
-        self.0.local_puts().fetch_sub(1, Ordering::SeqCst);
+        self.0.local_puts(self.1).fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -325,16 +375,15 @@ impl QueueHandle {
     /// Returns the keys of the items the broker keeps, to be let go.
     fn drain(&mut self) -> Vec<u64> {
         if self.scratch.is_empty() {
-            self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
+            self.scratch = vec![0u8; ipc::PACKET_MAX];
         }
-        let mut fds = Vec::new();
         let mut stored = Vec::new();
-        while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, false) {
-            fds.clear();
-            if got.len == 0 || self.scratch[0] == SHUT_DOWN || self.scratch[0] == PROMOTED {
+        // 0 is end of file (never while the broker holds the write end).
+        while let Ok(len @ 1..) = ipc::read_packet(self.recv.as_fd(), &mut self.scratch, false) {
+            if self.scratch[0] == SHUT_DOWN || self.scratch[0] == PROMOTED {
                 continue;
             }
-            if (self.scratch[0], got.len) == (STORED, 9) {
+            if (self.scratch[0], len) == (STORED, 9) {
                 stored.push(u64::from_le_bytes(
                     self.scratch[1..9].try_into().expect("8 bytes"),
                 ));
@@ -360,19 +409,51 @@ impl QueueHandle {
         before.is_ok()
     }
 
+    /// Looks for a packet without sleeping, giving the CPU to any other
+    /// process that wants it between looks, for at most [`SPIN_FOR`] (and
+    /// not past the deadline), with spare CPUs only; its length if one came.
+    ///
+    /// A consumer that sleeps in the read is woken by the next put: on
+    /// this VM a wake-up on another CPU costs ~20 µs, and on a busy one
+    /// each item costs a sleep and a context switch. Looking a little
+    /// longer takes the item as it lands (W3 ping-pong: 44 µs → 2.5 µs a
+    /// round trip; W8: 4 × 4 processes, +30%). A process alone on its CPU
+    /// does not look: the item's producer may be waiting for that very
+    /// CPU.
+    fn look(&mut self, deadline: Deadline) -> Option<io::Result<usize>> {
+        if !spare_cpus() {
+            return None;
+        }
+        let until = Deadline::after(Some(SPIN_FOR)).earlier(deadline);
+        loop {
+            match ipc::read_packet(self.recv.as_fd(), &mut self.scratch, false) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if until.passed() {
+                        return None;
+                    }
+                    std::thread::yield_now();
+                }
+                got => return Some(got),
+            }
+        }
+    }
+
     /// Receives one datagram, waiting until the deadline.
     fn receive(&mut self, deadline: Deadline) -> Result<Datagram, types::Error> {
         if self.scratch.is_empty() {
-            self.scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
+            self.scratch = vec![0u8; ipc::PACKET_MAX];
         }
-        let mut fds = Vec::new();
-        // Without a deadline, block in the receive itself: the kernel then
-        // wakes one waiting consumer per datagram, where `poll` would wake
+        // Without a deadline, block in the read itself: the kernel then
+        // wakes one waiting consumer per packet, where `poll` would wake
         // them all.
         let block = deadline.remaining().is_none();
-        let got = loop {
-            match ipc::recv(self.recv.as_fd(), &mut self.scratch, &mut fds, block) {
-                Ok(got) => break got,
+        let len = loop {
+            let got = match self.look(deadline) {
+                Some(got) => got,
+                None => ipc::read_packet(self.recv.as_fd(), &mut self.scratch, block),
+            };
+            match got {
+                Ok(len) => break len,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if deadline.passed() {
                         return Err(types::Error::Empty);
@@ -382,28 +463,26 @@ impl QueueHandle {
                 Err(e) => return Err(io_error(e)),
             }
         };
-        // Another process wrote this datagram: check it.
-        let malformed = || types::Error::Other("malformed queue item (a writer is broken)".into());
-        if got.truncated || got.len == 0 {
-            self.free_slot();
-            return Err(malformed());
+        if len == 0 {
+            // End of file: the broker, which holds the write end, is gone.
+            return Err(types::Error::Closed);
         }
-        if (self.scratch[0], fds.len(), got.len) == (SHUT_DOWN, 0, 1) {
-            return Ok(Datagram::ShutDown);
-        }
-        if (self.scratch[0], fds.len(), got.len) == (PROMOTED, 0, 1) {
-            return Ok(Datagram::Promoted);
+        // Another process wrote this packet: check it.
+        match (self.scratch[0], len) {
+            (SHUT_DOWN, 1) => return Ok(Datagram::ShutDown),
+            (PROMOTED, 1) => return Ok(Datagram::Promoted),
+            _ => {}
         }
         self.free_slot();
-        match (self.scratch[0], fds.len(), got.len) {
-            (INLINE, 0, _) => Ok(Datagram::Item(self.scratch[1..got.len].to_vec())),
-            (STORED, 0, 9) => {
+        match (self.scratch[0], len) {
+            (INLINE, _) => Ok(Datagram::Item(self.scratch[1..len].to_vec())),
+            (STORED, 9) => {
                 let key = u64::from_le_bytes(self.scratch[1..9].try_into().expect("8 bytes"));
                 Ok(Datagram::Stored(key))
             }
-            // Descriptors that came with a malformed datagram are closed
-            // here, with `fds`.
-            _ => Err(malformed()),
+            _ => Err(types::Error::Other(
+                "malformed queue item (a writer is broken)".into(),
+            )),
         }
     }
 }
@@ -441,8 +520,8 @@ impl WorkerState {
         // reading): wait that long before paying for a trip to the broker.
         let mut grace = true;
         while q.page.spilling().load(Ordering::Acquire) == 0 {
-            match ipc::send(q.send.as_fd(), parts, &[], false) {
-                Ok(_) => return Ok(Ok(())),
+            match ipc::write_packet(q.send.as_fd(), parts, false) {
+                Ok(()) => return Ok(Ok(())),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && grace => {
                     grace = false;
                     let _ = ipc::poll_writable(q.send.as_fd(), Deadline::after(Some(SPILL_GRACE)));
@@ -674,7 +753,7 @@ impl queue::HostQueue for WorkerState {
         let level = if immediate { SHUT_NOW } else { SHUT };
         let before = q.page.shutdown().fetch_max(level, Ordering::AcqRel);
         // Producers blocked on a full queue re-check and fail.
-        q.page.wake_producers(i32::MAX as u32);
+        q.page.wake_producers(EVERY_PRODUCER);
         if immediate {
             let (id, stored) = (q.id, q.drain());
             self.discard_items(id, stored)?;
@@ -879,7 +958,7 @@ impl Hub {
             };
             // Blocks until readers make room; the charge is given back once
             // the datagram is the kernel's.
-            if let Err(e) = ipc::send(self.send.as_fd(), &[&next.0], &[], true) {
+            if let Err(e) = ipc::write_packet(self.send.as_fd(), &[&next.0], true) {
                 tracing::warn!("queue feeder stopped: {e}");
                 return;
             }
@@ -894,11 +973,10 @@ fn other(e: io::Error) -> CallError {
 /// `Call::QueueCreate`.
 pub(crate) fn create(broker: &Broker, caller: u64, maxsize: u32, joinable: bool) -> Answer {
     let object = broker.charge_object("a new queue")?;
-    let (send, recv) =
-        ipc::socketpair(ipc::Kind::SeqPacket, Some(QUEUE_SOCKET_BUFFER)).map_err(other)?;
-    // Unread datagrams take the kernel's memory up to the send buffer.
-    let buffer = ipc::send_buffer(send.as_fd()).map_err(other)?;
-    let buffer = broker.charge_shared(buffer as u64, "a new queue's socket buffer")?;
+    let (recv, send) = ipc::packet_pipe(QUEUE_PIPE_BYTES).map_err(other)?;
+    // Unread packets take the kernel's memory up to the pipe's size.
+    let buffer = ipc::pipe_size(send.as_fd()).map_err(other)?;
+    let buffer = broker.charge_shared(buffer as u64, "a new queue's pipe")?;
     let hub = Arc::new(Hub {
         send,
         recv,
@@ -968,7 +1046,7 @@ pub(crate) fn spill(
 ) -> Answer {
     let hub = hub(broker, caller, id)?;
     // The worker is untrusted: the datagram must be one it could have sent.
-    if datagram.is_empty() || datagram.len() > QUEUE_INLINE_MAX + 1 || !fds.is_empty() {
+    if datagram.is_empty() || datagram.len() > ipc::PACKET_MAX || !fds.is_empty() {
         return Err(CallError::Other("malformed spilled item".into()));
     }
     let charge = broker.budget().charge(
@@ -997,8 +1075,8 @@ pub(crate) fn spill(
 /// its `remote` word set, so every operation goes to the stream.
 pub(crate) fn remote_hub(broker: &Broker, remote: RemoteQueue) -> Result<Arc<Hub>, CallError> {
     let object = broker.charge_object("a queue shared across hosts")?;
-    // The socket carries only the promotion marker: the smallest buffer.
-    let (send, recv) = ipc::socketpair(ipc::Kind::SeqPacket, None).map_err(other)?;
+    // The pipe carries only the promotion marker: the smallest size.
+    let (recv, send) = ipc::packet_pipe(ipc::PACKET_MAX).map_err(other)?;
     let buffer = broker.charge_shared(0, "a queue shared across hosts")?;
     let (maxsize, joinable) = remote.shape();
     let hub = Arc::new(Hub {
@@ -1096,9 +1174,7 @@ pub(crate) async fn promote(
     // into the socket: let it land first, or it would stay there unseen.
     // Bounded: a producer killed in between never lands.
     let landing = std::time::Instant::now();
-    while hub.page.local_puts().load(Ordering::SeqCst) != 0
-        && landing.elapsed() < std::time::Duration::from_secs(1)
-    {
+    while hub.page.all_local_puts() != 0 && landing.elapsed() < std::time::Duration::from_secs(1) {
         tokio::time::sleep(std::time::Duration::from_micros(200)).await;
     }
     for item in hub.take_all() {
@@ -1107,7 +1183,7 @@ pub(crate) async fn promote(
         }
     }
     drop(puts_wait);
-    if let Err(e) = ipc::send(hub.send.as_fd(), &[&[PROMOTED]], &[], false) {
+    if let Err(e) = ipc::write_packet(hub.send.as_fd(), &[&[PROMOTED]], false) {
         tracing::debug!("cluster: waking a promoted queue's consumers: {e}");
     }
     Ok(queue.shape())
@@ -1119,14 +1195,10 @@ impl Hub {
     /// queue promoted).
     fn take_all(&self) -> Vec<Vec<u8>> {
         let mut items = Vec::new();
-        let mut scratch = vec![0u8; QUEUE_INLINE_MAX + 1];
-        let mut fds = Vec::new();
+        let mut scratch = vec![0u8; ipc::PACKET_MAX];
         let mut datagrams = Vec::new();
-        while let Ok(got) = ipc::recv(self.recv.as_fd(), &mut scratch, &mut fds, false) {
-            fds.clear();
-            if !got.truncated {
-                datagrams.push(scratch[..got.len].to_vec());
-            }
+        while let Ok(len @ 1..) = ipc::read_packet(self.recv.as_fd(), &mut scratch, false) {
+            datagrams.push(scratch[..len].to_vec());
         }
         let spilled = std::mem::take(&mut self.spill.lock().unwrap_or_else(|e| e.into_inner()).0);
         datagrams.extend(spilled.into_iter().map(|(datagram, _charge)| datagram));
@@ -1148,7 +1220,7 @@ impl Hub {
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             }
         }
-        self.page.wake_producers(i32::MAX as u32);
+        self.page.wake_producers(EVERY_PRODUCER);
         items
     }
 }
@@ -1159,7 +1231,7 @@ mod test {
 
     /// A handle of its own on the queue made of `socket` and `page`, as
     /// each process holding the queue has.
-    fn handle(socket: &(OwnedFd, OwnedFd), page: &SharedMap, maxsize: u32) -> QueueHandle {
+    fn handle(pipe: &(OwnedFd, OwnedFd), page: &SharedMap, maxsize: u32) -> QueueHandle {
         let page = SharedMap::map(
             page.fd().try_clone_to_owned().unwrap(),
             SharedMap::PAGE_WORDS * 4,
@@ -1167,8 +1239,8 @@ mod test {
         .unwrap();
         QueueHandle {
             id: 1,
-            send: socket.0.try_clone().unwrap(),
-            recv: socket.1.try_clone().unwrap(),
+            recv: pipe.0.try_clone().unwrap(),
+            send: pipe.1.try_clone().unwrap(),
             page: Page(page),
             maxsize,
             joinable: false,
@@ -1187,20 +1259,20 @@ mod test {
     fn wakers_count_out_the_producers_they_wake() {
         const PRODUCERS: u8 = 6;
         const EACH: u32 = 2_000;
-        let socket = ipc::socketpair(ipc::Kind::SeqPacket, None).unwrap();
+        let pipe = ipc::packet_pipe(ipc::PACKET_MAX).unwrap();
         let page = SharedMap::page("test-queue").unwrap();
         std::thread::scope(|s| {
             for p in 0..PRODUCERS {
-                let q = handle(&socket, &page, 2);
+                let q = handle(&pipe, &page, 2);
                 s.spawn(move || {
                     for i in 0..EACH {
                         q.reserve(Deadline::after(None)).unwrap();
                         let item = [&[INLINE, p][..], &i.to_le_bytes()].concat();
-                        ipc::send(q.send.as_fd(), &[&item], &[], true).unwrap();
+                        ipc::write_packet(q.send.as_fd(), &[&item], true).unwrap();
                     }
                 });
             }
-            let mut q = handle(&socket, &page, 2);
+            let mut q = handle(&pipe, &page, 2);
             let mut next = [0u32; PRODUCERS as usize];
             for _ in 0..u32::from(PRODUCERS) * EACH {
                 let Ok(Datagram::Item(item)) = q.receive(Deadline::after(None)) else {

@@ -1,5 +1,6 @@
 //! The OS objects messages travel through: socketpairs that carry file
-//! descriptors, `poll`, memfds, shared pages and futexes.
+//! descriptors, packet-mode pipes, `poll`, memfds, shared pages and
+//! futexes.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -8,8 +9,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 
 /// Most descriptors one message may carry; more is a protocol violation.
@@ -18,23 +19,16 @@ pub(crate) const MAX_FDS_PER_MESSAGE: usize = 8;
 /// Socket buffer size asked for (the kernel caps it at `wmem_max`).
 const SOCKET_BUFFER: usize = 4 << 20;
 
-/// What kind of socketpair.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Kind {
-    /// Byte stream: pipes' connections.
-    Stream,
-    /// Whole datagrams, each read by exactly one reader: queues.
-    SeqPacket,
-}
-
-/// A connected pair of Unix sockets, close-on-exec, with buffers of
-/// `buffer` bytes asked for (`None`: the kernel's default).
-pub(crate) fn socketpair(kind: Kind, buffer: Option<usize>) -> io::Result<(OwnedFd, OwnedFd)> {
-    let ty = match kind {
-        Kind::Stream => SocketType::STREAM,
-        Kind::SeqPacket => SocketType::SEQPACKET,
-    };
-    let (a, b) = rustix::net::socketpair(AddressFamily::UNIX, ty, SocketFlags::CLOEXEC, None)?;
+/// A connected pair of Unix stream sockets (pipes' connections),
+/// close-on-exec, with buffers of `buffer` bytes asked for (`None`: the
+/// kernel's default).
+pub(crate) fn socketpair(buffer: Option<usize>) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (a, b) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
     if let Some(size) = buffer {
         for fd in [&a, &b] {
             set_buffers(fd.as_fd(), size);
@@ -63,6 +57,7 @@ pub(crate) fn enlarge(fd: BorrowedFd<'_>) {
 
 /// The send buffer the kernel gave `fd`, in bytes (what unread data on it
 /// may take of the kernel's memory).
+#[cfg(test)]
 pub(crate) fn send_buffer(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)
 }
@@ -119,25 +114,90 @@ pub(crate) fn send_all(
     Ok(())
 }
 
-/// What one [`recv`] got.
-#[derive(Debug)]
-pub(crate) struct Received {
-    /// Bytes read into the buffer.
-    pub(crate) len: usize,
-    /// The datagram was longer than the buffer (the rest is lost).
-    pub(crate) truncated: bool,
+/// The largest packet of a packet-mode pipe ([`packet_pipe`]): `PIPE_BUF`,
+/// one page. A longer write would be split into several packets.
+pub(crate) const PACKET_MAX: usize = 4096;
+
+/// A packet-mode pipe (`pipe2(O_DIRECT)`), close-on-exec, as (read end,
+/// write end): each write of at most [`PACKET_MAX`] bytes is one packet,
+/// and each read takes one whole packet (or nothing), so that several
+/// readers and writers share it and every packet goes to exactly one
+/// reader. Each packet takes a page of the pipe whatever its length: the
+/// pipe holds `bytes / 4096` of them; `bytes` is asked for and may be
+/// refused (the user's pipe pages are over `pipe-user-pages-soft`, or
+/// `bytes` is over `pipe-max-size`), leaving the kernel's default of 16.
+/// Both ends block: [`write_packet`] and [`read_packet`] say, per call,
+/// whether to wait.
+pub(crate) fn packet_pipe(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
+    let (read, write) = pipe_with(PipeFlags::DIRECT | PipeFlags::CLOEXEC)?;
+    let _ = fcntl_setpipe_size(&write, bytes);
+    Ok((read, write))
+}
+
+/// The bytes of pages a pipe holds (what unread packets in it may take of
+/// the kernel's memory).
+pub(crate) fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    Ok(rustix::pipe::fcntl_getpipe_size(fd)?)
+}
+
+/// The offset that makes `preadv2`/`pwritev2` use the file position (a
+/// pipe has none): -1.
+const NO_OFFSET: u64 = u64::MAX;
+
+/// Writes `parts` as one packet on a [`packet_pipe`]'s write end; with
+/// `wait` false, fails with `WouldBlock` instead of waiting for room
+/// (`RWF_NOWAIT`: the pipe's other writers keep blocking). `parts` must
+/// total at most [`PACKET_MAX`] bytes.
+pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) -> io::Result<()> {
+    use rustix::io::ReadWriteFlags;
+    debug_assert!(parts.iter().map(|p| p.len()).sum::<usize>() <= PACKET_MAX);
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let flags = if wait {
+        ReadWriteFlags::empty()
+    } else {
+        ReadWriteFlags::NOWAIT
+    };
+    loop {
+        match rustix::io::pwritev2(pipe, &iov, NO_OFFSET, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            // At most `PIPE_BUF` bytes: all of them or none.
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
+/// Reads one packet of a [`packet_pipe`] into `buf` (a packet longer than
+/// `buf` loses its rest); its length. With `wait` false, fails with
+/// `WouldBlock` when there is none (`RWF_NOWAIT`). 0 is end of file: every
+/// write end is closed.
+pub(crate) fn read_packet(pipe: BorrowedFd<'_>, buf: &mut [u8], wait: bool) -> io::Result<usize> {
+    use rustix::io::ReadWriteFlags;
+    let flags = if wait {
+        ReadWriteFlags::empty()
+    } else {
+        ReadWriteFlags::NOWAIT
+    };
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match rustix::io::preadv2(pipe, &mut iov, NO_OFFSET, flags) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => return other.map_err(io::Error::from),
+        }
+    }
 }
 
 /// Receives into `buf`, appending any descriptors that arrive to `fds`
-/// (beyond [`MAX_FDS_PER_MESSAGE`] the kernel closes them). With `wait`
-/// false, fails with `WouldBlock` when nothing is there. `len` 0 on a
-/// stream socket is end of file.
+/// (beyond [`MAX_FDS_PER_MESSAGE`] the kernel closes them); the bytes
+/// read. With `wait` false, fails with `WouldBlock` when nothing is there.
+/// 0 is end of file.
 pub(crate) fn recv(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
     wait: bool,
-) -> io::Result<Received> {
+) -> io::Result<usize> {
     let mut space =
         [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -157,10 +217,7 @@ pub(crate) fn recv(
             fds.extend(received);
         }
     }
-    Ok(Received {
-        len: msg.bytes,
-        truncated: msg.flags.contains(ReturnFlags::TRUNC),
-    })
+    Ok(msg.bytes)
 }
 
 /// Waits until one of `fds` is readable (or hung up), or the deadline
@@ -229,6 +286,14 @@ impl Deadline {
     /// Whether it has passed.
     pub(crate) fn passed(&self) -> bool {
         self.remaining().is_some_and(|r| r.is_zero())
+    }
+
+    /// The earlier of the two.
+    pub(crate) fn earlier(self, other: Deadline) -> Self {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => Deadline(Some(a.min(b))),
+            (a, b) => Deadline(a.or(b)),
+        }
     }
 }
 
@@ -356,22 +421,15 @@ mod test {
     use std::sync::atomic::Ordering;
 
     #[test]
-    fn seqpacket_keeps_datagrams_whole_and_carries_fds() {
-        let (a, b) = socketpair(Kind::SeqPacket, None).unwrap();
+    fn sockets_carry_descriptors() {
+        let (a, b) = socketpair(None).unwrap();
         let page = SharedMap::page("test").unwrap();
         page.word(3).store(42, Ordering::SeqCst);
         send(a.as_fd(), &[b"he", b"llo"], &[page.fd()], true).unwrap();
-        send(a.as_fd(), &[b"world"], &[], true).unwrap();
         let mut fds = Vec::new();
-        let mut buf = [0u8; 3];
-        let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
-        assert!(
-            got.truncated,
-            "a datagram larger than the buffer is flagged"
-        );
         let mut buf = [0u8; 64];
-        let got = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
-        assert_eq!(&buf[..got.len], b"world");
+        let len = recv(b.as_fd(), &mut buf, &mut fds, false).unwrap();
+        assert_eq!(&buf[..len], b"hello");
         assert_eq!(fds.len(), 1);
         let other = SharedMap::map(fds.pop().unwrap(), SharedMap::PAGE_WORDS * 4).unwrap();
         assert_eq!(other.word(3).load(Ordering::SeqCst), 42);
@@ -379,9 +437,49 @@ mod test {
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
 
+    /// What queues rely on: a write of up to a page is one packet, read
+    /// whole by one read (a gathered write too), and never merged with the
+    /// next; a full pipe refuses a write without waiting; an empty one a
+    /// read.
+    #[test]
+    fn packet_pipes_keep_packets_whole() {
+        let (read, write) = packet_pipe(4 * PACKET_MAX).unwrap();
+        let mut buf = vec![0u8; PACKET_MAX];
+        let err = read_packet(read.as_fd(), &mut buf, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        write_packet(write.as_fd(), &[b"\x00", b"hello"], false).unwrap();
+        write_packet(write.as_fd(), &[b"!"], false).unwrap();
+        let page = vec![7u8; PACKET_MAX];
+        write_packet(write.as_fd(), &[&page], false).unwrap();
+        assert_eq!(read_packet(read.as_fd(), &mut buf, false).unwrap(), 6);
+        assert_eq!(&buf[..6], b"\x00hello");
+        assert_eq!(read_packet(read.as_fd(), &mut buf, true).unwrap(), 1);
+        assert_eq!(
+            read_packet(read.as_fd(), &mut buf, false).unwrap(),
+            PACKET_MAX
+        );
+        // The four pages asked for: four packets, of one page each,
+        // whatever their length.
+        let mut held = 0;
+        while write_packet(write.as_fd(), &[b"x"], false).is_ok() {
+            held += 1;
+        }
+        assert_eq!(held, 4, "one-byte packets");
+        assert_eq!(pipe_size(write.as_fd()).unwrap(), 4 * PACKET_MAX);
+        drop(write);
+        for _ in 0..held {
+            assert_eq!(read_packet(read.as_fd(), &mut buf, false).unwrap(), 1);
+        }
+        assert_eq!(
+            read_packet(read.as_fd(), &mut buf, true).unwrap(),
+            0,
+            "end of file"
+        );
+    }
+
     #[test]
     fn send_all_delivers_every_part_in_order_past_the_socket_buffer() {
-        let (a, b) = socketpair(Kind::Stream, None).unwrap();
+        let (a, b) = socketpair(None).unwrap();
         let big: Vec<u8> = (0..(8 << 20)).map(|i| (i % 251) as u8).collect();
         let expected: Vec<u8> = [&b"head"[..], &[], &big].concat();
         let reader = std::thread::spawn(move || {
@@ -390,10 +488,10 @@ mod test {
             let mut fds = Vec::new();
             loop {
                 let r = recv(b.as_fd(), &mut buf, &mut fds, true).unwrap();
-                if r.len == 0 {
+                if r == 0 {
                     return got;
                 }
-                got.extend_from_slice(&buf[..r.len]);
+                got.extend_from_slice(&buf[..r]);
             }
         });
         send_all(a.as_fd(), &[b"head", &[], &big], &[]).unwrap();
@@ -403,7 +501,7 @@ mod test {
 
     #[test]
     fn poll_times_out_and_sees_hangup() {
-        let (a, b) = socketpair(Kind::Stream, None).unwrap();
+        let (a, b) = socketpair(None).unwrap();
         let ready = poll_readable(
             &[b.as_fd()],
             Deadline::after(Some(Duration::from_millis(10))),
@@ -417,13 +515,13 @@ mod test {
 
     #[test]
     fn buffers_are_the_kernels_default_until_a_large_message_needs_more() {
-        let (a, _b) = socketpair(Kind::Stream, None).unwrap();
+        let (a, _b) = socketpair(None).unwrap();
         let default = send_buffer(a.as_fd()).unwrap();
         enlarge(a.as_fd());
         let enlarged = send_buffer(a.as_fd()).unwrap();
         assert!(enlarged > default, "enlarged");
         assert!(enlarged as u64 <= crate::limits::PIPE_BUFFER_COST);
-        let (q, _) = socketpair(Kind::SeqPacket, Some(1 << 20)).unwrap();
+        let (q, _) = socketpair(Some(1 << 20)).unwrap();
         // The kernel doubles what is asked (or caps it at wmem_max).
         assert!(send_buffer(q.as_fd()).unwrap() <= 2 << 20);
     }

@@ -34,7 +34,7 @@ impl Read for FdReader {
                 "peer sent descriptors no frame claims",
             ));
         }
-        got.map(|r| r.len)
+        got
     }
 }
 
@@ -110,7 +110,7 @@ mod test {
     fn frames_and_descriptors_arrive_paired() {
         let (a, b) = UnixStream::pair().unwrap();
         let (mut a, mut b) = (Channel::new(a).unwrap(), Channel::new(b).unwrap());
-        let (x, _y) = ipc::socketpair(ipc::Kind::Stream, None).unwrap();
+        let (x, _y) = ipc::socketpair(None).unwrap();
         a.send(&"no fds".to_string(), &[]).unwrap();
         a.send(&"two fds".to_string(), &[x.as_fd(), x.as_fd()])
             .unwrap();
