@@ -435,15 +435,15 @@ fn limit_at(w: &Watched, what: &str) -> (u64, f64) {
     (words[0].parse().unwrap(), words[1].parse().unwrap())
 }
 
-/// Item 2: 130,000 items of 32 KiB into an unbounded queue nobody reads
-/// (4 GiB if all were spilled to the parent, as they were) under
-/// `--host-memory 256MiB`: the guest gets `Limit`, the parent stays
-/// within the budget and the run exits 0. Each spilled item of this size
-/// travels in a memfd, so the parent's descriptors are watched too.
+/// Item 2: 130,000 items of 4,000 bytes (the largest that ride in the
+/// queue's pipe: past its 256 packets, each is spilled to the parent)
+/// into an unbounded queue nobody reads (520 MiB) under `--host-memory
+/// 256MiB`: the guest gets `Limit`, the parent stays within the budget
+/// and the run exits 0. The parent's descriptors are watched too.
 #[test]
 fn a_spill_nobody_reads_stops_at_the_budget() {
-    let w = watch_run(&["--host-memory", "256MiB"], &["spill", "130000", "32768"]);
-    w.report("spill 130,000 × 32 KiB, --host-memory 256MiB");
+    let w = watch_run(&["--host-memory", "256MiB"], &["spill", "130000", "4000"]);
+    w.report("spill 130,000 × 4,000 B, --host-memory 256MiB");
     w.assert_ok();
     let (at, ms) = limit_at(&w, "spill");
     eprintln!("  Limit at item {at}, after {ms:.0} ms");
@@ -980,16 +980,16 @@ mod outside {
         }
     }
 
-    /// Item 3: items waiting in the parent — spilled from a full socket
-    /// (under 32 KiB) or kept for their size (40 KiB) — are paid for by the
-    /// run's `--host-memory`: 2,000 unread items under a 16 MiB budget
+    /// Item 3: items waiting in the parent — spilled from a full pipe
+    /// (3 KiB: under a page) or kept for their size (40 KiB) — are paid for
+    /// by the run's `--host-memory`: unread items under a 16 MiB budget
     /// are refused instead of growing the parent.
     #[test]
     fn items_the_parent_keeps_are_charged_to_the_host_memory() {
-        for kib in ["31", "40"] {
+        for (kib, items) in [("3", "8000"), ("40", "2000")] {
             let started = Instant::now();
             let (lines, err, code) =
-                run_scenario(&["--host-memory", "16MiB"], &["outside-spill", "2000", kib]);
+                run_scenario(&["--host-memory", "16MiB"], &["outside-spill", items, kib]);
             assert_eq!(code, Some(0), "{err}");
             let (made, us, why) = outcome(&lines[0]).expect_err("an item past the budget");
             eprintln!(
@@ -997,8 +997,9 @@ mod outside {
                 started.elapsed()
             );
             assert!(why.contains("--host-memory"), "{why}");
-            // What the socket holds (2 MiB of kernel buffer) plus the budget.
-            assert!(made * 31 < 20 << 10, "{made} items of {kib} KiB");
+            // What the pipe holds (256 items) plus the budget.
+            let kib: u64 = kib.parse().unwrap();
+            assert!((made - 256) * kib < 16 << 10, "{made} items of {kib} KiB");
         }
     }
 

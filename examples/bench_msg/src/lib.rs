@@ -1,5 +1,6 @@
 //! Benchmarks W3, W4, W6 and W8 of `BENCH.md`, run by `make bench` as
-//! `mpwasm run bench_msg.wasm w3|w4|w6|w8`. Each times itself with `Instant`
+//! `mpwasm run bench_msg.wasm w3|w4|w6|w8` (and `w3 BYTES`: W3's round
+//! trips with items of `BYTES` bytes). Each times itself with `Instant`
 //! from after its processes have started (a first round trip or a ready
 //! message) and prints one line of JSON; `bench/cpython_bench.py` runs the
 //! same workloads with CPython's `multiprocessing`.
@@ -32,6 +33,42 @@ fn echo(ping: Queue<i64>, pong: Queue<i64>) -> mpwasm_guest::Result<()> {
         }
         pong.put(x)?;
     }
+}
+
+/// `w3 BYTES`'s other process: sends back every item it gets until an
+/// empty one.
+#[mpwasm_guest::task]
+fn echo_bytes(ping: Queue<Vec<u8>>, pong: Queue<Vec<u8>>) -> mpwasm_guest::Result<()> {
+    loop {
+        let x = ping.get()?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        pong.put(x)?;
+    }
+}
+
+/// W3 with items of `bytes` bytes: `ROUND_TRIPS / 10` round trips.
+fn w3_bytes(bytes: usize) -> mpwasm_guest::Result<String> {
+    let (ping, pong) = (Queue::<Vec<u8>>::new()?, Queue::<Vec<u8>>::new()?);
+    let mut p = Process::new("echo_bytes", (&ping, &pong));
+    p.start()?;
+    let item = vec![7_u8; bytes.max(1)];
+    ping.put(item.clone())?;
+    assert_eq!(pong.get()?.len(), item.len());
+    let rounds = ROUND_TRIPS / 10;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        ping.put(item.clone())?;
+        assert_eq!(pong.get()?.len(), item.len());
+    }
+    let secs = t.elapsed().as_secs_f64();
+    ping.put(Vec::new())?;
+    p.join()?;
+    Ok(format!(
+        r#"{{"us_per_round_trip": {}}}"#,
+        secs * 1e6 / rounds as f64
+    ))
 }
 
 fn w3() -> mpwasm_guest::Result<String> {
@@ -232,7 +269,11 @@ fn w6() -> mpwasm_guest::Result<String> {
 fn main() -> mpwasm_guest::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_default();
     let json = match which.as_str() {
-        "w3" => w3()?,
+        "w3" => match std::env::args().nth(2).map(|b| b.parse::<usize>()) {
+            None => w3()?,
+            Some(Ok(bytes)) => w3_bytes(bytes)?,
+            Some(Err(e)) => panic!("w3 BYTES: {e}"),
+        },
         "w4" => w4()?,
         "w6" => w6()?,
         "w8" => w8()?,

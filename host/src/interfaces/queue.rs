@@ -5,28 +5,28 @@
 //!    [`HostQueue::put`](queue::HostQueue::put) in its worker process;
 //! 2. a bounded queue reserves a slot in the shared [`Page`] (futex wait
 //!    while full);
-//! 3. the item goes out as one datagram on the queue's `SOCK_SEQPACKET`
-//!    socket — an item of [`QUEUE_INLINE_MAX`] bytes or more is first
-//!    handed to the broker (`Call::QueueStore`, [`store`]), which keeps it
-//!    under a key charged to the run's budget, and the datagram carries
-//!    only that key;
-//! 4. if the socket is full, the datagram goes to the broker instead
+//! 3. the item goes out as one packet on the queue's packet-mode pipe
+//!    ([`ipc::packet_pipe`]) — an item of [`QUEUE_INLINE_MAX`] bytes or
+//!    more (a packet is at most a page) is first handed to the broker
+//!    (`Call::QueueStore`, [`store`]), which keeps it under a key charged
+//!    to the run's budget, and the packet carries only that key;
+//! 4. if the pipe is full, the packet goes to the broker instead
 //!    (`Call::QueueSpill`, [`spill`]), whose feeder thread writes it in as
 //!    readers make room;
-//! 5. a consumer's `get` receives the datagram (whole, and only it), frees
-//!    the slot and wakes a blocked producer; for a key it then fetches the
+//! 5. a consumer's `get` reads the packet (whole, and only it), frees the
+//!    slot and wakes a blocked producer; for a key it then fetches the
 //!    item from the broker (`Call::QueueFetch`, [`fetch`]).
 //!
-//! No datagram carries a descriptor: descriptors in flight in a socket
-//! count against the kernel's per-user limit (`RLIMIT_NOFILE` of
-//! descriptors in flight, for users without `CAP_SYS_RESOURCE`), which
-//! unread items would otherwise use up for every other run of the same
-//! user (issue 10, item 1).
+//! A pipe carries no descriptors: items are bytes or keys, never memfds,
+//! whose descriptors in flight would count against the kernel's per-user
+//! limit (`RLIMIT_NOFILE` of descriptors in flight, for users without
+//! `CAP_SYS_RESOURCE`) and break every other run of the same user (issue
+//! 10, item 1).
 //!
 //! `shutdown` (Python 3.13's `Queue.shutdown`) sets a word of the page that
 //! puts check, wakes producers blocked on a full queue, and sends one
-//! shut-down marker datagram behind the items, which wakes the consumers
-//! blocked in the receive one after another (each sends it on).
+//! shut-down marker packet behind the items, which wakes the consumers
+//! blocked in the read one after another (each sends it on).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -138,8 +138,8 @@ impl Page {
         self.remote().load(Ordering::Acquire) != 0
     }
     /// Puts past their last look at [`remote`](Self::remote) that have not
-    /// yet landed in the socket: a promotion waits for them before it
-    /// moves the socket's items into the stream. Counted in one of
+    /// yet landed in the pipe: a promotion waits for them before it
+    /// moves the pipe's items into the stream. Counted in one of
     /// [`STRIPES`] words, by the producer's pid.
     fn local_puts(&self, stripe: usize) -> &AtomicU32 {
         self.0.word((3 + stripe % STRIPES) * LINE)
@@ -201,7 +201,7 @@ const SHUT: u32 = 1;
 /// `shutdown(immediate=True)`: the queue is emptied and gets fail at once.
 const SHUT_NOW: u32 = 2;
 
-/// How long a `put` waits for room in a full socket before it spills the
+/// How long a `put` waits for room in a full pipe before it spills the
 /// item to the broker.
 const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -211,14 +211,14 @@ const SPILL_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
 /// about 128 MiB by default, usually refuses such an item first.)
 const MAX_ITEM_BYTES: u64 = MAX_FRAME_BYTES as u64 - 4096;
 
-/// Datagram tags.
+/// Packet tags.
 const INLINE: u8 = 0;
-/// The item is kept by the broker: the datagram is the tag and its key
+/// The item is kept by the broker: the packet is the tag and its key
 /// (8 bytes, little-endian).
 const STORED: u8 = 1;
 /// Not an item: the queue was shut down. Sent once by `shutdown` to wake
 /// consumers blocked in the receive; each consumer that gets it sends it on
-/// for the next one, so it stays in the socket for good.
+/// for the next one, so it stays in the pipe for good.
 const SHUT_DOWN: u8 = 2;
 /// Not an item: the queue moved into a stream. Sent once by the promotion
 /// to wake consumers blocked in the receive; each one sends it on, as with
@@ -237,7 +237,7 @@ pub struct QueueHandle {
     maxsize: u32,
     joinable: bool,
     closed: bool,
-    /// Where datagrams are received (allocated at the first `get`).
+    /// Where packets are received (allocated at the first `get`).
     scratch: Vec<u8>,
 }
 
@@ -267,7 +267,7 @@ impl QueueHandle {
         })
     }
 
-    /// The receiving socket, for `wait`.
+    /// The pipe's read end, for `wait`.
     pub(crate) fn readable_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.recv.as_fd()
     }
@@ -438,8 +438,8 @@ impl QueueHandle {
         }
     }
 
-    /// Receives one datagram, waiting until the deadline.
-    fn receive(&mut self, deadline: Deadline) -> Result<Datagram, types::Error> {
+    /// Receives one packet, waiting until the deadline.
+    fn receive(&mut self, deadline: Deadline) -> Result<Packet, types::Error> {
         if self.scratch.is_empty() {
             self.scratch = vec![0u8; ipc::PACKET_MAX];
         }
@@ -469,16 +469,16 @@ impl QueueHandle {
         }
         // Another process wrote this packet: check it.
         match (self.scratch[0], len) {
-            (SHUT_DOWN, 1) => return Ok(Datagram::ShutDown),
-            (PROMOTED, 1) => return Ok(Datagram::Promoted),
+            (SHUT_DOWN, 1) => return Ok(Packet::ShutDown),
+            (PROMOTED, 1) => return Ok(Packet::Promoted),
             _ => {}
         }
         self.free_slot();
         match (self.scratch[0], len) {
-            (INLINE, _) => Ok(Datagram::Item(self.scratch[1..len].to_vec())),
+            (INLINE, _) => Ok(Packet::Item(self.scratch[1..len].to_vec())),
             (STORED, 9) => {
                 let key = u64::from_le_bytes(self.scratch[1..9].try_into().expect("8 bytes"));
-                Ok(Datagram::Stored(key))
+                Ok(Packet::Stored(key))
             }
             _ => Err(types::Error::Other(
                 "malformed queue item (a writer is broken)".into(),
@@ -487,8 +487,8 @@ impl QueueHandle {
     }
 }
 
-/// What one datagram of a queue holds.
-enum Datagram {
+/// What one packet of a queue holds.
+enum Packet {
     /// An item, inline.
     Item(Vec<u8>),
     /// The key of an item the broker keeps.
@@ -512,11 +512,11 @@ impl WorkerState {
         })
     }
 
-    /// Sends a datagram made of `parts` (tag, then item), or hands it to
-    /// the broker when the socket is full or the broker already holds
+    /// Sends a packet made of `parts` (tag, then item), or hands it to
+    /// the broker when the pipe is full or the broker already holds
     /// earlier items.
     fn send_item(&self, q: &QueueHandle, parts: &[&[u8]]) -> HostResult<()> {
-        // A full socket usually drains within moments (consumers are
+        // A full pipe usually drains within moments (consumers are
         // reading): wait that long before paying for a trip to the broker.
         let mut grace = true;
         while q.page.spilling().load(Ordering::Acquire) == 0 {
@@ -590,7 +590,7 @@ impl WorkerState {
     }
 
     /// `get` on a queue that lives in a stream: an item a producer of
-    /// this host sent into the socket as the queue was promoted comes
+    /// this host sent into the pipe as the queue was promoted comes
     /// first, then the stream's.
     fn remote_get(
         &mut self,
@@ -600,9 +600,9 @@ impl WorkerState {
         let q = self.table.get_mut(handle)?;
         let id = q.id;
         match q.receive(Deadline::after_ms(Some(0))) {
-            Ok(Datagram::Item(item)) => return Ok(Ok(item)),
-            Ok(Datagram::Stored(key)) => return self.fetch_item(id, key),
-            Ok(Datagram::ShutDown | Datagram::Promoted) => {
+            Ok(Packet::Item(item)) => return Ok(Ok(item)),
+            Ok(Packet::Stored(key)) => return self.fetch_item(id, key),
+            Ok(Packet::ShutDown | Packet::Promoted) => {
                 let marker = if matches!(q.page.shutdown().load(Ordering::Acquire), 0) {
                     PROMOTED
                 } else {
@@ -719,12 +719,12 @@ impl queue::HostQueue for WorkerState {
                 return Ok(Err(types::Error::ShutDown));
             }
             match q.receive(deadline) {
-                Ok(Datagram::Item(item)) => return Ok(Ok(item)),
-                Ok(Datagram::Stored(key)) => return self.fetch_item(id, key),
+                Ok(Packet::Item(item)) => return Ok(Ok(item)),
+                Ok(Packet::Stored(key)) => return self.fetch_item(id, key),
                 Err(e) => return Ok(Err(e)),
                 // The shut-down marker: pass it on to the next consumer,
                 // then fail, unless items are still on their way in.
-                Ok(Datagram::ShutDown) => {
+                Ok(Packet::ShutDown) => {
                     let q = self.table.get(&handle)?;
                     if let Err(e) = self.send_item(q, &[&[SHUT_DOWN]])? {
                         return Ok(Err(e));
@@ -732,7 +732,7 @@ impl queue::HostQueue for WorkerState {
                 }
                 // The queue moved into a stream: wake the next consumer,
                 // then go to the broker (at the top of the loop).
-                Ok(Datagram::Promoted) => {
+                Ok(Packet::Promoted) => {
                     let q = self.table.get(&handle)?;
                     self.send_item(q, &[&[PROMOTED]])?.ok();
                 }
@@ -899,19 +899,19 @@ impl queue::Host for WorkerState {
 // ---------------------------------------------------------------------------
 // The broker's side.
 
-/// A spilled datagram, and its bytes taken from the run's budget.
+/// A spilled packet, and its bytes taken from the run's budget.
 type Spilled = (Vec<u8>, Charge);
 
 /// A queue as the broker keeps it: its descriptors, to hand to every
-/// holder, the spill of items that did not fit in the socket, and the large
-/// items whose keys travel in the socket.
+/// holder, the spill of items that did not fit in the pipe, and the large
+/// items whose keys travel in the pipe.
 pub(crate) struct Hub {
     send: OwnedFd,
     recv: OwnedFd,
     page: Page,
     maxsize: u32,
     joinable: bool,
-    /// Items waiting for room in the socket, and whether a feeder runs.
+    /// Items waiting for room in the pipe, and whether a feeder runs.
     spill: Mutex<(VecDeque<Spilled>, bool)>,
     /// Large items, by key, until a consumer fetches them.
     stored: Mutex<HashMap<u64, (Vec<u8>, Charge)>>,
@@ -920,7 +920,7 @@ pub(crate) struct Hub {
     /// The stream the queue lives in once it was shared with another
     /// host.
     remote: OnceLock<Arc<RemoteQueue>>,
-    /// One of the run's objects, and its socket's buffer of shared memory.
+    /// One of the run's objects, and its pipe's pages of shared memory.
     _charges: [Charge; 2],
 }
 
@@ -940,7 +940,7 @@ impl Hub {
         Ok((reply, fds))
     }
 
-    /// Writes spilled items into the socket, in order, until none are left.
+    /// Writes spilled items into the pipe, in order, until none are left.
     fn feed(self: Arc<Self>) {
         loop {
             let next = {
@@ -957,7 +957,7 @@ impl Hub {
                 }
             };
             // Blocks until readers make room; the charge is given back once
-            // the datagram is the kernel's.
+            // the packet is the kernel's.
             if let Err(e) = ipc::write_packet(self.send.as_fd(), &[&next.0], true) {
                 tracing::warn!("queue feeder stopped: {e}");
                 return;
@@ -1035,26 +1035,26 @@ pub(crate) fn fetch(broker: &Broker, caller: u64, id: u64, key: u64) -> Answer {
     Ok((Reply::Value(item), Vec::new()))
 }
 
-/// `Call::QueueSpill`: keeps the datagram, charged to the run's budget, and
+/// `Call::QueueSpill`: keeps the packet, charged to the run's budget, and
 /// makes sure a feeder runs.
 pub(crate) fn spill(
     broker: &Broker,
     caller: u64,
     id: u64,
-    datagram: Vec<u8>,
+    packet: Vec<u8>,
     fds: Vec<OwnedFd>,
 ) -> Answer {
     let hub = hub(broker, caller, id)?;
-    // The worker is untrusted: the datagram must be one it could have sent.
-    if datagram.is_empty() || datagram.len() > ipc::PACKET_MAX || !fds.is_empty() {
+    // The worker is untrusted: the packet must be one it could have sent.
+    if packet.is_empty() || packet.len() > ipc::PACKET_MAX || !fds.is_empty() {
         return Err(CallError::Other("malformed spilled item".into()));
     }
     let charge = broker.budget().charge(
-        datagram.len() as u64 + QUEUE_ITEM_COST,
-        "a queue item waiting for room in its socket",
+        packet.len() as u64 + QUEUE_ITEM_COST,
+        "a queue item waiting for room in its pipe",
     )?;
     let mut spill = hub.spill.lock().unwrap_or_else(|e| e.into_inner());
-    spill.0.push_back((datagram, charge));
+    spill.0.push_back((packet, charge));
     hub.page.spilling().store(1, Ordering::Release);
     if !spill.1 {
         spill.1 = true;
@@ -1148,9 +1148,9 @@ pub(crate) fn remote(broker: &Broker, caller: u64, id: u64, op: RemoteOp) -> Ans
 /// queue into a stream (once) and describes it (`maxsize`, `joinable`).
 ///
 /// The `remote` word is set first, so later operations go to the broker;
-/// the items already in the socket and the spill then go into the stream
+/// the items already in the pipe and the spill then go into the stream
 /// in their order, while puts through the broker wait; last, a marker wakes
-/// the consumers blocked in the socket's receive.
+/// the consumers blocked in the pipe's read.
 pub(crate) async fn promote(
     broker: &Broker,
     queues: &Arc<Queues>,
@@ -1171,7 +1171,7 @@ pub(crate) async fn promote(
     let _ = hub.remote.set(queue.clone());
     hub.page.remote().store(1, Ordering::SeqCst);
     // A put that took its last look before the store is still on its way
-    // into the socket: let it land first, or it would stay there unseen.
+    // into the pipe: let it land first, or it would stay there unseen.
     // Bounded: a producer killed in between never lands.
     let landing = std::time::Instant::now();
     while hub.page.all_local_puts() != 0 && landing.elapsed() < std::time::Duration::from_secs(1) {
@@ -1190,23 +1190,23 @@ pub(crate) async fn promote(
 }
 
 impl Hub {
-    /// Every item queued now, in order (socket, then spill), taken out for
+    /// Every item queued now, in order (pipe, then spill), taken out for
     /// the stream; producers waiting for room are woken (they find the
     /// queue promoted).
     fn take_all(&self) -> Vec<Vec<u8>> {
         let mut items = Vec::new();
         let mut scratch = vec![0u8; ipc::PACKET_MAX];
-        let mut datagrams = Vec::new();
+        let mut packets = Vec::new();
         while let Ok(len @ 1..) = ipc::read_packet(self.recv.as_fd(), &mut scratch, false) {
-            datagrams.push(scratch[..len].to_vec());
+            packets.push(scratch[..len].to_vec());
         }
         let spilled = std::mem::take(&mut self.spill.lock().unwrap_or_else(|e| e.into_inner()).0);
-        datagrams.extend(spilled.into_iter().map(|(datagram, _charge)| datagram));
-        for datagram in datagrams {
-            let item = match datagram.first() {
-                Some(&INLINE) => Some(datagram[1..].to_vec()),
-                Some(&STORED) if datagram.len() == 9 => {
-                    let key = u64::from_le_bytes(datagram[1..9].try_into().expect("8 bytes"));
+        packets.extend(spilled.into_iter().map(|(packet, _charge)| packet));
+        for packet in packets {
+            let item = match packet.first() {
+                Some(&INLINE) => Some(packet[1..].to_vec()),
+                Some(&STORED) if packet.len() == 9 => {
+                    let key = u64::from_le_bytes(packet[1..9].try_into().expect("8 bytes"));
                     let mut stored = self.stored.lock().unwrap_or_else(|e| e.into_inner());
                     stored.remove(&key).map(|(bytes, _charge)| bytes)
                 }
@@ -1275,7 +1275,7 @@ mod test {
             let mut q = handle(&pipe, &page, 2);
             let mut next = [0u32; PRODUCERS as usize];
             for _ in 0..u32::from(PRODUCERS) * EACH {
-                let Ok(Datagram::Item(item)) = q.receive(Deadline::after(None)) else {
+                let Ok(Packet::Item(item)) = q.receive(Deadline::after(None)) else {
                     panic!("not an item");
                 };
                 let (p, i) = (

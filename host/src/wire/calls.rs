@@ -80,12 +80,12 @@ pub(crate) enum Call {
         /// Whether `task_done`/`join` are allowed.
         joinable: bool,
     },
-    /// queue: the queue's socket is full; the broker keeps this datagram
+    /// queue: the queue's pipe is full; the broker keeps this packet
     /// and feeds it in. → `Ok`.
     QueueSpill {
         /// Broker id.
         id: u64,
-        /// The datagram, as it would have been sent.
+        /// The packet, as it would have been written into the pipe.
         #[serde(with = "serde_bytes")]
         datagram: Vec<u8>,
     },

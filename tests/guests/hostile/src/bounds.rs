@@ -52,7 +52,7 @@ fn until_refused(n: u64, mut step: impl FnMut(u64) -> Result<()>) -> Option<(u64
 /// `what` is no scenario of this module.
 pub fn run(what: &str, args: &[String]) -> Result<bool> {
     match what {
-        "spill" => spill(arg(args, 0, 130_000), arg(args, 1, 32 << 10)),
+        "spill" => spill(arg(args, 0, 130_000), arg(args, 1, 4000)),
         "lists" => lists(arg(args, 0, 16), arg(args, 1, 250)),
         "dict_values" => dict_values(arg(args, 0, 1_000_000)),
         "submit" => submit(arg(args, 0, 5), arg(args, 1, 48)),
@@ -71,7 +71,8 @@ pub fn run(what: &str, args: &[String]) -> Result<bool> {
 }
 
 /// Item 2: `n` items of `size` bytes into an unbounded queue nobody
-/// reads: all but the socket's worth are spilled to the parent.
+/// reads: all but the pipe's 256 are spilled to the parent (or, of 4 KiB and
+/// more, kept by it).
 fn spill(n: u64, size: u64) -> Result<()> {
     let q = Queue::<Vec<u8>>::new()?;
     let item = vec![7_u8; size as usize];
