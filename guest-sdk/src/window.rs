@@ -71,28 +71,30 @@ mod imp {
         }
     }
 
-    pub(crate) fn store(at: u32, width: u8, v: i64) {
-        unsafe {
-            match width {
-                1 => store8(at, narrow(v, 1)),
-                2 => store16(at, narrow(v, 2)),
-                4 => store32(at, narrow(v, 4)),
-                _ => store64(at, v as u64),
+    /// Calls the 8-, 16-, 32- or 64-bit one of four storing helpers, by
+    /// `width`, with `v` narrowed to it.
+    macro_rules! store_by_width {
+        ($at:expr, $width:expr, $v:expr, $f8:ident, $f16:ident, $f32:ident, $f64:ident) => {
+            unsafe {
+                match $width {
+                    1 => $f8($at, narrow($v, 1)),
+                    2 => $f16($at, narrow($v, 2)),
+                    4 => $f32($at, narrow($v, 4)),
+                    _ => $f64($at, $v as u64),
+                }
             }
-        }
+        };
+    }
+
+    /// A sequentially consistent store.
+    pub(crate) fn store(at: u32, width: u8, v: i64) {
+        store_by_width!(at, width, v, store8, store16, store32, store64)
     }
 
     /// A plain store: no fence, as CPython's `ctypes` stores a shared
     /// value; the next atomic operation (a lock's release) orders it.
     pub(crate) fn put(at: u32, width: u8, v: i64) {
-        unsafe {
-            match width {
-                1 => put8(at, narrow(v, 1)),
-                2 => put16(at, narrow(v, 2)),
-                4 => put32(at, narrow(v, 4)),
-                _ => put64(at, v as u64),
-            }
-        }
+        store_by_width!(at, width, v, put8, put16, put32, put64)
     }
 
     pub(crate) fn fetch_add(at: u32, width: u8, v: i64) -> i64 {
