@@ -185,9 +185,9 @@ const OWNER: u32 = (1 << 30) - 1;
 const WAITERS: u32 = 1 << 31;
 
 /// Looks at a busy lock word at most this many times before asking the
-/// host to wait, with spare CPUs: with [`backoff`] between looks, this
-/// is some 10–20 µs, about what sleeping and being woken costs on a busy
-/// machine.
+/// host to wait, with spare CPUs: with [`backoff`] between looks (about
+/// 21,000 rounds in all), this is some 20–40 µs, about what sleeping and
+/// being woken costs on a busy machine.
 const SPINS: u32 = 30;
 
 /// Waits `pause` rounds without touching shared memory, and doubles
