@@ -125,7 +125,8 @@ pub(crate) const PACKET_MAX: usize = 4096;
 /// reader. Each packet takes a page of the pipe whatever its length: the
 /// pipe holds `bytes / 4096` of them; `bytes` is asked for and may be
 /// refused (the user's pipe pages are over `pipe-user-pages-soft`, or
-/// `bytes` is over `pipe-max-size`), leaving the kernel's default of 16.
+/// `bytes` is over `pipe-max-size`), leaving the kernel's default: 16,
+/// or 2 for a user past the soft limit.
 /// Both ends block: [`write_packet`] and [`read_packet`] say, per call,
 /// whether to wait.
 pub(crate) fn packet_pipe(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
