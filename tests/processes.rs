@@ -43,8 +43,29 @@ impl Live {
     /// Starts `mpwasm run OPTIONS… msgkit.wasm SCENARIO…`: `options` go
     /// before the guest, `scenario` after it.
     fn start(options: &[&str], scenario: &[&str]) -> Live {
+        Live::spawn(Command::new(mpwasm_bin()), options, scenario)
+    }
+
+    /// As [`start`](Self::start), with `mpwasm` and every process it
+    /// starts on CPU 0 alone.
+    fn start_on_one_cpu(options: &[&str], scenario: &[&str]) -> Live {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(mpwasm_bin());
+        // SAFETY: between fork and exec the closure makes one system call,
+        // which allocates nothing and takes no lock.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut one = rustix::thread::CpuSet::new();
+                one.set(0);
+                rustix::thread::sched_setaffinity(None, &one).map_err(std::io::Error::from)
+            });
+        }
+        Live::spawn(cmd, options, scenario)
+    }
+
+    fn spawn(mut cmd: Command, options: &[&str], scenario: &[&str]) -> Live {
         let kit = guest("msgkit");
-        let mut child = Command::new(mpwasm_bin())
+        let mut child = cmd
             .arg("run")
             .args(options)
             .arg(&kit)
@@ -266,10 +287,21 @@ fn mpmc_bounded_queue_delivers_each_item_once_in_producer_order() {
 }
 
 /// As above through an unbounded queue, whose puts spill to the broker when
-/// the socket is full.
+/// the pipe is full.
 #[test]
 fn mpmc_unbounded_queue_delivers_each_item_once_in_producer_order() {
     let run = run(&["mpmc", "0"]).succeeded();
+    check_mpmc(&run);
+}
+
+/// The bounded MPMC run with every process on one CPU: a `get` then never
+/// looks for its item before it sleeps (no CPU to spare), and every item
+/// still arrives once, in each producer's order.
+#[test]
+fn mpmc_on_one_cpu_delivers_each_item_once_in_producer_order() {
+    let run = Live::start_on_one_cpu(&[], &["mpmc", "1000"])
+        .finish()
+        .succeeded();
     check_mpmc(&run);
 }
 
