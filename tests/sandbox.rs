@@ -15,6 +15,22 @@ fn kind_of<T: std::fmt::Debug>(r: mpwasm::Result<T>) -> TaskErrorKind {
     }
 }
 
+/// Runs the `spin` task `times` times on the one-worker `pool`, each to its
+/// deadline (`Timeout`), and asserts each was stopped in its instance: the
+/// worker that answered before answers after (`why` if not), not a
+/// replacement the watchdog started.
+fn assert_spins_stopped_in_their_instance(pool: &mpwasm::Pool, times: usize, why: &str) {
+    let before: Identity = pool.apply("whoami", 0i64).unwrap();
+    for _ in 0..times {
+        assert_eq!(
+            kind_of(pool.apply::<i64, i64>("spin", 0)),
+            TaskErrorKind::Timeout
+        );
+    }
+    let after: Identity = pool.apply("whoami", 0i64).unwrap();
+    assert_eq!(before.pid, after.pid, "{why}");
+}
+
 #[test]
 fn an_infinite_loop_is_stopped_at_its_deadline() {
     let pool = pool_builder("testkit")
@@ -22,21 +38,10 @@ fn an_infinite_loop_is_stopped_at_its_deadline() {
         .task_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let first: Identity = pool.apply("whoami", 0i64).unwrap();
-    for _ in 0..5 {
-        assert_eq!(
-            kind_of(pool.apply::<i64, i64>("spin", 0)),
-            TaskErrorKind::Timeout
-        );
-    }
     // Each spin was stopped in its instance by the deadline, not by the
     // watchdog replacing the worker: the same worker process answers, and
     // its instance was reset, not lost.
-    let after: Identity = pool.apply("whoami", 0i64).unwrap();
-    assert_eq!(
-        first.pid, after.pid,
-        "a spin was stopped by killing its worker"
-    );
+    assert_spins_stopped_in_their_instance(&pool, 5, "a spin was stopped by killing its worker");
     assert_eq!(pool.apply::<(i64, i64), i64>("add", (2, 3)).unwrap(), 5);
 }
 
@@ -61,15 +66,10 @@ fn deadline_checks_are_compiled_only_into_the_artifact_of_runs_with_a_deadline()
         .task_timeout(Duration::from_millis(200))
         .build()
         .unwrap();
-    let before: Identity = timed.apply("whoami", 0i64).unwrap();
-    assert_eq!(
-        kind_of(timed.apply::<i64, i64>("spin", 0)),
-        TaskErrorKind::Timeout
-    );
-    let after: Identity = timed.apply("whoami", 0i64).unwrap();
-    assert_eq!(
-        before.pid, after.pid,
-        "the spin was stopped by replacing its worker, not in its instance"
+    assert_spins_stopped_in_their_instance(
+        &timed,
+        1,
+        "the spin was stopped by replacing its worker, not in its instance",
     );
     let artifacts = std::fs::read_dir(cache.path())
         .unwrap()
