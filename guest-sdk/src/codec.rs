@@ -60,6 +60,36 @@ pub(crate) fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Erro
     Ok(out)
 }
 
+/// Calls `send` with the bincode encoding of `value` (a queue item, a pipe
+/// message), encoded into a buffer this thread keeps, so that a small
+/// message costs no allocation. A nested call (a `Serialize` that sends)
+/// gets a buffer of its own.
+pub(crate) fn with_bytes<T: Serialize + ?Sized, R>(
+    value: &T,
+    send: impl FnOnce(&[u8]) -> R,
+) -> Result<R, Error> {
+    /// The largest buffer kept between calls.
+    const KEEP: usize = 64 * 1024;
+    std::thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut out = SCRATCH
+        .with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)))
+        .unwrap_or_default();
+    out.clear();
+    let sent = encode_into(Codec::Bincode, value, &mut out)
+        .map_err(Error::Codec)
+        .map(|()| send(&out));
+    if out.capacity() <= KEEP {
+        SCRATCH.with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = out;
+            }
+        });
+    }
+    sent
+}
+
 /// Decodes a bincode value that must fill `bytes` exactly.
 pub(crate) fn from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     decode(Codec::Bincode, bytes).map_err(Error::Codec)

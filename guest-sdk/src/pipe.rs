@@ -87,7 +87,7 @@ impl Connection {
     /// # Ok::<(), mpwasm_guest::Error>(())
     /// ```
     pub fn send<T: Serialize + ?Sized>(&self, obj: &T) -> Result<()> {
-        self.send_bytes(&codec::to_bytes(obj)?)
+        codec::with_bytes(obj, |bytes| self.send_bytes(bytes))?
     }
 
     /// Receives one message sent with [`send`](Self::send), waiting for

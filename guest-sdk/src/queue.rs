@@ -150,8 +150,9 @@ impl<T> Inner<T> {
 impl<T: Serialize + DeserializeOwned> Inner<T> {
     /// Puts `item`, waiting at most `timeout` for room (`None`: forever).
     fn put(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
-        let bytes = codec::to_bytes(item)?;
-        Ok(self.host.put(&bytes, time::millis(timeout))?)
+        Ok(codec::with_bytes(item, |bytes| {
+            self.host.put(bytes, time::millis(timeout))
+        })??)
     }
 
     /// Gets an item, waiting at most `timeout` for one (`None`: forever).

@@ -72,6 +72,42 @@ fn values_with_trailing_bytes_are_refused() {
 }
 
 #[test]
+fn a_send_inside_a_send_encodes_into_a_buffer_of_its_own() {
+    /// Sends another message while it is being encoded, as a capability
+    /// that asks the host for a token would.
+    struct SendsWhileEncoded(std::cell::RefCell<Vec<Vec<u8>>>);
+    impl serde::Serialize for SendsWhileEncoded {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let inner = codec::with_bytes(&"inner", <[u8]>::to_vec).unwrap();
+            self.0.borrow_mut().push(inner);
+            s.serialize_u32(7)
+        }
+    }
+    let nested = SendsWhileEncoded(Default::default());
+    let outer = codec::with_bytes(&nested, <[u8]>::to_vec).unwrap();
+    assert_eq!(outer, codec::to_bytes(&7_u32).unwrap());
+    assert_eq!(*nested.0.borrow(), [codec::to_bytes(&"inner").unwrap()]);
+    // The kept buffer holds no trace of an earlier, longer message.
+    let long = codec::with_bytes(&vec![9_u64; 100], <[u8]>::to_vec).unwrap();
+    assert_eq!(long, codec::to_bytes(&vec![9_u64; 100]).unwrap());
+    let short = codec::with_bytes(&1_u8, <[u8]>::to_vec).unwrap();
+    assert_eq!(short, [1]);
+    assert_eq!(
+        codec::with_bytes(&Refuses, |_| unreachable!("not sent")),
+        Err(Error::Codec("no token for you".into()))
+    );
+}
+
+/// A value whose serialization fails with a serde message.
+struct Refuses;
+
+impl serde::Serialize for Refuses {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("no token for you"))
+    }
+}
+
+#[test]
 fn host_errors_keep_their_meaning() {
     assert_eq!(Error::from(types::Error::Empty), Error::Empty);
     assert_eq!(Error::from(types::Error::Eof), Error::Eof);
@@ -99,12 +135,6 @@ fn errors_display_in_lowercase_with_the_python_name() {
 
 #[test]
 fn serde_messages_pass_through_bincode_unwrapped() {
-    struct Refuses;
-    impl serde::Serialize for Refuses {
-        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-            Err(serde::ser::Error::custom("no token for you"))
-        }
-    }
     assert_eq!(
         codec::to_bytes(&Refuses),
         Err(Error::Codec("no token for you".into()))

@@ -424,7 +424,8 @@ impl QueueHandle {
         if !spare_cpus() {
             return None;
         }
-        let until = Deadline::after(Some(SPIN_FOR)).earlier(deadline);
+        // The clock is read only once the first look found nothing.
+        let mut until = None;
         loop {
             // The count says whether an item may be there without a system
             // call, or the pipe's lock, which every producer's write takes
@@ -436,6 +437,8 @@ impl QueueHandle {
                     got => return Some(got),
                 }
             }
+            let until =
+                until.get_or_insert_with(|| Deadline::after(Some(SPIN_FOR)).earlier(deadline));
             if until.passed() {
                 return None;
             }

@@ -118,6 +118,9 @@ pub(crate) fn send_all(
 /// one page. A longer write would be split into several packets.
 pub(crate) const PACKET_MAX: usize = 4096;
 
+/// The most parts [`write_packet`] gathers into one packet.
+pub(crate) const PACKET_PARTS: usize = 4;
+
 /// A packet-mode pipe (`pipe2(O_DIRECT)`), close-on-exec, as (read end,
 /// write end): each write of at most [`PACKET_MAX`] bytes is one packet,
 /// and each read takes one whole packet (or nothing), so that several
@@ -153,14 +156,25 @@ const NO_OFFSET: u64 = u64::MAX;
 pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) -> io::Result<()> {
     use rustix::io::ReadWriteFlags;
     debug_assert!(parts.iter().map(|p| p.len()).sum::<usize>() <= PACKET_MAX);
-    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    // On the stack: a queue's packet is a tag and one item.
+    let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
+    let Some(iov) = slices.get_mut(..parts.len()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a packet of too many parts",
+        ));
+    };
+    for (slot, part) in iov.iter_mut().zip(parts) {
+        *slot = IoSlice::new(part);
+    }
+    let iov = &*iov;
     let flags = if wait {
         ReadWriteFlags::empty()
     } else {
         ReadWriteFlags::NOWAIT
     };
     loop {
-        match rustix::io::pwritev2(pipe, &iov, NO_OFFSET, flags) {
+        match rustix::io::pwritev2(pipe, iov, NO_OFFSET, flags) {
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
             // At most `PIPE_BUF` bytes: all of them or none.
@@ -174,15 +188,21 @@ pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) ->
 /// `WouldBlock` when there is none (`RWF_NOWAIT`). 0 is end of file: every
 /// write end is closed.
 pub(crate) fn read_packet(pipe: BorrowedFd<'_>, buf: &mut [u8], wait: bool) -> io::Result<usize> {
-    use rustix::io::ReadWriteFlags;
-    let flags = if wait {
-        ReadWriteFlags::empty()
-    } else {
-        ReadWriteFlags::NOWAIT
-    };
     loop {
-        let mut iov = [IoSliceMut::new(buf)];
-        match rustix::io::preadv2(pipe, &mut iov, NO_OFFSET, flags) {
+        // A plain `read` when waiting: the kernel's path for `preadv2`
+        // copies in an I/O vector first.
+        let got = if wait {
+            rustix::io::read(pipe, &mut *buf)
+        } else {
+            let mut iov = [IoSliceMut::new(&mut *buf)];
+            rustix::io::preadv2(
+                pipe,
+                &mut iov,
+                NO_OFFSET,
+                rustix::io::ReadWriteFlags::NOWAIT,
+            )
+        };
+        match got {
             Err(rustix::io::Errno::INTR) => continue,
             other => return other.map_err(io::Error::from),
         }
@@ -452,6 +472,9 @@ mod test {
         write_packet(write.as_fd(), &[b"!"], false).unwrap();
         let page = vec![7u8; PACKET_MAX];
         write_packet(write.as_fd(), &[&page], false).unwrap();
+        let too_many = [&b"x"[..]; PACKET_PARTS + 1];
+        let err = write_packet(write.as_fd(), &too_many, false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "nothing written");
         assert_eq!(read_packet(read.as_fd(), &mut buf, false).unwrap(), 6);
         assert_eq!(&buf[..6], b"\x00hello");
         assert_eq!(read_packet(read.as_fd(), &mut buf, true).unwrap(), 1);
