@@ -2,7 +2,7 @@
 //! `JoinableQueue` and `SimpleQueue`).
 //!
 //! Items are serde values, encoded with bincode; they go from the putting
-//! process straight to the getting one over an OS socket the host created
+//! process straight to the getting one over an OS pipe the host created
 //! (see `docs/messaging.md`). Unlike CPython's there is no feeder thread: a
 //! `put` has handed the item over by the time it returns, so a producer may
 //! exit, or be joined, with items still queued.

@@ -1,6 +1,8 @@
 //! Benchmarks W3, W4, W6 and W8 of `BENCH.md`, run by `make bench` as
 //! `mpwasm run bench_msg.wasm w3|w4|w6|w8` (and `w3 BYTES`: W3's round
-//! trips with items of `BYTES` bytes). Each times itself with `Instant`
+//! trips with items of `BYTES` bytes; and `calls`: what a host call and a
+//! put-then-get cost in one process, with no other process to switch to).
+//! Each times itself with `Instant`
 //! from after its processes have started (a first round trip or a ready
 //! message) and prints one line of JSON; `bench/cpython_bench.py` runs the
 //! same workloads with CPython's `multiprocessing`.
@@ -265,6 +267,30 @@ fn w6() -> mpwasm_guest::Result<String> {
     ))
 }
 
+/// The floor under W3 and W8: ns per `qsize` (a host call that does
+/// nothing but find the queue) and per `put` + `get` of a small int in one
+/// process (two host calls, a write and a read of the queue's pipe).
+fn calls() -> mpwasm_guest::Result<String> {
+    const CALLS: u32 = 200_000;
+    let q: Queue<u32> = Queue::new()?;
+    let t = Instant::now();
+    let mut seen = 0;
+    for _ in 0..CALLS {
+        seen += q.qsize();
+    }
+    let qsize = t.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS);
+    assert_eq!(seen, 0);
+    let t = Instant::now();
+    for i in 0..CALLS {
+        q.put(i)?;
+        assert_eq!(q.get()?, i);
+    }
+    let put_get = t.elapsed().as_secs_f64() * 1e9 / f64::from(CALLS);
+    Ok(format!(
+        r#"{{"qsize_ns": {qsize}, "put_get_ns": {put_get}}}"#
+    ))
+}
+
 #[mpwasm_guest::main]
 fn main() -> mpwasm_guest::Result<()> {
     let which = std::env::args().nth(1).unwrap_or_default();
@@ -274,10 +300,11 @@ fn main() -> mpwasm_guest::Result<()> {
             Some(Ok(bytes)) => w3_bytes(bytes)?,
             Some(Err(e)) => panic!("w3 BYTES: {e}"),
         },
+        "calls" => calls()?,
         "w4" => w4()?,
         "w6" => w6()?,
         "w8" => w8()?,
-        other => panic!("usage: mpwasm run bench_msg.wasm w3|w4|w6|w8 (got {other:?})"),
+        other => panic!("usage: mpwasm run bench_msg.wasm w3|w4|w6|w8|calls (got {other:?})"),
     };
     println!("{json}");
     Ok(())

@@ -130,12 +130,18 @@ pub(crate) const PACKET_PARTS: usize = 4;
 /// refused (the user's pipe pages are over `pipe-user-pages-soft`, or
 /// `bytes` is over `pipe-max-size`), leaving the kernel's default: 16,
 /// or 2 for a user past the soft limit.
-/// Both ends block: [`write_packet`] and [`read_packet`] say, per call,
-/// whether to wait.
+/// The read end blocks and the write end does not (each end is a file
+/// description of its own, shared by every process holding it):
+/// [`write_packet`] and [`read_packet`] say, per call, whether to wait.
 pub(crate) fn packet_pipe(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
     use rustix::pipe::{fcntl_setpipe_size, pipe_with, PipeFlags};
     let (read, write) = pipe_with(PipeFlags::DIRECT | PipeFlags::CLOEXEC)?;
     let _ = fcntl_setpipe_size(&write, bytes);
+    // A write that finds no room fails at once, so that a writer needs no
+    // `pwritev2(RWF_NOWAIT)` (whose I/O vector the kernel copies in). The
+    // status flags keep `O_DIRECT`, which the kernel would not set again.
+    fcntl_setfl(&write, fcntl_getfl(&write)? | OFlags::NONBLOCK)?;
     Ok((read, write))
 }
 
@@ -150,38 +156,59 @@ pub(crate) fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
 const NO_OFFSET: u64 = u64::MAX;
 
 /// Writes `parts` as one packet on a [`packet_pipe`]'s write end; with
-/// `wait` false, fails with `WouldBlock` instead of waiting for room
-/// (`RWF_NOWAIT`: the pipe's other writers keep blocking). `parts` must
-/// total at most [`PACKET_MAX`] bytes.
+/// `wait` false, fails with `WouldBlock` instead of waiting for room.
+/// `parts` must total at most [`PACKET_MAX`] bytes.
 pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) -> io::Result<()> {
-    use rustix::io::ReadWriteFlags;
     debug_assert!(parts.iter().map(|p| p.len()).sum::<usize>() <= PACKET_MAX);
-    // On the stack: a queue's packet is a tag and one item.
-    let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
-    let Some(iov) = slices.get_mut(..parts.len()) else {
+    if parts.len() > PACKET_PARTS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "a packet of too many parts",
         ));
-    };
-    for (slot, part) in iov.iter_mut().zip(parts) {
-        *slot = IoSlice::new(part);
     }
-    let iov = &*iov;
-    let flags = if wait {
-        ReadWriteFlags::empty()
-    } else {
-        ReadWriteFlags::NOWAIT
+    // A small packet is copied into one buffer for a plain `write`: the
+    // kernel's path for `writev` copies in an I/O vector first.
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut small = [0u8; SMALL_PACKET];
+    let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
+    let whole: Result<&[u8], &[IoSlice<'_>]> = match parts {
+        [one] => Ok(one),
+        _ if total <= SMALL_PACKET => {
+            let mut at = 0;
+            for part in parts {
+                small[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(&small[..total])
+        }
+        _ => {
+            let iov = &mut slices[..parts.len()];
+            for (slot, part) in iov.iter_mut().zip(parts) {
+                *slot = IoSlice::new(part);
+            }
+            Err(&*iov)
+        }
     };
     loop {
-        match rustix::io::pwritev2(pipe, iov, NO_OFFSET, flags) {
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
+        let wrote = match whole {
+            Ok(bytes) => rustix::io::write(pipe, bytes),
+            Err(iov) => rustix::io::writev(pipe, iov),
+        };
+        match wrote {
             // At most `PIPE_BUF` bytes: all of them or none.
             Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) if wait => {
+                poll_writable(pipe, Deadline::after(None))?;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }
+
+/// The longest packet of several parts that [`write_packet`] copies into
+/// one buffer.
+const SMALL_PACKET: usize = 512;
 
 /// Reads one packet of a [`packet_pipe`] into `buf` (a packet longer than
 /// `buf` loses its rest); its length. With `wait` false, fails with
