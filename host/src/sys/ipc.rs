@@ -168,31 +168,38 @@ pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) ->
     }
     // A small packet is copied into one buffer for a plain `write`: the
     // kernel's path for `writev` copies in an I/O vector first.
+    /// What one system call writes.
+    enum Out<'a> {
+        /// One buffer, for `write`.
+        Whole(&'a [u8]),
+        /// Several, for `writev`.
+        Gathered(&'a [IoSlice<'a>]),
+    }
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut small = [0u8; SMALL_PACKET];
     let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
-    let whole: Result<&[u8], &[IoSlice<'_>]> = match parts {
-        [one] => Ok(one),
+    let out = match parts {
+        [one] => Out::Whole(one),
         _ if total <= SMALL_PACKET => {
             let mut at = 0;
             for part in parts {
                 small[at..at + part.len()].copy_from_slice(part);
                 at += part.len();
             }
-            Ok(&small[..total])
+            Out::Whole(&small[..total])
         }
         _ => {
             let iov = &mut slices[..parts.len()];
             for (slot, part) in iov.iter_mut().zip(parts) {
                 *slot = IoSlice::new(part);
             }
-            Err(&*iov)
+            Out::Gathered(iov)
         }
     };
     loop {
-        let wrote = match whole {
-            Ok(bytes) => rustix::io::write(pipe, bytes),
-            Err(iov) => rustix::io::writev(pipe, iov),
+        let wrote = match out {
+            Out::Whole(bytes) => rustix::io::write(pipe, bytes),
+            Out::Gathered(iov) => rustix::io::writev(pipe, iov),
         };
         match wrote {
             // At most `PIPE_BUF` bytes: all of them or none.
@@ -517,10 +524,24 @@ mod test {
         }
         assert_eq!(held, 4, "one-byte packets");
         assert_eq!(pipe_size(write.as_fd()).unwrap(), 4 * PACKET_MAX);
+        // A writer that waits gets in once a reader makes room; a large
+        // packet of several parts goes in whole as well.
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut buf = vec![0u8; PACKET_MAX];
+            let len = read_packet(read.as_fd(), &mut buf, true).unwrap();
+            (read, len)
+        });
+        let big = vec![5u8; 3000];
+        write_packet(write.as_fd(), &[b"\x01", &big], true).unwrap();
+        let (read, first) = reader.join().unwrap();
+        assert_eq!(first, 1, "the reader took the oldest packet");
         drop(write);
-        for _ in 0..held {
+        for _ in 1..held {
             assert_eq!(read_packet(read.as_fd(), &mut buf, false).unwrap(), 1);
         }
+        assert_eq!(read_packet(read.as_fd(), &mut buf, false).unwrap(), 3001);
+        assert_eq!((buf[0], &buf[1..3001]), (1, &big[..]));
         assert_eq!(
             read_packet(read.as_fd(), &mut buf, true).unwrap(),
             0,
