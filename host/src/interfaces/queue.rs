@@ -158,6 +158,38 @@ impl Page {
 /// waits for room.
 const SPIN_FOR: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// Waiting without sleeping: a few tries, the CPU given to any other
+/// process that wants it between them, for at most [`SPIN_FOR`] (and not
+/// past `cap`), and only with spare CPUs. The clock is read at the first
+/// yield, so a first try that succeeds costs none.
+struct Spin {
+    cap: Deadline,
+    until: Option<Deadline>,
+}
+
+impl Spin {
+    fn new(cap: Deadline) -> Self {
+        Spin { cap, until: None }
+    }
+
+    /// Gives the CPU away once and says whether to try again: false once
+    /// the time is up, or at once without a spare CPU.
+    fn yielded(&mut self) -> bool {
+        if !spare_cpus() {
+            return false;
+        }
+        let cap = self.cap;
+        let until = self
+            .until
+            .get_or_insert_with(|| Deadline::after(Some(SPIN_FOR)).earlier(cap));
+        if until.passed() {
+            return false;
+        }
+        std::thread::yield_now();
+        true
+    }
+}
+
 /// Whether this process may use more than one CPU (read once: workers are
 /// forked before any queue operation).
 fn spare_cpus() -> bool {
@@ -426,8 +458,7 @@ impl QueueHandle {
         if !spare_cpus() {
             return None;
         }
-        // The clock is read only once the first look found nothing.
-        let mut until = None;
+        let mut spin = Spin::new(deadline);
         loop {
             // The count says whether an item may be there without a system
             // call, or the pipe's lock, which every producer's write takes
@@ -439,12 +470,9 @@ impl QueueHandle {
                     got => return Some(got),
                 }
             }
-            let until =
-                until.get_or_insert_with(|| Deadline::after(Some(SPIN_FOR)).earlier(deadline));
-            if until.passed() {
+            if !spin.yielded() {
                 return None;
             }
-            std::thread::yield_now();
         }
     }
 
@@ -533,24 +561,20 @@ impl WorkerState {
         // it at once (W8 slept 15 k times a run in it without the retries,
         // and lost ~15%).
         let mut grace = true;
-        let mut spin: Option<Deadline> = None;
+        let mut spin = Spin::new(Deadline::after(None));
         while q.page.spilling().load(Ordering::Acquire) == 0 {
             match ipc::write_packet(q.send.as_fd(), parts, false) {
                 Ok(()) => return Ok(Ok(())),
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        && spare_cpus()
-                        && !spin
-                            .get_or_insert_with(|| Deadline::after(Some(SPIN_FOR)))
-                            .passed() =>
-                {
-                    std::thread::yield_now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && grace => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if spin.yielded() {
+                        continue;
+                    }
+                    if !grace {
+                        break;
+                    }
                     grace = false;
                     let _ = ipc::poll_writable(q.send.as_fd(), Deadline::after(Some(SPILL_GRACE)));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Ok(Err(io_error(e))),
             }
         }
@@ -1253,7 +1277,7 @@ impl Hub {
 mod test {
     use super::*;
 
-    /// A handle of its own on the queue made of `socket` and `page`, as
+    /// A handle of its own on the queue made of `pipe` and `page`, as
     /// each process holding the queue has.
     fn handle(pipe: &(OwnedFd, OwnedFd), page: &SharedMap, maxsize: u32) -> QueueHandle {
         let page = SharedMap::map(

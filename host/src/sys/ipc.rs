@@ -159,15 +159,6 @@ const NO_OFFSET: u64 = u64::MAX;
 /// `wait` false, fails with `WouldBlock` instead of waiting for room.
 /// `parts` must total at most [`PACKET_MAX`] bytes.
 pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) -> io::Result<()> {
-    debug_assert!(parts.iter().map(|p| p.len()).sum::<usize>() <= PACKET_MAX);
-    if parts.len() > PACKET_PARTS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a packet of too many parts",
-        ));
-    }
-    // A small packet is copied into one buffer for a plain `write`: the
-    // kernel's path for `writev` copies in an I/O vector first.
     /// What one system call writes.
     enum Out<'a> {
         /// One buffer, for `write`.
@@ -176,6 +167,15 @@ pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) ->
         Gathered(&'a [IoSlice<'a>]),
     }
     let total: usize = parts.iter().map(|p| p.len()).sum();
+    debug_assert!(total <= PACKET_MAX);
+    if parts.len() > PACKET_PARTS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a packet of too many parts",
+        ));
+    }
+    // A small packet is copied into one buffer for a plain `write`: the
+    // kernel's path for `writev` copies in an I/O vector first.
     let mut small = [0u8; SMALL_PACKET];
     let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
     let out = match parts {
