@@ -1054,3 +1054,46 @@ mod outside {
         );
     }
 }
+
+// ==== issue 12: the queue's staged calls, forged ====
+// (cases: tests/guests/hostile/src/staged.rs)
+
+/// A guest that calls `put-staged` and `get-staged` itself with what the
+/// SDK never sends (a key that names no queue, more bytes than the staging
+/// page holds) is trapped with one line saying what, and the host goes on:
+/// no panic, no answer to the forgery.
+#[test]
+fn forged_staged_calls_trap_the_guest() {
+    for (case, says) in [
+        (
+            "bad-key",
+            "queue key 2147418112 names no queue of this process",
+        ),
+        (
+            "too-long",
+            "a staged item of 5000 bytes does not fit the staging page",
+        ),
+        (
+            "bad-get",
+            "queue key 4294967295 names no queue of this process",
+        ),
+    ] {
+        let out = Command::new(mpwasm_bin())
+            .arg("--cache-dir")
+            .arg(shared_cache())
+            .args(["run", &hostile(), &format!("staged-{case}")])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .expect("start mpwasm");
+        let (out_text, err) = (stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(err.contains("guest main trap"), "{case}: {err}");
+        assert!(err.contains(says), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        assert!(
+            !out_text.contains("the host answered"),
+            "{case}: {out_text}"
+        );
+    }
+}

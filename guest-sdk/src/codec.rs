@@ -68,26 +68,47 @@ pub(crate) fn with_bytes<T: Serialize + ?Sized, R>(
     value: &T,
     send: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, Error> {
+    with_scratch(|out| {
+        encode_into(Codec::Bincode, value, out)
+            .map_err(Error::Codec)
+            .map(|()| send(out))
+    })
+}
+
+/// Decodes a bincode value of `len` bytes, which `fill` copies into a
+/// buffer this thread keeps (a staged queue item).
+pub(crate) fn from_filled<T: DeserializeOwned>(
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<T, Error> {
+    with_scratch(|buf| {
+        buf.resize(len, 0);
+        fill(buf);
+        from_bytes(buf)
+    })
+}
+
+/// Calls `f` with an empty buffer this thread keeps between calls (one of
+/// at most 64 KiB); a nested call gets a new one.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     /// The largest buffer kept between calls.
     const KEEP: usize = 64 * 1024;
     std::thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut out = SCRATCH
+    let mut buf = SCRATCH
         .with(|s| s.try_borrow_mut().map(|mut s| std::mem::take(&mut *s)))
         .unwrap_or_default();
-    out.clear();
-    let sent = encode_into(Codec::Bincode, value, &mut out)
-        .map_err(Error::Codec)
-        .map(|()| send(&out));
-    if out.capacity() <= KEEP {
+    buf.clear();
+    let r = f(&mut buf);
+    if buf.capacity() <= KEEP {
         SCRATCH.with(|s| {
             if let Ok(mut s) = s.try_borrow_mut() {
-                *s = out;
+                *s = buf;
             }
         });
     }
-    sent
+    r
 }
 
 /// Decodes a bincode value that must fill `bytes` exactly.

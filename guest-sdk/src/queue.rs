@@ -60,6 +60,8 @@ use crate::{capability, codec, time, Waitable};
 /// process: what `Queue`, `JoinableQueue` and `SimpleQueue` wrap.
 struct Inner<T> {
     host: Rc<wit::Queue>,
+    /// The handle's key for the staged calls, once asked for.
+    key: Cell<Option<u32>>,
     /// Whether `close` was called on this process's handle.
     closed: Rc<Cell<bool>>,
     /// `fn(T) -> T`: the queue both takes and gives `T`s, and owns none.
@@ -76,6 +78,7 @@ impl<T> Inner<T> {
     fn wrap(host: wit::Queue) -> Inner<T> {
         Inner {
             host: Rc::new(host),
+            key: Cell::new(None),
             closed: Rc::new(Cell::new(false)),
             items: PhantomData,
         }
@@ -149,23 +152,79 @@ impl<T> Inner<T> {
 
 impl<T: Serialize + DeserializeOwned> Inner<T> {
     /// Puts `item`, waiting at most `timeout` for room (`None`: forever).
+    ///
+    /// An item that fits goes through the staging page when the guest has
+    /// a window ([`stage`]): no list crosses the call, and no handle is
+    /// lent.
     fn put(&self, item: &T, timeout: Option<Duration>) -> Result<()> {
-        Ok(codec::with_bytes(item, |bytes| {
-            self.host.put(bytes, time::millis(timeout))
+        let timeout = time::millis(timeout);
+        Ok(codec::with_bytes(item, |bytes| match stage() {
+            Some(at) if bytes.len() < STAGE_BYTES => {
+                crate::window::write(at + 1, bytes);
+                if wit::put_staged(self.key(), bytes.len() as u32, timeout) {
+                    Ok(())
+                } else {
+                    wit::take_outcome().map(drop)
+                }
+            }
+            _ => self.host.put(bytes, timeout),
         })??)
     }
 
-    /// Gets an item, waiting at most `timeout` for one (`None`: forever).
+    /// Gets an item, waiting at most `timeout` for one (`None`: forever);
+    /// through the staging page when the guest has a window.
     fn get(&self, timeout: Option<Duration>) -> Result<T> {
-        let bytes = self.host.get(time::millis(timeout))?;
-        codec::from_bytes(&bytes)
+        let timeout = time::millis(timeout);
+        let Some(at) = stage() else {
+            return codec::from_bytes(&self.host.get(timeout)?);
+        };
+        match wit::get_staged(self.key(), timeout) {
+            NOT_STAGED => codec::from_bytes(&wit::take_outcome()?),
+            len => codec::from_filled(len as usize, |buf| {
+                crate::window::read(at + 1, buf);
+            }),
+        }
     }
+
+    /// The handle's key for the staged calls.
+    fn key(&self) -> u32 {
+        if let Some(key) = self.key.get() {
+            return key;
+        }
+        let key = self.host.key();
+        self.key.set(Some(key));
+        key
+    }
+}
+
+/// The staging page's length (`queue.stage` in the WIT): a staged item is
+/// at most one byte shorter.
+const STAGE_BYTES: usize = 4096;
+
+/// `get-staged`'s answer when it staged nothing (see `take-outcome`).
+const NOT_STAGED: u32 = u32::MAX;
+
+/// Where this process's staging page is in its window (`queue.stage`),
+/// asked once; `None` without a window.
+#[cfg(target_arch = "wasm32")]
+fn stage() -> Option<u32> {
+    std::thread_local! {
+        static STAGE: std::cell::OnceCell<Option<u32>> = const { std::cell::OnceCell::new() };
+    }
+    STAGE.with(|s| *s.get_or_init(wit::stage))
+}
+
+/// No window off wasm (the SDK's own unit tests).
+#[cfg(not(target_arch = "wasm32"))]
+fn stage() -> Option<u32> {
+    None
 }
 
 impl<T> Clone for Inner<T> {
     fn clone(&self) -> Self {
         Inner {
             host: Rc::clone(&self.host),
+            key: self.key.clone(),
             closed: Rc::clone(&self.closed),
             items: PhantomData,
         }

@@ -454,7 +454,7 @@ impl QueueHandle {
     /// round trip; W8: 4 × 4 processes, +30%). A process alone on its CPU
     /// does not look: the item's producer may be waiting for that very
     /// CPU.
-    fn look(&mut self, deadline: Deadline) -> Option<io::Result<usize>> {
+    fn look(&self, buf: &mut [u8], deadline: Deadline) -> Option<io::Result<usize>> {
         if !spare_cpus() {
             return None;
         }
@@ -465,7 +465,7 @@ impl QueueHandle {
             // too. (A marker is not counted: the read after the look finds
             // it.)
             if self.page.count().load(Ordering::Acquire) > 0 {
-                match ipc::read_packet(self.recv.as_fd(), &mut self.scratch, false) {
+                match ipc::read_packet(self.recv.as_fd(), buf, false) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     got => return Some(got),
                 }
@@ -476,19 +476,18 @@ impl QueueHandle {
         }
     }
 
-    /// Receives one packet, waiting until the deadline.
-    fn receive(&mut self, deadline: Deadline) -> Result<Packet, types::Error> {
-        if self.scratch.is_empty() {
-            self.scratch = vec![0u8; ipc::PACKET_MAX];
-        }
+    /// Receives one packet into `buf` (of [`ipc::PACKET_MAX`] bytes),
+    /// waiting until the deadline.
+    fn receive(&self, buf: &mut [u8], deadline: Deadline) -> Result<Packet, types::Error> {
+        debug_assert_eq!(buf.len(), ipc::PACKET_MAX);
         // Without a deadline, block in the read itself: the kernel then
         // wakes one waiting consumer per packet, where `poll` would wake
         // them all.
         let block = deadline.remaining().is_none();
         let len = loop {
-            let got = match self.look(deadline) {
+            let got = match self.look(buf, deadline) {
                 Some(got) => got,
-                None => ipc::read_packet(self.recv.as_fd(), &mut self.scratch, block),
+                None => ipc::read_packet(self.recv.as_fd(), buf, block),
             };
             match got {
                 Ok(len) => break len,
@@ -506,16 +505,16 @@ impl QueueHandle {
             return Err(types::Error::Closed);
         }
         // Another process wrote this packet: check it.
-        match (self.scratch[0], len) {
+        match (buf[0], len) {
             (SHUT_DOWN, 1) => return Ok(Packet::ShutDown),
             (PROMOTED, 1) => return Ok(Packet::Promoted),
             _ => {}
         }
         self.free_slot();
-        match (self.scratch[0], len) {
-            (INLINE, _) => Ok(Packet::Item(self.scratch[1..len].to_vec())),
+        match (buf[0], len) {
+            (INLINE, _) => Ok(Packet::Item(len - 1)),
             (STORED, 9) => {
-                let key = u64::from_le_bytes(self.scratch[1..9].try_into().expect("8 bytes"));
+                let key = u64::from_le_bytes(buf[1..9].try_into().expect("8 bytes"));
                 Ok(Packet::Stored(key))
             }
             _ => Err(types::Error::Other(
@@ -525,10 +524,51 @@ impl QueueHandle {
     }
 }
 
+/// A `put`'s item.
+#[derive(Clone, Copy)]
+enum Outgoing<'a> {
+    /// Its bytes.
+    Bare(&'a [u8]),
+    /// Its packet: [`INLINE`], then its bytes (as staged, with the tag
+    /// written in front), sent with no copy.
+    Framed(&'a [u8]),
+}
+
+impl<'a> Outgoing<'a> {
+    /// The item's bytes.
+    fn item(self) -> &'a [u8] {
+        match self {
+            Outgoing::Bare(item) => item,
+            Outgoing::Framed(packet) => &packet[1..],
+        }
+    }
+}
+
+/// What a `get` took.
+enum Got {
+    /// An item of this many bytes, at byte 1 of the buffer it was
+    /// received into.
+    Staged(usize),
+    /// An item that came whole (the broker kept it, or the queue lives in
+    /// a stream).
+    Whole(Vec<u8>),
+}
+
+/// `get-staged`'s answer when it staged nothing: see `take-outcome`.
+const NOT_STAGED: u32 = u32::MAX;
+
+/// A process's staging page (`queue.stage`), and what the last staged call
+/// that did not finish on its own left for `take-outcome`.
+pub(crate) struct Stage {
+    page: crate::sys::window::Mapping,
+    outcome: Option<Result<Vec<u8>, types::Error>>,
+}
+
 /// What one packet of a queue holds.
 enum Packet {
-    /// An item, inline.
-    Item(Vec<u8>),
+    /// An item of this many bytes, inline: at byte 1 of the buffer it was
+    /// received into.
+    Item(usize),
     /// The key of an item the broker keeps.
     Stored(u64),
     /// The shut-down marker.
@@ -623,7 +663,7 @@ impl WorkerState {
     }
 
     /// `put` on a queue that lives in a stream.
-    fn remote_put(&self, id: u64, item: Vec<u8>, timeout_ms: Option<u64>) -> HostResult<()> {
+    fn remote_put(&self, id: u64, item: &[u8], timeout_ms: Option<u64>) -> HostResult<()> {
         let item = serde_bytes::ByteBuf::from(item);
         let call = Call::QueueRemote {
             id,
@@ -643,13 +683,14 @@ impl WorkerState {
     fn remote_get(
         &mut self,
         handle: &Resource<QueueHandle>,
+        buf: &mut [u8],
         timeout_ms: Option<u64>,
-    ) -> HostResult<Vec<u8>> {
-        let q = self.table.get_mut(handle)?;
+    ) -> HostResult<Got> {
+        let q = self.table.get(handle)?;
         let id = q.id;
-        match q.receive(Deadline::after_ms(Some(0))) {
-            Ok(Packet::Item(item)) => return Ok(Ok(item)),
-            Ok(Packet::Stored(key)) => return self.fetch_item(id, key),
+        match q.receive(buf, Deadline::after_ms(Some(0))) {
+            Ok(Packet::Item(len)) => return Ok(Ok(Got::Staged(len))),
+            Ok(Packet::Stored(key)) => return Ok(self.fetch_item(id, key)?.map(Got::Whole)),
             Ok(Packet::ShutDown | Packet::Promoted) => {
                 let marker = if matches!(q.page.shutdown().load(Ordering::Acquire), 0) {
                     PROMOTED
@@ -666,31 +707,23 @@ impl WorkerState {
             op: RemoteOp::Get { timeout_ms },
         };
         Ok(match self.upcall(call, &[])? {
-            Ok((Reply::Value(Some(item)), _)) => self.within_limit(item.into_vec()),
+            Ok((Reply::Value(Some(item)), _)) => self.within_limit(item.into_vec()).map(Got::Whole),
             Ok((Reply::Value(None), _)) => Err(types::Error::Empty),
             Ok((other, _)) => return Err(unexpected(other)),
             Err(e) => Err(e),
         })
     }
 
-    /// Lets go of the items the broker keeps under `keys` (drained by an
-    /// immediate shutdown).
-    fn discard_items(&self, id: u64, keys: Vec<u64>) -> wasmtime::Result<()> {
-        for key in keys {
-            self.fetch_item(id, key)?.ok();
-        }
-        Ok(())
-    }
-}
-
-impl queue::HostQueue for WorkerState {
-    fn put(
+    /// `put` of an item: the list of `queue.put`, or the staging page's
+    /// bytes for `queue.put-staged`.
+    fn put_bytes(
         &mut self,
-        handle: Resource<QueueHandle>,
-        item: Vec<u8>,
+        handle: &Resource<QueueHandle>,
+        outgoing: Outgoing<'_>,
         timeout_ms: Option<u64>,
     ) -> HostResult<()> {
-        let q = match self.queue(&handle)? {
+        let item = outgoing.item();
+        let q = match self.queue(handle)? {
             Ok(q) => q,
             Err(e) => return Ok(Err(e)),
         };
@@ -721,9 +754,12 @@ impl queue::HostQueue for WorkerState {
             q.page.unfinished().fetch_add(1, Ordering::AcqRel);
         }
         let sent = if item.len() < QUEUE_INLINE_MAX {
-            self.send_item(q, &[&[INLINE], &item])?
+            match outgoing {
+                Outgoing::Framed(packet) => self.send_item(q, &[packet])?,
+                Outgoing::Bare(item) => self.send_item(q, &[&[INLINE], item])?,
+            }
         } else {
-            match self.store_item(q, item)? {
+            match self.store_item(q, item.to_vec())? {
                 Ok(key) => {
                     let sent = self.send_item(q, &[&[STORED], &key.to_le_bytes()])?;
                     if sent.is_err() {
@@ -743,20 +779,24 @@ impl queue::HostQueue for WorkerState {
         Ok(sent)
     }
 
-    fn get(
+    /// `get` of one item into `buf` (of [`ipc::PACKET_MAX`] bytes: the
+    /// handle's buffer for `queue.get`, the staging page for
+    /// `queue.get-staged`), unless it comes whole from the broker.
+    fn get_into(
         &mut self,
-        handle: Resource<QueueHandle>,
+        handle: &Resource<QueueHandle>,
+        buf: &mut [u8],
         timeout_ms: Option<u64>,
-    ) -> HostResult<Vec<u8>> {
+    ) -> HostResult<Got> {
         let deadline = Deadline::after_ms(timeout_ms);
         loop {
-            let q = self.table.get_mut(&handle)?;
+            let q = self.table.get_mut(handle)?;
             if q.closed {
                 return Ok(Err(types::Error::Closed));
             }
             let id = q.id;
             if q.page.is_remote() {
-                return self.remote_get(&handle, timeout_ms);
+                return self.remote_get(handle, buf, timeout_ms);
             }
             if q.shut_for_gets() {
                 if q.page.shutdown().load(Ordering::Acquire) == SHUT_NOW {
@@ -766,14 +806,14 @@ impl queue::HostQueue for WorkerState {
                 }
                 return Ok(Err(types::Error::ShutDown));
             }
-            match q.receive(deadline) {
-                Ok(Packet::Item(item)) => return Ok(Ok(item)),
-                Ok(Packet::Stored(key)) => return self.fetch_item(id, key),
+            match q.receive(buf, deadline) {
+                Ok(Packet::Item(len)) => return Ok(Ok(Got::Staged(len))),
+                Ok(Packet::Stored(key)) => return Ok(self.fetch_item(id, key)?.map(Got::Whole)),
                 Err(e) => return Ok(Err(e)),
                 // The shut-down marker: pass it on to the next consumer,
                 // then fail, unless items are still on their way in.
                 Ok(Packet::ShutDown) => {
-                    let q = self.table.get(&handle)?;
+                    let q = self.table.get(handle)?;
                     if let Err(e) = self.send_item(q, &[&[SHUT_DOWN]])? {
                         return Ok(Err(e));
                     }
@@ -781,11 +821,96 @@ impl queue::HostQueue for WorkerState {
                 // The queue moved into a stream: wake the next consumer,
                 // then go to the broker (at the top of the loop).
                 Ok(Packet::Promoted) => {
-                    let q = self.table.get(&handle)?;
+                    let q = self.table.get(handle)?;
                     self.send_item(q, &[&[PROMOTED]])?.ok();
                 }
             }
         }
+    }
+
+    /// The staging page's bytes, for a staged call to work on.
+    ///
+    /// # Errors
+    ///
+    /// The guest never asked for the page (`stage`): it has nothing staged.
+    fn staging_page<'a>(&self) -> wasmtime::Result<&'a mut [u8]> {
+        let page = &self
+            .stage
+            .as_ref()
+            .ok_or_else(|| wasmtime::Error::msg("a staged call before `queue.stage`"))?
+            .page;
+        // SAFETY: the page is mapped, readable and writable, for as long as
+        // `self.stage` holds it, which is the store's life (it is never
+        // replaced once set); it is this process's own (private), and only
+        // the guest's code touches it otherwise, which does not run while
+        // a host call does — the single-threaded guest is inside it. No
+        // other reference to it exists during the call.
+        Ok(unsafe { std::slice::from_raw_parts_mut(page.as_ptr(), page.len()) })
+    }
+
+    /// The queue a staged call names by `key` (`queue.key`: its entry in
+    /// this process's table, which holds only what its guest holds).
+    ///
+    /// # Errors
+    ///
+    /// No queue of this process has that key (none at all, or another
+    /// kind of object): the guest forged it.
+    fn staged_queue(&self, key: u32) -> wasmtime::Result<Resource<QueueHandle>> {
+        let handle = Resource::new_borrow(key);
+        match self.table.get(&handle) {
+            Ok(_) => Ok(handle),
+            Err(e) => Err(wasmtime::Error::msg(format!(
+                "queue key {key} names no queue of this process ({e})"
+            ))),
+        }
+    }
+
+    /// Keeps what a staged call leaves for `take-outcome`.
+    fn leave_outcome(&mut self, outcome: Result<Vec<u8>, types::Error>) {
+        if let Some(stage) = &mut self.stage {
+            stage.outcome = Some(outcome);
+        }
+    }
+
+    /// Lets go of the items the broker keeps under `keys` (drained by an
+    /// immediate shutdown).
+    fn discard_items(&self, id: u64, keys: Vec<u64>) -> wasmtime::Result<()> {
+        for key in keys {
+            self.fetch_item(id, key)?.ok();
+        }
+        Ok(())
+    }
+}
+
+impl queue::HostQueue for WorkerState {
+    fn put(
+        &mut self,
+        handle: Resource<QueueHandle>,
+        item: Vec<u8>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<()> {
+        self.put_bytes(&handle, Outgoing::Bare(&item), timeout_ms)
+    }
+
+    fn get(
+        &mut self,
+        handle: Resource<QueueHandle>,
+        timeout_ms: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
+        // The handle's buffer, lent out for the call.
+        let mut buf = std::mem::take(&mut self.table.get_mut(&handle)?.scratch);
+        buf.resize(ipc::PACKET_MAX, 0);
+        let got = self.get_into(&handle, &mut buf, timeout_ms);
+        let item = got.map(|got| {
+            got.map(|got| match got {
+                Got::Staged(len) => buf[1..=len].to_vec(),
+                Got::Whole(item) => item,
+            })
+        });
+        if let Ok(q) = self.table.get_mut(&handle) {
+            q.scratch = buf;
+        }
+        item
     }
 
     fn shutdown(&mut self, handle: Resource<QueueHandle>, immediate: bool) -> HostResult<()> {
@@ -916,6 +1041,11 @@ impl queue::HostQueue for WorkerState {
         super::token(self.upcall(Call::Share { id }, &[])?)
     }
 
+    fn key(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<u32> {
+        self.table.get(&handle)?;
+        Ok(handle.rep())
+    }
+
     fn drop(&mut self, handle: Resource<QueueHandle>) -> wasmtime::Result<()> {
         let q = self.table.delete(handle)?;
         self.upcall(Call::Release { id: q.id }, &[])?.ok();
@@ -941,6 +1071,65 @@ impl queue::Host for WorkerState {
             Ok((other, _)) => Err(self.refuse(other)?),
             Err(e) => Err(e),
         })
+    }
+
+    fn stage(&mut self) -> wasmtime::Result<Option<u32>> {
+        if let (None, Some(window)) = (&self.stage, &self.window) {
+            // A full window leaves the queues to `put` and `get`.
+            self.stage = window.map_private(ipc::PACKET_MAX).ok().map(|page| Stage {
+                page,
+                outcome: None,
+            });
+        }
+        Ok(self.stage.as_ref().map(|stage| stage.page.offset()))
+    }
+
+    fn put_staged(
+        &mut self,
+        key: u32,
+        len: u32,
+        timeout_ms: Option<u64>,
+    ) -> wasmtime::Result<bool> {
+        let page = self.staging_page()?;
+        let packet = page.get_mut(..=len as usize).ok_or_else(|| {
+            wasmtime::Error::msg(format!(
+                "a staged item of {len} bytes does not fit the staging page"
+            ))
+        })?;
+        packet[0] = INLINE;
+        let handle = self.staged_queue(key)?;
+        match self.put_bytes(&handle, Outgoing::Framed(packet), timeout_ms)? {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.leave_outcome(Err(e));
+                Ok(false)
+            }
+        }
+    }
+
+    fn get_staged(&mut self, key: u32, timeout_ms: Option<u64>) -> wasmtime::Result<u32> {
+        let page = self.staging_page()?;
+        let handle = self.staged_queue(key)?;
+        let outcome = match self.get_into(&handle, page, timeout_ms)? {
+            // A packet is at most a page.
+            Ok(Got::Staged(len)) => return Ok(len as u32),
+            Ok(Got::Whole(item)) => Ok(item),
+            Err(e) => Err(e),
+        };
+        self.leave_outcome(outcome);
+        Ok(NOT_STAGED)
+    }
+
+    fn take_outcome(&mut self) -> HostResult<Vec<u8>> {
+        Ok(self
+            .stage
+            .as_mut()
+            .and_then(|stage| stage.outcome.take())
+            .unwrap_or_else(|| {
+                Err(types::Error::Other(
+                    "no staged call left an outcome to take".into(),
+                ))
+            }))
     }
 }
 
@@ -1320,15 +1509,16 @@ mod test {
                     }
                 });
             }
-            let mut q = handle(&pipe, &page, 2);
+            let q = handle(&pipe, &page, 2);
+            let mut buf = vec![0; ipc::PACKET_MAX];
             let mut next = [0u32; PRODUCERS as usize];
             for _ in 0..u32::from(PRODUCERS) * EACH {
-                let Ok(Packet::Item(item)) = q.receive(Deadline::after(None)) else {
-                    panic!("not an item");
+                let Ok(Packet::Item(5)) = q.receive(&mut buf, Deadline::after(None)) else {
+                    panic!("not an item of 5 bytes");
                 };
                 let (p, i) = (
-                    item[0] as usize,
-                    u32::from_le_bytes(item[1..].try_into().unwrap()),
+                    buf[1] as usize,
+                    u32::from_le_bytes(buf[2..6].try_into().unwrap()),
                 );
                 assert_eq!(i, next[p], "producer {p}'s items out of order or repeated");
                 next[p] += 1;

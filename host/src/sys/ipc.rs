@@ -176,11 +176,13 @@ pub(crate) fn write_packet(pipe: BorrowedFd<'_>, parts: &[&[u8]], wait: bool) ->
     }
     // A small packet is copied into one buffer for a plain `write`: the
     // kernel's path for `writev` copies in an I/O vector first.
-    let mut small = [0u8; SMALL_PACKET];
+    // Zeroed only when used (a staged put's packet is one part).
+    let mut small: [u8; SMALL_PACKET];
     let mut slices = [IoSlice::new(&[]); PACKET_PARTS];
     let out = match parts {
         [one] => Out::Whole(one),
         _ if total <= SMALL_PACKET => {
+            small = [0u8; SMALL_PACKET];
             let mut at = 0;
             for part in parts {
                 small[at..at + part.len()].copy_from_slice(part);

@@ -217,6 +217,46 @@ impl Window {
     ///
     /// No free range is large enough, or the kernel refuses the mapping.
     pub(crate) fn map(self: &Arc<Self>, fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        // SAFETY: `at` is a free range of our own reservation (`map_at`):
+        // replacing its pages changes no other mapping.
+        self.map_at(len, |at, len| unsafe {
+            mm::mmap(
+                at,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED | MapFlags::FIXED,
+                fd,
+                0,
+            )
+        })
+    }
+
+    /// Maps `len` bytes of zeroes, private to this process, at a free
+    /// offset of the window: the staging page of
+    /// `mpwasm:runtime/queue.stage`.
+    ///
+    /// # Errors
+    ///
+    /// As [`map`](Self::map).
+    pub(crate) fn map_private(self: &Arc<Self>, len: usize) -> io::Result<Mapping> {
+        // SAFETY: as in `map`.
+        self.map_at(len, |at, len| unsafe {
+            mm::mmap_anonymous(
+                at,
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::FIXED,
+            )
+        })
+    }
+
+    /// Maps `len` bytes (rounded up to pages) with `mmap` at a free range
+    /// of the reservation, which it is given.
+    fn map_at(
+        self: &Arc<Self>,
+        len: usize,
+        mmap: impl FnOnce(*mut std::ffi::c_void, usize) -> rustix::io::Result<*mut std::ffi::c_void>,
+    ) -> io::Result<Mapping> {
         let len = len.max(1).next_multiple_of(PAGE);
         let offset = self.allocate(len).ok_or_else(|| {
             io::Error::new(
@@ -224,18 +264,8 @@ impl Window {
                 "the regions this process holds fill its window",
             )
         })?;
-        // SAFETY: `[offset, offset + len)` is a free range of our own
-        // reservation: replacing its pages changes no other mapping.
-        let mapped = unsafe {
-            mm::mmap(
-                self.reservation.base.add(offset).cast(),
-                len,
-                ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::SHARED | MapFlags::FIXED,
-                fd,
-                0,
-            )
-        };
+        // SAFETY: `offset + len` is inside the reservation (`allocate`).
+        let mapped = mmap(unsafe { self.reservation.base.add(offset).cast() }, len);
         if let Err(e) = mapped {
             self.release(offset, len);
             return Err(e.into());
@@ -288,6 +318,19 @@ impl Mapping {
     pub(crate) fn offset(&self) -> u32 {
         // The window is below 4 GiB.
         self.offset as u32
+    }
+
+    /// The mapping's bytes as the host sees them: [`len`](Self::len)
+    /// bytes, readable and writable, which the guest may change whenever
+    /// it runs.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        // SAFETY: the offset is inside the reservation.
+        unsafe { self.window.reservation.base.add(self.offset) }
+    }
+
+    /// The mapping's length: whole pages.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 }
 

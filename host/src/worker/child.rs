@@ -229,6 +229,9 @@ pub(crate) struct WorkerState {
     /// The guest's window, where the regions it holds are mapped (guests
     /// built with the SDK's window helpers).
     pub(crate) window: Option<Arc<crate::sys::window::Window>>,
+    /// The staging page in the window (`queue.stage`), once the guest
+    /// asked for it; kept for the store's life.
+    pub(crate) stage: Option<crate::interfaces::queue::Stage>,
 }
 
 impl WasiView for WorkerState {
@@ -481,6 +484,7 @@ fn instantiate(
             .timeout
             .and_then(|t| sandbox::deadline_after(t, 1)),
         window: None,
+        stage: None,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.memory);

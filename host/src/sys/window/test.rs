@@ -129,3 +129,39 @@ fn freed_ranges_are_merged_and_reused() {
     let free = window.free.lock().unwrap();
     assert_eq!(*free, [(0, WINDOW_BYTES)]);
 }
+
+/// The staging page (`queue.stage`): zeroes, private, in the window; what
+/// the host writes through [`Mapping::as_ptr`](super::Mapping::as_ptr) the
+/// guest reads there, and the other way round; a guest access past it
+/// traps, and so does one after it is dropped.
+#[test]
+fn a_private_page_is_shared_by_the_guest_and_its_host_only() {
+    let (mut store, instance, window) = instantiate();
+    let page = window.map_private(4096).unwrap();
+    assert_eq!(page.len(), 4096);
+    let at = page.offset();
+    let peek = instance
+        .get_typed_func::<u32, u32>(&mut store, "peek")
+        .unwrap();
+    let poke = instance
+        .get_typed_func::<(u32, u32), ()>(&mut store, "poke")
+        .unwrap();
+    assert_eq!(peek.call(&mut store, at + 16).unwrap(), 0, "zeroes");
+    // SAFETY: the page is mapped, 4096 bytes, and no guest code runs.
+    let host = unsafe { std::slice::from_raw_parts_mut(page.as_ptr(), page.len()) };
+    host[16..20].copy_from_slice(&7u32.to_le_bytes());
+    assert_eq!(
+        peek.call(&mut store, at + 16).unwrap(),
+        7,
+        "the guest sees it"
+    );
+    poke.call(&mut store, (at + 4092, 9)).unwrap();
+    assert_eq!(
+        host[4092..].to_vec(),
+        9u32.to_le_bytes(),
+        "the host sees it"
+    );
+    assert!(peek.call(&mut store, at + 4096).is_err(), "past the page");
+    drop(page);
+    assert!(peek.call(&mut store, at + 16).is_err(), "unmapped again");
+}

@@ -15,6 +15,7 @@ use mpwasm_guest::internal::{inventory, Codec, Task, TaskError};
 use serde::Serialize;
 
 mod outside;
+mod staged;
 
 /// The JSON number `input`, or a `bad-input` error.
 fn number(input: &[u8]) -> Result<i64, TaskError> {
@@ -108,6 +109,9 @@ fn main() -> mpwasm_guest::Result<()> {
     }
     if let Some(scenario) = what.strip_prefix("outside-") {
         return outside::run(scenario, args.get(1..).unwrap_or_default());
+    }
+    if let Some(case) = what.strip_prefix("staged-") {
+        return staged::run(case);
     }
     if what == "block" {
         let q = mpwasm_guest::Queue::<u32>::new()?;
