@@ -99,6 +99,15 @@ pub fn native_helper() {
     match mode.as_str() {
         "echo" => echo(stdin, stdout),
         "send" => send_mib(stdout),
+        "filtered-echo" => {
+            assert!(mpwasm::benchmarking::lock_down_like_a_worker());
+            echo(stdin, stdout);
+        }
+        "filtered-ping" => {
+            assert!(mpwasm::benchmarking::lock_down_like_a_worker());
+            let us = ping(stdout, stdin);
+            eprintln!("{us}");
+        }
         other => panic!("unknown {HELPER_ENV}={other}"),
     }
     std::process::exit(0);
@@ -125,20 +134,63 @@ fn echo(mut input: File, mut output: File) {
 /// W3 native: µs per round trip of a 4-byte int over two OS pipes.
 fn native_ping_pong() -> f64 {
     let mut child = spawn_helper("echo");
-    let (mut ping, mut pong) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let (ping_end, pong_end) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let us = ping(ping_end, pong_end);
+    child.wait().unwrap();
+    us
+}
+
+/// W3's native round trips, sent on `out` and echoed back on `back`: µs
+/// per round trip. Closes `out` at the end, which ends the echo.
+fn ping(mut out: impl Write, mut back: impl Read) -> f64 {
     let mut round_trip = |i: u32| {
         let mut buf = [0; 4];
-        ping.write_all(&i.to_le_bytes()).unwrap();
-        pong.read_exact(&mut buf).unwrap();
+        out.write_all(&i.to_le_bytes()).unwrap();
+        back.read_exact(&mut buf).unwrap();
         assert_eq!(u32::from_le_bytes(buf), i);
     };
     round_trip(0);
     let t = Instant::now();
     (0..ROUND_TRIPS).for_each(&mut round_trip);
     let secs = t.elapsed().as_secs_f64();
-    drop(ping);
-    child.wait().unwrap();
     secs * 1e6 / f64::from(ROUND_TRIPS)
+}
+
+/// W3 native with both processes under a worker's seccomp filters
+/// ([`mpwasm::benchmarking::lock_down_like_a_worker`]), as every mpwasm
+/// worker is: two helpers joined by two pipes (this process cannot take
+/// part: the filters would stop it starting processes).
+fn native_ping_pong_filtered() -> f64 {
+    let cloexec = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
+    let (to_echo_r, to_echo_w) = cloexec();
+    let (to_ping_r, to_ping_w) = cloexec();
+    let helper = |mode: &str, stdin, stdout, stderr| {
+        Command::new(std::env::current_exe().unwrap())
+            .env(HELPER_ENV, mode)
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("start native helper")
+    };
+    let mut echo = helper(
+        "filtered-echo",
+        Stdio::from(to_echo_r),
+        Stdio::from(to_ping_w),
+        Stdio::inherit(),
+    );
+    let ping = helper(
+        "filtered-ping",
+        Stdio::from(to_ping_r),
+        Stdio::from(to_echo_w),
+        Stdio::piped(),
+    );
+    let out = ping.wait_with_output().expect("the filtered ping");
+    echo.wait().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("filtered ping said {text:?}"))
 }
 
 /// W3: two processes, two queues, 20k round trips of a small int; unpinned,
@@ -146,21 +198,27 @@ fn native_ping_pong() -> f64 {
 /// is the software's own cost).
 pub fn w3(guest: &Guest, py: &Path) {
     let key = "us_per_round_trip";
-    let sample = || {
-        [
-            figure(&guest.run("w3"), key),
-            figure(&cpython(py, "w3"), key),
-            native_ping_pong(),
-        ]
-    };
     for (label, reps) in [("", 5), (", all on one CPU", 3)] {
+        // mpwasm's figure and the filtered native one of each repetition.
+        let mut filtered = Vec::new();
+        let sample = || {
+            let ours = figure(&guest.run("w3"), key);
+            let theirs = figure(&cpython(py, "w3"), key);
+            let native = native_ping_pong();
+            filtered.push((ours, native_ping_pong_filtered()));
+            [ours, theirs, native]
+        };
         let ([ours, theirs, native], ratio) = if label.is_empty() {
             interleaved(reps, sample)
         } else {
             on_one_cpu(|| interleaved(reps, sample))
         };
+        // The same round trips with both native processes under a
+        // worker's seccomp filters: the sandbox's own share.
+        let under_filter = median(filtered.iter().map(|f| f.1).collect());
+        let filtered_ratio = median(filtered.iter().map(|(o, f)| o / f).collect());
         println!(
-            "| W3 | queue ping-pong, 20k round trips{label} | {ours:.1} µs ({ratio:.2}× native) | {theirs:.1} µs | {:.1}× faster | {native:.1} µs (pipe ping-pong) | ≤ 1.3× native |",
+            "| W3 | queue ping-pong, 20k round trips{label} | {ours:.1} µs ({ratio:.2}× native; {filtered_ratio:.2}× native under a worker's seccomp filters) | {theirs:.1} µs | {:.1}× faster | {native:.1} µs (pipe ping-pong); {under_filter:.1} µs under a worker's seccomp filters | ≤ 1.3× native |",
             theirs / ours
         );
     }

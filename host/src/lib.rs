@@ -134,6 +134,19 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// What `bench/` needs from inside the crate to measure a native reference
+/// the way a worker runs. Not a stable API.
+#[doc(hidden)]
+pub mod benchmarking {
+    /// Installs a worker's seccomp filters on the calling process, for
+    /// the rest of its life (`no_new_privs` included): a native loop run
+    /// under them pays what a worker pays on each system call. Returns
+    /// whether they are installed.
+    pub fn lock_down_like_a_worker() -> bool {
+        crate::sys::install_worker_seccomp()
+    }
+}
+
 /// Entry points for the fuzz targets in `fuzz/`: the parsers that read
 /// untrusted bytes. Not a stable API.
 #[doc(hidden)]

@@ -135,6 +135,13 @@ pub(crate) fn lock_down(grants: &[crate::wire::DirGrant], filters: &WorkerFilter
     Lockdown { landlock, seccomp }
 }
 
+/// Installs a worker's seccomp filters (the zygote's and the process
+/// rules) on this process; whether they are installed. For the benchmark's
+/// native reference under the same filters (`mpwasm::benchmarking`).
+pub(crate) fn install_worker_seccomp() -> bool {
+    install_seccomp(&WorkerFilters::new())
+}
+
 /// Installs what `filters` this process does not have yet; whether all
 /// are installed.
 fn install_seccomp(filters: &WorkerFilters) -> bool {
