@@ -162,9 +162,14 @@ impl<T: Serialize + DeserializeOwned> Inner<T> {
             Some(at) if bytes.len() < STAGE_BYTES => {
                 crate::window::write(at + 1, bytes);
                 if wit::put_staged(self.key(), bytes.len() as u32, timeout) {
-                    Ok(())
-                } else {
-                    wit::take_outcome().map(drop)
+                    return Ok(());
+                }
+                // The host left the put's error (never an item).
+                match wit::take_outcome() {
+                    Err(e) => Err(e),
+                    Ok(_) => Err(crate::bindings::types::Error::Other(
+                        "a staged put failed and left no error".into(),
+                    )),
                 }
             }
             _ => self.host.put(bytes, timeout),

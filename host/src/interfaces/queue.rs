@@ -830,21 +830,27 @@ impl WorkerState {
 
     /// The staging page's bytes, for a staged call to work on.
     ///
+    /// The page is mapped, readable and writable, for as long as
+    /// `self.stage` holds it, which is the store's life (it is never
+    /// replaced once set); it is this process's own (private), and only
+    /// the guest's code touches it otherwise, which does not run while a
+    /// host call does (the single-threaded guest is inside the call).
+    ///
+    /// # Safety
+    ///
+    /// At most one slice from this lives at a time, and none past the
+    /// host call it was taken in.
+    ///
     /// # Errors
     ///
     /// The guest never asked for the page (`stage`): it has nothing staged.
-    fn staging_page<'a>(&self) -> wasmtime::Result<&'a mut [u8]> {
+    unsafe fn staging_page<'a>(&self) -> wasmtime::Result<&'a mut [u8]> {
         let page = &self
             .stage
             .as_ref()
             .ok_or_else(|| wasmtime::Error::msg("a staged call before `queue.stage`"))?
             .page;
-        // SAFETY: the page is mapped, readable and writable, for as long as
-        // `self.stage` holds it, which is the store's life (it is never
-        // replaced once set); it is this process's own (private), and only
-        // the guest's code touches it otherwise, which does not run while
-        // a host call does — the single-threaded guest is inside it. No
-        // other reference to it exists during the call.
+        // SAFETY: see above; the caller keeps the slice unique and short.
         Ok(unsafe { std::slice::from_raw_parts_mut(page.as_ptr(), page.len()) })
     }
 
@@ -1090,7 +1096,8 @@ impl queue::Host for WorkerState {
         len: u32,
         timeout_ms: Option<u64>,
     ) -> wasmtime::Result<bool> {
-        let page = self.staging_page()?;
+        // SAFETY: the one slice of the page, dropped when this call returns.
+        let page = unsafe { self.staging_page()? };
         let packet = page.get_mut(..=len as usize).ok_or_else(|| {
             wasmtime::Error::msg(format!(
                 "a staged item of {len} bytes does not fit the staging page"
@@ -1108,7 +1115,8 @@ impl queue::Host for WorkerState {
     }
 
     fn get_staged(&mut self, key: u32, timeout_ms: Option<u64>) -> wasmtime::Result<u32> {
-        let page = self.staging_page()?;
+        // SAFETY: the one slice of the page, dropped when this call returns.
+        let page = unsafe { self.staging_page()? };
         let handle = self.staged_queue(key)?;
         let outcome = match self.get_into(&handle, page, timeout_ms)? {
             // A packet is at most a page.
