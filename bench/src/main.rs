@@ -23,6 +23,9 @@ fn main() {
     // Native references and workers are this program started again.
     messaging::native_helper();
     mpwasm::init();
+    // Warnings on stderr: above all, a worker binary of another build,
+    // which pools then replace with this program (slower to start).
+    mpwasm::init_logging();
     pool16_exec_helper();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let guests = root.join("target/guests");
