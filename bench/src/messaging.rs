@@ -113,10 +113,16 @@ pub fn native_helper() {
     std::process::exit(0);
 }
 
-/// This program again, as the helper `mode`, with piped stdin and stdout.
+/// This program again, as the helper `mode`.
+fn helper(mode: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env(HELPER_ENV, mode);
+    cmd
+}
+
+/// [`helper`] `mode`, started with piped stdin and stdout.
 fn spawn_helper(mode: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .env(HELPER_ENV, mode)
+    helper(mode)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -164,27 +170,17 @@ fn native_ping_pong_filtered() -> f64 {
     let cloexec = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
     let (to_echo_r, to_echo_w) = cloexec();
     let (to_ping_r, to_ping_w) = cloexec();
-    let helper = |mode: &str, stdin, stdout, stderr| {
-        Command::new(std::env::current_exe().unwrap())
-            .env(HELPER_ENV, mode)
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("start native helper")
-    };
-    let mut echo = helper(
-        "filtered-echo",
-        Stdio::from(to_echo_r),
-        Stdio::from(to_ping_w),
-        Stdio::inherit(),
-    );
-    let ping = helper(
-        "filtered-ping",
-        Stdio::from(to_ping_r),
-        Stdio::from(to_echo_w),
-        Stdio::piped(),
-    );
+    let mut echo = helper("filtered-echo")
+        .stdin(Stdio::from(to_echo_r))
+        .stdout(Stdio::from(to_ping_w))
+        .spawn()
+        .expect("start native helper");
+    let ping = helper("filtered-ping")
+        .stdin(Stdio::from(to_ping_r))
+        .stdout(Stdio::from(to_echo_w))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start native helper");
     let out = ping.wait_with_output().expect("the filtered ping");
     echo.wait().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);

@@ -339,7 +339,7 @@ impl Drop for Mapping {
         // SAFETY: the range is this mapping's, inside the reservation.
         let unmapped = unsafe {
             mm::mmap_anonymous(
-                self.window.reservation.base.add(self.offset).cast(),
+                self.as_ptr().cast(),
                 self.len,
                 ProtFlags::empty(),
                 MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
