@@ -6,6 +6,7 @@
 //!
 //! Run with `make bench` (which builds the guests first).
 
+mod boundary;
 mod channels;
 mod cluster;
 mod messaging;
@@ -67,6 +68,9 @@ fn main() {
     }
     if wanted("w3") || only.iter().any(|a| a == "w3chan") {
         channels::w3_channels();
+    }
+    if wanted("w3") || only.iter().any(|a| a == "w3floor") {
+        boundary::w3_floor();
     }
     if wanted("w4") {
         messaging::w4(&msg, &py);

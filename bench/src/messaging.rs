@@ -20,7 +20,7 @@ use crate::{cpython, median};
 /// Selects a native helper mode when this program is started as one.
 const HELPER_ENV: &str = "MPWASM_BENCH_NATIVE";
 /// W3: round trips of a small int.
-const ROUND_TRIPS: u32 = 20_000;
+pub(crate) const ROUND_TRIPS: u32 = 20_000;
 /// W4: messages of `MESSAGE_BYTES` through a simplex pipe.
 const MESSAGES: usize = 1024;
 const MESSAGE_BYTES: usize = 1 << 20;
@@ -78,7 +78,7 @@ fn interleaved(reps: usize, mut sample: impl FnMut() -> Sample) -> (Sample, f64)
 }
 
 /// Runs `f` with this thread (and so every process it starts) on CPU 0.
-fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
     use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
     let all = sched_getaffinity(None).expect("sched_getaffinity");
     let mut one = CpuSet::new();
@@ -108,6 +108,7 @@ pub fn native_helper() {
             let us = ping(stdout, stdin);
             eprintln!("{us}");
         }
+        other if other.starts_with("boundary-") => crate::boundary::helper(&other[9..]),
         other => panic!("unknown {HELPER_ENV}={other}"),
     }
     std::process::exit(0);
@@ -138,7 +139,7 @@ fn echo(mut input: File, mut output: File) {
 }
 
 /// W3 native: µs per round trip of a 4-byte int over two OS pipes.
-fn native_ping_pong() -> f64 {
+pub(crate) fn native_ping_pong() -> f64 {
     let mut child = spawn_helper("echo");
     let (ping_end, pong_end) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
     let us = ping(ping_end, pong_end);
@@ -162,31 +163,33 @@ fn ping(mut out: impl Write, mut back: impl Read) -> f64 {
     secs * 1e6 / f64::from(ROUND_TRIPS)
 }
 
-/// W3 native with both processes under a worker's seccomp filters
+/// A ping-pong between two helpers of this program, `echo` and `ping`,
+/// joined by two pipes; what `ping` says on stderr (µs per round trip).
+/// W3's native reference under a worker's seccomp filters
 /// ([`mpwasm::benchmarking::lock_down_like_a_worker`]), as every mpwasm
-/// worker is: two helpers joined by two pipes (this process cannot take
-/// part: the filters would stop it starting processes).
-fn native_ping_pong_filtered() -> f64 {
+/// worker is, is `filtered-echo` and `filtered-ping` (this process cannot
+/// take part: the filters would stop it starting processes).
+pub(crate) fn filtered_ping_pong(echo: &str, ping: &str) -> f64 {
     let cloexec = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).expect("pipe");
     let (to_echo_r, to_echo_w) = cloexec();
     let (to_ping_r, to_ping_w) = cloexec();
-    let mut echo = helper("filtered-echo")
+    let mut echo = helper(echo)
         .stdin(Stdio::from(to_echo_r))
         .stdout(Stdio::from(to_ping_w))
         .spawn()
         .expect("start native helper");
-    let ping = helper("filtered-ping")
+    let pinger = helper(ping)
         .stdin(Stdio::from(to_ping_r))
         .stdout(Stdio::from(to_echo_w))
         .stderr(Stdio::piped())
         .spawn()
         .expect("start native helper");
-    let out = ping.wait_with_output().expect("the filtered ping");
+    let out = pinger.wait_with_output().expect("the pinging helper");
     echo.wait().unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     text.trim()
         .parse()
-        .unwrap_or_else(|_| panic!("filtered ping said {text:?}"))
+        .unwrap_or_else(|_| panic!("{ping} said {text:?}"))
 }
 
 /// W3: two processes, two queues, 20k round trips of a small int; unpinned,
@@ -201,7 +204,7 @@ pub fn w3(guest: &Guest, py: &Path) {
             let ours = figure(&guest.run("w3"), key);
             let theirs = figure(&cpython(py, "w3"), key);
             let native = native_ping_pong();
-            filtered.push((ours, native_ping_pong_filtered()));
+            filtered.push((ours, filtered_ping_pong("filtered-echo", "filtered-ping")));
             [ours, theirs, native]
         };
         let ([ours, theirs, native], ratio) = if label.is_empty() {
