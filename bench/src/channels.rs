@@ -2,16 +2,15 @@
 //! message between two processes over each kernel channel a queue could be
 //! carried on — a pipe, a packet-mode pipe (`pipe2(O_DIRECT)`: each write
 //! up to `PIPE_BUF` one packet, each read one whole packet) and a
-//! `SOCK_SEQPACKET` socketpair (what queues use) — unpinned and with both
-//! processes on one CPU. `mpwasm-bench w3chan`.
+//! `SOCK_SEQPACKET` socketpair (what queues used before the packet pipe) —
+//! unpinned and with both processes on one CPU. `mpwasm-bench w3chan`.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Instant;
 
 use rustix::pipe::PipeFlags;
 
-/// Round trips per measurement, as W3.
-const ROUND_TRIPS: u32 = 20_000;
+use crate::messaging::{on_one_cpu, ROUND_TRIPS};
 
 /// Measurements per figure (the median is printed).
 const REPS: usize = 3;
@@ -85,30 +84,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs `f` with this process (and the children it forks) on CPU 0 only.
-fn on_cpu0<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: plain sched_{get,set}affinity calls on this process with a
-    // properly sized, initialized cpu_set_t.
-    unsafe {
-        let mut before: libc::cpu_set_t = std::mem::zeroed();
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        libc::sched_getaffinity(0, size, &mut before);
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut one);
-        libc::sched_setaffinity(0, size, &one);
-        let out = f();
-        libc::sched_setaffinity(0, size, &before);
-        out
-    }
-}
-
 /// Prints one row per placement: pipe, O_DIRECT pipe and SOCK_SEQPACKET.
 pub fn w3_channels() {
     let measure = || {
         [Channel::Pipe, Channel::DirectPipe, Channel::SeqPacket]
             .map(|c| median((0..REPS).map(|_| round_trip(c)).collect()))
     };
-    for (label, [pipe, direct, seq]) in [("", measure()), (", both on one CPU", on_cpu0(measure))] {
+    for (label, [pipe, direct, seq]) in
+        [("", measure()), (", both on one CPU", on_one_cpu(measure))]
+    {
         println!(
             "| W3c | 4-byte round trip between two processes{label} | – | – | – | pipe {pipe:.1} µs; O_DIRECT pipe {direct:.1} µs ({:.2}× pipe); SOCK_SEQPACKET {seq:.1} µs ({:.2}× pipe) | choose the queue's carrier by measurement |",
             direct / pipe,
