@@ -336,6 +336,32 @@ fn the_runtime_only_worker_beside_mpwasm_is_used() {
     assert!(eventually(|| children().is_empty()), "{:?}", children());
 }
 
+/// `mpwasm --version` names the build id that `mpwasm-worker --build-id`
+/// answers and the pool checks (the bench refuses to measure when they
+/// differ).
+#[test]
+fn mpwasm_version_names_the_build_the_worker_answers() {
+    let answer = |program: &std::path::Path, arg: &str| {
+        let out = std::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{} {arg}: {out:?}", program.display());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let version = answer(&mpwasm_bin(), "--version");
+    assert_eq!(
+        version,
+        format!(
+            "mpwasm {} (build {})",
+            env!("CARGO_PKG_VERSION"),
+            mpwasm::BUILD_ID
+        )
+    );
+    let worker = mpwasm_bin().with_file_name("mpwasm-worker");
+    assert_eq!(answer(&worker, mpwasm::BUILD_ID_ARG), mpwasm::BUILD_ID);
+}
+
 /// Without a runtime-only worker beside `mpwasm` (a directory holding only
 /// a link to it), or with one of another build (here a script answering
 /// another build id), the run's zygote and workers are `mpwasm` itself, as

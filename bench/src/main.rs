@@ -24,11 +24,12 @@ fn main() {
     // Native references and workers are this program started again.
     messaging::native_helper();
     mpwasm::init();
-    // Warnings on stderr: above all, a worker binary of another build,
-    // which pools then replace with this program (slower to start).
+    // The library's warnings on stderr (a worker of another build stops the
+    // bench before it measures anything: `same_build`).
     mpwasm::init_logging();
     pool16_exec_helper();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
     let guests = root.join("target/guests");
     let square = guests.join("pool_square.wasm");
     let primes = guests.join("primes.wasm");
@@ -45,14 +46,15 @@ fn main() {
     // `mpwasm-bench w3 w8` runs only those; no arguments runs everything.
     let only: Vec<String> = std::env::args().skip(1).map(|a| a.to_lowercase()).collect();
     let wanted = |id: &str| only.is_empty() || only.iter().any(|a| a == id);
-    println!("| id | workload | mpwasm | CPython | ratio | native | target |");
-    println!("|---|---|---|---|---|---|---|");
     let mpwasm = root.join("target/release/mpwasm");
     assert!(
         mpwasm.is_file(),
         "{} missing: run `make build`",
         mpwasm.display()
     );
+    same_build(&root.join("target/release"));
+    println!("| id | workload | mpwasm | CPython | ratio | native | target |");
+    println!("|---|---|---|---|---|---|---|");
     let msg = messaging::Guest {
         mpwasm: &mpwasm,
         wasm: &bench_msg,
@@ -102,6 +104,31 @@ fn main() {
     if wanted("reliability") {
         let kit = guests.join("testkit.wasm");
         reliability::run(&kit, &mpwasm);
+    }
+}
+
+/// Stops the bench unless the `mpwasm` command in `release` and the
+/// worker beside it are of this program's build: otherwise a pool runs
+/// another worker (`mpwasm` itself, slower to start), or `mpwasm run`
+/// measures another build, and the figures are not of these sources.
+fn same_build(release: &Path) {
+    let answer = |program: &str, arg: &str| {
+        let out = Command::new(release.join(program)).arg(arg).output();
+        out.map_or_else(
+            |e| format!("nothing ({e})"),
+            |out| String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let cli = answer("mpwasm", "--version");
+    let worker = answer("mpwasm-worker", mpwasm::BUILD_ID_ARG);
+    let this = mpwasm::BUILD_ID;
+    if !cli.ends_with(&format!("(build {this})")) || worker != this {
+        eprintln!(
+            "mpwasm-bench: this is build {this}, but `mpwasm --version` says {cli:?} and \
+             `mpwasm-worker --build-id` says {worker:?} (in {}): run `make build`",
+            release.display()
+        );
+        std::process::exit(2);
     }
 }
 

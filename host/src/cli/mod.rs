@@ -16,6 +16,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `mpwasm --version`: the crate's version and its build id (a hash of
+/// the host's sources and the WIT, which `mpwasm-worker --build-id` prints
+/// too: a pool uses that worker only when the two agree).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("MPWASM_BUILD_ID"),
+    ")"
+);
+
 /// Run Python-multiprocessing-style pools of sandboxed WebAssembly workers.
 ///
 /// mpwasm runs a wasm32-wasip1 guest, written with the mpwasm-guest SDK, in a
@@ -27,7 +37,7 @@ use clap::{Parser, Subcommand};
 /// Exit status: 0 when every task succeeded, 1 when some tasks failed, 2 for
 /// bad usage or a guest that cannot be loaded.
 #[derive(Parser)]
-#[command(name = "mpwasm", version, propagate_version = true)]
+#[command(name = "mpwasm", version = VERSION, propagate_version = true)]
 struct Cli {
     /// Directory of compiled guests [default: $XDG_CACHE_HOME/mpwasm or ~/.cache/mpwasm]
     #[arg(long, global = true, env = "MPWASM_CACHE_DIR", value_name = "DIR")]
