@@ -108,8 +108,10 @@ pub fn native_helper() {
             let us = ping(stdout, stdin);
             eprintln!("{us}");
         }
-        other if other.starts_with("boundary-") => crate::boundary::helper(&other[9..]),
-        other => panic!("unknown {HELPER_ENV}={other}"),
+        other => match other.strip_prefix("boundary-") {
+            Some(kind) => crate::boundary::helper(kind),
+            None => panic!("unknown {HELPER_ENV}={other}"),
+        },
     }
     std::process::exit(0);
 }
