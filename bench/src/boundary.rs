@@ -9,8 +9,10 @@
 //!
 //! - as **component-model host functions** taking and returning scalars,
 //!   the way a guest reaches the WIT `queue` interface (`put-staged` and
-//!   `get-staged` carry scalars only, like these): a queue on the component
-//!   model cannot be faster than this;
+//!   `get-staged` carry scalars only, like these): what a queue on the
+//!   component model pays before any work of its own (in a program of this
+//!   bench's size: the floor grows with the code and memory a process runs
+//!   between two switches);
 //! - as **core-module imports**, the way a guest reaches its window
 //!   helpers: what the boundary would cost without the component model.
 
@@ -170,7 +172,7 @@ pub fn w3_floor() {
     let side = |i: usize| median(samples.iter().map(|s| s[i]).collect());
     let ratio = |i: usize| median(samples.iter().map(|s| s[i] / s[2]).collect());
     println!(
-        "| W3f | W3's floor, all on one CPU: its round trips with each side's write and read made as host calls by a wasm loop, nothing else, both processes under a worker's seccomp filters | component-model host calls {:.1} µs ({:.2}× native); core-module imports {:.1} µs ({:.2}× native) | – | – | {:.1} µs (pipe ping-pong) | – (a queue on the component model costs at least the first) |",
+        "| W3f | W3's floor, all on one CPU: its round trips with each side's write and read made as host calls by a wasm loop, nothing else, both processes under a worker's seccomp filters | component-model host calls {:.1} µs ({:.2}× native); core-module imports {:.1} µs ({:.2}× native) | – | – | {:.1} µs (pipe ping-pong) | – (a queue on the component model pays the first before any work of its own) |",
         side(0),
         ratio(0),
         side(1),
